@@ -1,0 +1,21 @@
+"""ASGI entry point: HTTP through Django, WebSockets at /ws/chat/."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+from messages.consumers import ChatConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": WebSocketAuthMiddleware(URLRouter([path("ws/chat/", ChatConsumer.as_asgi())])),
+    }
+)

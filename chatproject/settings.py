@@ -1,0 +1,178 @@
+"""Settings of the chat server, all read from the environment (see README.md for the list).
+
+Where DATABASE_URL, REDIS_URL or KAFKA_BOOTSTRAP_SERVERS is unset, the addresses of the
+services started by `make run` are used (`.devstack/run/services.json`).
+"""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from .env import BASE_DIR, env_bool, env_float, env_int, env_list, env_str, local_secret_key, service_url
+
+DEBUG = env_bool("DEBUG", False)
+# No secret is committed: without SECRET_KEY, one is generated once per checkout into the
+# ignored .devstack/ folder, so every local process (web, consumers, workers) shares it.
+SECRET_KEY = env_str("SECRET_KEY", "") or local_secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+PORT = env_int("PORT", 8000)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "streams",
+    "accounts",
+    "rooms",
+    "messages.apps.MessagesConfig",
+    "drawer",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatproject.urls"
+ASGI_APPLICATION = "chatproject.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = service_url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# A backup database kept in sync by change capture (`consume backup`); unset = no backup.
+BACKUP_DATABASE_URL = env_str("BACKUP_DATABASE_URL", "")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+REDIS_URL = service_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+KAFKA_BOOTSTRAP_SERVERS = service_url("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# No Channels channel layer: fan-out goes through streams/realtime.py (one Redis publish per
+# group and one frame per process), which is several times cheaper per delivery.
+CHANNEL_LAYERS: dict = {}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / ".devstack" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+
+# --- Chat behaviour -----------------------------------------------------------------------------
+RATE_LIMITS_ENABLED = env_str("RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no")
+CHAT_MAX_BODY_BYTES = env_int("CHAT_MAX_BODY_BYTES", 4096)
+# WebSocket sends per user: a token bucket of this many messages per second, this burst.
+CHAT_SEND_RATE = env_float("CHAT_SEND_RATE", 10.0)
+CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
+CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
+CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 200)
+
+# --- Kafka --------------------------------------------------------------------------------------
+KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6)
+KAFKA_REPLICATION = env_int("KAFKA_REPLICATION", 1)
+KAFKA_TOPIC_PREFIX = env_str("KAFKA_TOPIC_PREFIX", "")
+# Short group timeouts: a new member joins after about half the session timeout.
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 6000)
+KAFKA_HEARTBEAT_MS = env_int("KAFKA_HEARTBEAT_MS", 300)
+KAFKA_PRODUCE_TIMEOUT_S = env_float("KAFKA_PRODUCE_TIMEOUT_S", 5.0)
+KAFKA_CONSUMERS = {
+    "persist": "messages.workers.PersistWorker",
+    "index": "messages.workers.IndexWorker",
+}
+
+# --- REST ---------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "streams.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "send": env_str("THROTTLE_SEND", "60/min"),
+        "read": env_str("THROTTLE_READ", "600/min"),
+        "write": env_str("THROTTLE_WRITE", "120/min"),
+        "signup": env_str("THROTTLE_SIGNUP", "20/hour"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Chat server API",
+    "DESCRIPTION": "REST API of the chat server; real-time events travel over the /ws/chat/ WebSocket.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery -------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "redrive-retry-topic": {"task": "messages.tasks.redrive_retries", "schedule": 30.0},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_HTTPONLY = True
+    CSRF_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SAMESITE = "Lax"

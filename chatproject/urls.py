@@ -1,0 +1,22 @@
+"""URL routes: the web chat, the REST API, the admin, the schema and the health checks."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from streams import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/", include("rooms.api_urls")),
+    path("api/v1/", include("messages.api_urls")),
+    path("api/v1/", include("drawer.api_urls")),
+    path("", include("accounts.urls")),
+    path("", include("drawer.urls")),
+    path("", include("messages.urls")),
+]

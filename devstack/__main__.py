@@ -1,0 +1,147 @@
+"""Command line of the embedded stack.
+
+``python -m devstack run``: start what the environment does not name, migrate, create the Kafka
+topics and the demo admin, then supervise the server, the consumers and Celery until Ctrl-C.
+``python -m devstack exec -- CMD...``: run CMD with the services up (the test command uses this).
+``python -m devstack up``: the services alone, until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .services import ServiceError
+from .stack import Stack, unreachable
+from .supervisor import Supervisor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def process_commands(port: str) -> dict[str, list[str]]:
+    manage = [_python(), str(ROOT / "manage.py")]
+    return {
+        "web": [_python(), "-m", "daphne", "-b", os.environ.get("BIND", "127.0.0.1"), "-p", port,
+                "--proxy-headers", "chatproject.asgi:application"],
+        "persist": [*manage, "consume", "persist"],
+        "index": [*manage, "consume", "index"],
+        "worker": [_python(), "-m", "celery", "-A", "chatproject", "worker", "--loglevel=INFO",
+                   "--concurrency=2", "--without-gossip", "--without-mingle"],
+        "beat": [_python(), "-m", "celery", "-A", "chatproject", "beat", "--loglevel=INFO",
+                 "--schedule", str(ROOT / ".devstack" / "celerybeat-schedule")],
+    }  # fmt: skip
+
+
+def _start(stack: Stack) -> dict[str, str]:
+    configured = {
+        k: v for k, v in stack.environ.items() if k in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS") and v
+    }
+    problems = unreachable(configured)
+    if problems:
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        return stack.start()
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _env(urls: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(urls)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    stack = Stack(args.data)
+    urls = _start(stack)
+    env = _env(urls)
+    try:
+        for name, url in urls.items():
+            print(f"devstack | {name}={url}", flush=True)
+        subprocess.run([_python(), str(ROOT / "manage.py"), "bootstrap"], env=env, check=True)
+        port = env.get("PORT", "8000")
+        commands = process_commands(port)
+        only = set(args.only.split(",")) if args.only else None
+        if only:
+            commands = {k: v for k, v in commands.items() if k in only}
+        print(f"devstack | serving on http://127.0.0.1:{port}/  (Ctrl-C stops everything)", flush=True)
+        Supervisor(commands, env=env).run()
+    except subprocess.CalledProcessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        print("devstack | stopped", flush=True)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    stack = Stack(args.data, fixed_ports=False)
+    urls = _start(stack)
+    child = None
+    try:
+        child = subprocess.Popen(args.command, env=_env(urls))
+        return child.wait()
+    except KeyboardInterrupt:
+        if child is not None:
+            child.send_signal(signal.SIGINT)
+            child.wait()
+        return 130
+    finally:
+        stack.stop()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = Stack(args.data)
+    urls = _start(stack)
+    for name, url in urls.items():
+        print(f"{name}={url}", flush=True)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    try:
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    run = sub.add_parser("run", help="the whole chat server in the foreground")
+    run.add_argument("--data", type=Path, default=ROOT / ".devstack" / "run")
+    run.add_argument("--only", help="comma-separated process names to run (default: all)")
+    run.set_defaults(func=cmd_run)
+    ex = sub.add_parser("exec", help="run a command with the services up")
+    ex.add_argument("--data", type=Path, default=ROOT / ".devstack" / "test")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_exec)
+    up = sub.add_parser("up", help="the services alone")
+    up.add_argument("--data", type=Path, default=ROOT / ".devstack" / "run")
+    up.set_defaults(func=cmd_up)
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) and args.command[0] == "--":
+        args.command = args.command[1:]
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Start the services that the environment does not name, and remember where they are."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .services import Postgres, ServiceError, Tansu, Valkey, _pid_alive, free_port, port_open
+
+# Environment variable -> (service class, human name, preferred port for `make run`).
+SERVICES = {
+    "DATABASE_URL": (Postgres, "PostgreSQL", 15432),
+    "REDIS_URL": (Valkey, "Redis", 16379),
+    "KAFKA_BOOTSTRAP_SERVERS": (Tansu, "Kafka", 19092),
+}
+STATE_FILE = "services.json"
+
+
+class Stack:
+    """The embedded services of one data folder.
+
+    ``start()`` leaves alone every service whose variable is set in ``environ`` and starts the
+    others; ``urls`` then holds all three variables, and ``services.json`` in the data folder
+    records them for processes started later by hand.
+    """
+
+    def __init__(self, root: Path, *, environ: dict | None = None, fixed_ports: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.fixed_ports = fixed_ports
+        self.services: dict[str, object] = {}
+        self.urls: dict[str, str] = {}
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / STATE_FILE
+
+    def start(self) -> dict[str, str]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._refuse_if_running()
+        try:
+            for variable, (cls, _label, preferred) in SERVICES.items():
+                if self.environ.get(variable):
+                    self.urls[variable] = self.environ[variable]
+                    continue
+                port = free_port(preferred if self.fixed_ports else None)
+                service = cls(self.root / cls.name, port)
+                service.start()
+                self.services[variable] = service
+                self.urls[variable] = service.url
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+        return dict(self.urls)
+
+    def stop(self) -> None:
+        # Reverse order: the broker and cache go before the database they may feed.
+        for variable in reversed(list(self.services)):
+            self.services[variable].stop()
+        self.services.clear()
+        if self.state_path.exists():
+            self.state_path.unlink()
+
+    def pids(self) -> dict[str, int]:
+        return {service.name: service.pid for service in self.services.values()}
+
+    def _write_state(self) -> None:
+        state = {"urls": self.urls, "pids": self.pids(), "supervisor": os.getpid()}
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_path)
+
+    def _refuse_if_running(self) -> None:
+        state = read_state(self.root)
+        if state and any(_pid_alive(pid) for pid in state.get("pids", {}).values()):
+            raise ServiceError(
+                f"the embedded services in {self.root} are already running"
+                f" (pids {state['pids']}); stop that `make run` first"
+            )
+
+
+def read_state(root: Path) -> dict | None:
+    """Return the saved state of a stack, or None when it is not running."""
+    path = Path(root) / STATE_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def unreachable(urls: dict[str, str]) -> list[str]:
+    """One line per configured service that does not accept connections, naming it and its address."""
+    problems = []
+    for variable, url in urls.items():
+        label = SERVICES[variable][1]
+        for host, port in _addresses(variable, url):
+            if not port_open(host, port, timeout=2.0):
+                problems.append(f"{label} is unreachable at {host}:{port} ({variable}={url})")
+    return problems
+
+
+def _addresses(variable: str, url: str) -> list[tuple[str, int]]:
+    if variable == "KAFKA_BOOTSTRAP_SERVERS":
+        result = []
+        for item in url.split(","):
+            host, _, port = item.strip().rpartition(":")
+            result.append((host or "127.0.0.1", int(port or 9092)))
+        return result
+    parts = urlsplit(url)
+    default = 5432 if variable == "DATABASE_URL" else 6379
+    return [(parts.hostname or "127.0.0.1", parts.port or default)]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DrawerConfig(AppConfig):
+    name = "drawer"
+    verbose_name = "Talk drawer"

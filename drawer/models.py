@@ -1,0 +1,1 @@
+"""The talk drawer: each user's saved important messages (see drawer/services.py)."""

@@ -1,0 +1,3 @@
+"""Web (template) routes of this app."""
+
+urlpatterns: list = []

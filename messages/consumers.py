@@ -1,0 +1,243 @@
+"""The WebSocket endpoint /ws/chat/: one socket per client, all the user's rooms multiplexed.
+
+Thin: parse a frame, authorise, call a service or selector, format the reply. Fan-out arrives
+through the process's real-time hub (streams.realtime), already serialised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from rooms import selectors as room_selectors
+from rooms import services as room_services
+from streams import kafka
+from streams.errors import INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
+from streams.realtime import frame, get_hub, room_group, session_group, token_group, user_group
+
+from . import selectors, services
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class TokenBucket:
+    """Per-user send limit, shared by the user's sockets in this process."""
+
+    buckets: dict[int, TokenBucket] = {}
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    @classmethod
+    def for_user(cls, user_id: int) -> TokenBucket:
+        bucket = cls.buckets.get(user_id)
+        if bucket is None:
+            bucket = cls.buckets[user_id] = cls(settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST)
+        return bucket
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    user_id: int | None = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id = user.pk
+        self.username = user.username
+        self.outbox: deque[str] = deque()
+        self.draining = False
+        self.rooms: set[int] = set(await database_sync_to_async(room_selectors.room_ids_for_user)(user_id=user.pk))
+        self.groups = {user_group(user.pk), *(room_group(r) for r in self.rooms)}
+        if self.scope.get("auth_via") == "session" and self.scope.get("session_key"):
+            self.groups.add(session_group(self.scope["session_key"]))
+        if self.scope.get("auth_via") == "token":
+            self.groups.add(token_group(self.scope["auth_token"]))
+        await get_hub().join(self, self.groups)
+
+    async def disconnect(self, code):
+        if self.user_id is not None:
+            await get_hub().leave(self, self.groups)
+
+    # -- outgoing ----------------------------------------------------------------------------------
+    def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
+        """Called by the hub for each event of a group this socket is in."""
+        if control:
+            self._control(control)
+        if frame_text is None:
+            return
+        if group.startswith("room.") and int(group[5:]) not in self.rooms:
+            return  # removed from the room: stop at once, even before the unsubscribe lands
+        self.push(frame_text)
+
+    def push(self, text: str) -> None:
+        self.outbox.append(text)
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.outbox:
+                await self.send(text_data=self.outbox.popleft())
+        except Exception:  # noqa: BLE001 - the socket went away; disconnect() cleans up
+            self.outbox.clear()
+        finally:
+            self.draining = False
+
+    def _control(self, control: dict) -> None:
+        op = control.get("op")
+        loop = asyncio.get_running_loop()
+        if op == room_services.JOIN_ROOM:
+            self.rooms.add(control["room"])
+            self.groups.add(room_group(control["room"]))
+            loop.create_task(get_hub().join(self, [room_group(control["room"])]))
+        elif op == room_services.LEAVE_ROOM:
+            self.rooms.discard(control["room"])
+            self.groups.discard(room_group(control["room"]))
+            loop.create_task(get_hub().leave(self, [room_group(control["room"])]))
+        elif op == "close":
+            loop.create_task(self.close(code=control.get("code", CLOSE_UNAUTHENTICATED)))
+
+    def error(self, req, code: str, detail: str, **extra) -> None:
+        self.push(frame("error", req=req, code=code, detail=detail, **extra))
+
+    # -- incoming ----------------------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.user_id is None:
+            return
+        if text_data is None or len(text_data) > MAX_FRAME_BYTES:
+            self.error(None, INVALID, "Frames must be JSON text of at most 64 KB.")
+            return
+        try:
+            data = json.loads(text_data)
+        except ValueError:
+            self.error(None, INVALID, "The frame is not valid JSON.")
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            self.error(None, INVALID, "A frame is a JSON object with a string `type`.")
+            return
+        req = data.get("req")
+        handler = self.HANDLERS.get(data["type"])
+        if handler is None:
+            self.error(req, INVALID, f"Unknown frame type {data['type']!r}.")
+            return
+        try:
+            await handler(self, data, req)
+        except ChatError as exc:
+            self.error(req, exc.code, exc.detail, **_context(data))
+        except kafka.KafkaUnavailable as exc:
+            self.error(req, UNAVAILABLE, str(exc), **_context(data))
+        except (TypeError, ValueError, KeyError) as exc:
+            self.error(req, INVALID, f"Bad field: {exc}", **_context(data))
+
+    async def on_send(self, data: dict, req) -> None:
+        room_id, msg_id, body = services.message_validate(
+            room=data.get("room"), client_msg_id=data.get("client_msg_id"), body=data.get("body")
+        )
+        self._require_member(room_id)
+        if settings.RATE_LIMITS_ENABLED and not TokenBucket.for_user(self.user_id).take():
+            raise ChatError(RATE_LIMITED, "Too many messages; slow down.")
+        envelope = services.send_envelope(room_id=room_id, sender_id=self.user_id, client_msg_id=msg_id, body=body)
+        await kafka.produce_async(kafka.MESSAGES, key=room_id, value=envelope)
+        self.push(frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id))
+
+    async def on_enter(self, data: dict, req) -> None:
+        room_id = _room_id(data)
+        self._require_member(room_id)
+        state = await database_sync_to_async(selectors.room_enter_state)(
+            room_id=room_id, user_id=self.user_id, limit=settings.CHAT_PAGE_SIZE
+        )
+        self.push(frame("room.entered", req=req, **state))
+
+    async def on_read(self, data: dict, req) -> None:
+        room_id = _room_id(data)
+        self._require_member(room_id)
+        seq = data.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ChatError(INVALID, "`seq` must be a non-negative integer.")
+        await database_sync_to_async(room_services.read_position_advance)(
+            user_id=self.user_id, room_id=room_id, seq=seq
+        )
+
+    async def on_sync(self, data: dict, req) -> None:
+        rooms = data.get("rooms")
+        if not isinstance(rooms, dict):
+            raise ChatError(INVALID, "`rooms` must map room ids to the last seq seen.")
+        wanted = {}
+        for key, seq in rooms.items():
+            if not str(key).isdigit() or isinstance(seq, bool) or not isinstance(seq, int):
+                raise ChatError(INVALID, "`rooms` must map room ids to the last seq seen.")
+            wanted[int(key)] = seq
+        for room_id, seq in wanted.items():
+            if room_id not in self.rooms:
+                self.error(req, NOT_MEMBER, "You are not a member of this room.", room=room_id)
+                continue
+            messages, more = await database_sync_to_async(selectors.messages_after)(
+                room_id=room_id, user_id=self.user_id, after_seq=seq, limit=settings.CHAT_SYNC_MAX
+            )
+            if more:
+                self.push(frame("sync.gap", req=req, room=room_id, from_seq=seq + 1))
+                continue
+            for message in messages:
+                self.push(frame("message.new", message=message))
+        self.push(frame("sync.done", req=req))
+
+    async def on_typing(self, data: dict, req) -> None:
+        room_id = _room_id(data)
+        self._require_member(room_id)
+        await get_hub().publish(
+            room_group(room_id), frame("typing", room=room_id, user={"id": self.user_id, "username": self.username})
+        )
+
+    def _require_member(self, room_id: int) -> None:
+        # Kept current by participant.added / participant.removed events on the user's group;
+        # the persistence consumer checks membership again when it stores the message.
+        if room_id not in self.rooms:
+            raise ChatError(NOT_MEMBER, "You are not a member of this room.")
+
+    HANDLERS = {
+        "message.send": on_send,
+        "room.enter": on_enter,
+        "room.read": on_read,
+        "sync": on_sync,
+        "typing": on_typing,
+    }
+
+
+def _room_id(data: dict) -> int:
+    room = data.get("room")
+    if isinstance(room, bool) or not isinstance(room, int):
+        raise ChatError(INVALID, "`room` must be a room id.")
+    return room
+
+
+def _context(data: dict) -> dict:
+    extra = {}
+    if isinstance(data.get("client_msg_id"), str):
+        extra["client_msg_id"] = data["client_msg_id"]
+    if isinstance(data.get("room"), int):
+        extra["room"] = data["room"]
+    return extra

@@ -1,0 +1,33 @@
+"""Chat messages, numbered per room by the persistence consumer."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Message(models.Model):
+    """One chat message.
+
+    ``seq`` is gapless per room and assigned when the persistence consumer stores the message;
+    (sender, client_msg_id) is the idempotency key that makes a re-sent message a no-op.
+    """
+
+    room = models.ForeignKey("rooms.Room", on_delete=models.CASCADE, related_name="messages")
+    seq = models.BigIntegerField()
+    # Null once the sender's account is deleted: shown as "deleted user".
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    client_msg_id = models.UUIDField()
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
+            models.UniqueConstraint(fields=["sender", "client_msg_id"], name="message_idempotency_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room_id}#{self.seq}"

@@ -1,0 +1,82 @@
+"""Reads about messages: history pages, catch-up after a reconnect, the shape sent to clients."""
+
+from __future__ import annotations
+
+from rooms.selectors import participant_get, unread_counter
+
+from .models import Message
+
+DELETED_USER = "deleted user"
+
+
+def message_payload(message: Message, *, sender_name: str | None, unread_count: int) -> dict:
+    """The ``message`` object of ``message.new`` frames and REST history, one shape everywhere."""
+    return {
+        "id": message.pk,
+        "room": message.room_id,
+        "seq": message.seq,
+        "sender": {"id": message.sender_id, "username": sender_name if message.sender_id else DELETED_USER},
+        "body": "" if message.deleted_at else message.body,
+        "client_msg_id": str(message.client_msg_id),
+        "created_at": message.created_at.isoformat(),
+        "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+        "deleted": message.deleted_at is not None,
+        "unread_count": unread_count,
+    }
+
+
+def _payloads(room_id: int, messages: list[Message]) -> list[dict]:
+    unread = unread_counter(room_id=room_id)
+    return [
+        message_payload(m, sender_name=m.sender.username if m.sender_id else None, unread_count=unread(m.seq))
+        for m in messages
+    ]
+
+
+def messages_after(*, room_id: int, user_id: int, after_seq: int, limit: int) -> tuple[list[dict], bool]:
+    """Messages with seq > after_seq in order, at most ``limit``; and whether more remain."""
+    participant_get(room_id=room_id, user_id=user_id)
+    rows = list(
+        Message.objects.filter(room_id=room_id, seq__gt=after_seq).select_related("sender").order_by("seq")[: limit + 1]
+    )
+    return _payloads(room_id, rows[:limit]), len(rows) > limit
+
+
+def messages_before(*, room_id: int, user_id: int, before_seq: int, limit: int) -> tuple[list[dict], bool]:
+    """Messages with seq < before_seq, oldest first, at most ``limit``; and whether older remain."""
+    participant_get(room_id=room_id, user_id=user_id)
+    rows = list(
+        Message.objects.filter(room_id=room_id, seq__lt=before_seq)
+        .select_related("sender")
+        .order_by("-seq")[: limit + 1]
+    )
+    more = len(rows) > limit
+    return _payloads(room_id, list(reversed(rows[:limit]))), more
+
+
+def messages_around(*, room_id: int, user_id: int, seq: int, limit: int) -> list[dict]:
+    """A page of about ``limit`` messages centred on ``seq``: older context, then what follows."""
+    participant_get(room_id=room_id, user_id=user_id)
+    half = max(1, limit // 2)
+    older = list(Message.objects.filter(room_id=room_id, seq__lt=seq).select_related("sender").order_by("-seq")[:half])
+    newer = list(
+        Message.objects.filter(room_id=room_id, seq__gte=seq)
+        .select_related("sender")
+        .order_by("seq")[: limit - len(older)]
+    )
+    return _payloads(room_id, list(reversed(older)) + newer)
+
+
+def room_enter_state(*, room_id: int, user_id: int, limit: int) -> dict:
+    """What entering a room shows: the read position, counts and the page at the first unread."""
+    participant = participant_get(room_id=room_id, user_id=user_id)
+    room = participant.room
+    first_unread = participant.last_read_seq + 1
+    anchor = min(first_unread, room.last_seq) if room.last_seq else 1
+    return {
+        "room": room.pk,
+        "last_read_seq": participant.last_read_seq,
+        "last_seq": room.last_seq,
+        "unread": max(0, room.last_seq - participant.last_read_seq),
+        "messages": messages_around(room_id=room.pk, user_id=user_id, seq=anchor, limit=limit),
+    }

@@ -1,0 +1,290 @@
+"""Writes about messages: accepting a send, and storing batches from Kafka."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg2.extras import execute_values
+
+from rooms.models import Participant, Room
+from rooms.selectors import participant_get
+from streams import kafka
+from streams.errors import INVALID, NOT_MEMBER, TOO_LARGE, ChatError
+from streams.realtime import frame, publish_on_commit, room_group, user_group
+
+from .models import Message
+from .selectors import message_payload
+
+log = logging.getLogger(__name__)
+
+PREVIEW_CHARS = 140
+
+
+# -- accepting a send (WebSocket and REST) --------------------------------------------------------
+def message_validate(*, room, client_msg_id, body) -> tuple[int, uuid.UUID, str]:
+    """Check a send's fields; returns (room id, client_msg_id, body) or raises ChatError."""
+    if isinstance(room, bool) or not isinstance(room, int | str) or not str(room).isdigit():
+        raise ChatError(INVALID, "`room` must be a room id.")
+    try:
+        msg_id = uuid.UUID(str(client_msg_id))
+    except (TypeError, ValueError):
+        raise ChatError(INVALID, "`client_msg_id` must be a UUID.") from None
+    if not isinstance(body, str) or not body.strip():
+        raise ChatError(INVALID, "`body` must be a non-empty string.")
+    size = len(body.encode())
+    if size > settings.CHAT_MAX_BODY_BYTES:
+        raise ChatError(TOO_LARGE, f"The body is {size} bytes; the limit is {settings.CHAT_MAX_BODY_BYTES}.")
+    return int(room), msg_id, body
+
+
+def send_envelope(*, room_id: int, sender_id: int, client_msg_id: uuid.UUID, body: str) -> dict:
+    return kafka.envelope("message.send", room=room_id, sender=sender_id, client_msg_id=str(client_msg_id), body=body)
+
+
+def message_send(*, user, room_id: int, client_msg_id, body: str) -> uuid.UUID:
+    """Accept a message for ``room_id`` from ``user`` (sync callers: REST).
+
+    Validates, checks membership, and returns once Kafka acknowledged it; the persistence
+    consumer then stores it (once, whatever the retries) and fans it out.
+    """
+    room_id, msg_id, body = message_validate(room=room_id, client_msg_id=client_msg_id, body=body)
+    participant_get(room_id=room_id, user_id=user.pk)
+    kafka.produce(kafka.MESSAGES, key=room_id, value=send_envelope(
+        room_id=room_id, sender_id=user.pk, client_msg_id=msg_id, body=body))  # fmt: skip
+    return msg_id
+
+
+def message_edit_request(*, user, room_id: int, seq: int, body: str) -> None:
+    """Ask for an edit of the user's own message; applied in the room's order by `persist`."""
+    _, _, body = message_validate(room=room_id, client_msg_id=uuid.uuid4(), body=body)
+    _own_message(user=user, room_id=room_id, seq=seq)
+    kafka.produce(kafka.MESSAGES, key=room_id, value=kafka.envelope(
+        "message.edit", room=room_id, seq=seq, sender=user.pk, body=body))  # fmt: skip
+
+
+def message_delete_request(*, user, room_id: int, seq: int) -> None:
+    """Ask for the deletion of the user's own message; applied in the room's order by `persist`."""
+    _own_message(user=user, room_id=room_id, seq=seq)
+    kafka.produce(kafka.MESSAGES, key=room_id, value=kafka.envelope(
+        "message.delete", room=room_id, seq=seq, sender=user.pk))  # fmt: skip
+
+
+def _own_message(*, user, room_id: int, seq: int) -> Message:
+    participant_get(room_id=room_id, user_id=user.pk)
+    message = Message.objects.filter(room_id=room_id, seq=seq, deleted_at__isnull=True).first()
+    if message is None:
+        raise ChatError("not_found", "No such message.")
+    if message.sender_id != user.pk:
+        raise ChatError("forbidden", "Only its sender can change a message.")
+    return message
+
+
+# -- storing (the persistence consumer) ------------------------------------------------------------
+@dataclass
+class StoreResult:
+    stored: list[Message] = field(default_factory=list)
+    duplicates: int = 0
+    rejected: list[tuple[dict, str]] = field(default_factory=list)
+
+
+class _Conflict(Exception):
+    """A concurrent writer stored one of the batch's keys first; redo the batch."""
+
+
+def messages_store(*, sends: list[dict]) -> StoreResult:
+    """Store a batch of ``message.send`` envelopes in one transaction, exactly once each.
+
+    Gives each new message the next seq of its room (rooms locked, so seqs stay gapless even
+    with several consumers during a rebalance), skips keys already stored, moves each sender's
+    read position to their message, updates each room's last message, and after commit
+    publishes ``message.new`` to each room once.
+    """
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return _store(sends)
+        except _Conflict:
+            continue
+    raise RuntimeError("messages_store: concurrent conflicts did not settle")
+
+
+def _parse(sends: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
+    valid, rejected, seen = [], [], set()
+    for env in sends:
+        try:
+            room_id, msg_id, body = message_validate(
+                room=env.get("room"), client_msg_id=env.get("client_msg_id"), body=env.get("body")
+            )
+            sender = int(env["sender"])
+        except (ChatError, KeyError, TypeError, ValueError) as exc:
+            rejected.append((env, f"invalid: {exc}"))
+            continue
+        key = (sender, msg_id)
+        if key in seen:
+            continue  # the same send twice in one batch
+        seen.add(key)
+        valid.append({"room": room_id, "sender": sender, "client_msg_id": msg_id, "body": body, "env": env})
+    return valid, rejected
+
+
+def _store(sends: list[dict]) -> StoreResult:
+    result = StoreResult()
+    items, result.rejected = _parse(sends)
+    if not items:
+        return result
+    senders = {i["sender"] for i in items}
+    existing = set(
+        Message.objects.filter(
+            sender_id__in=senders, client_msg_id__in={i["client_msg_id"] for i in items}
+        ).values_list("sender_id", "client_msg_id")
+    )
+    fresh = [i for i in items if (i["sender"], i["client_msg_id"]) not in existing]
+    result.duplicates = len(items) - len(fresh)
+    if not fresh:
+        return result
+    room_ids = sorted({i["room"] for i in fresh})
+    # Lock the rooms in id order (no deadlock between consumers) and read their last seq.
+    last_seq = dict(
+        Room.objects.select_for_update().filter(id__in=room_ids).order_by("id").values_list("id", "last_seq")
+    )
+    members = set(
+        Participant.objects.filter(room_id__in=room_ids, user_id__in=senders).values_list("room_id", "user_id")
+    )
+    now = timezone.now()
+    rows, refused = [], []
+    for item in fresh:
+        if item["room"] not in last_seq or (item["room"], item["sender"]) not in members:
+            refused.append(item)
+            continue
+        last_seq[item["room"]] += 1
+        item["seq"] = last_seq[item["room"]]
+        rows.append(item)
+    if rows:
+        _insert(rows, now, result)
+        _update_rooms(rows, now)
+        _advance_senders(rows)
+        _announce(result.stored)
+    if refused:
+        _refuse(refused)
+    return result
+
+
+def _insert(rows: list[dict], now, result: StoreResult) -> None:
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        returned = execute_values(
+            cursor,
+            f"INSERT INTO {table} (room_id, seq, sender_id, client_msg_id, body, created_at) VALUES %s"
+            " ON CONFLICT DO NOTHING RETURNING id, room_id, seq",
+            [(r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now) for r in rows],
+            page_size=len(rows),
+            fetch=True,
+        )
+    if len(returned) != len(rows):
+        raise _Conflict()
+    ids = {(room_id, seq): pk for pk, room_id, seq in returned}
+    for r in rows:
+        result.stored.append(
+            Message(
+                id=ids[(r["room"], r["seq"])], room_id=r["room"], seq=r["seq"], sender_id=r["sender"],
+                client_msg_id=r["client_msg_id"], body=r["body"], created_at=now,
+            )
+        )  # fmt: skip
+
+
+def _update_rooms(rows: list[dict], now) -> None:
+    newest: dict[int, dict] = {}
+    for r in rows:
+        newest[r["room"]] = r  # rows are in seq order per room
+    values = [(room_id, r["seq"], now, r["body"][:PREVIEW_CHARS]) for room_id, r in newest.items()]
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor,
+            f"UPDATE {Room._meta.db_table} AS r SET last_seq = v.seq, last_message_at = v.at,"
+            " last_message_preview = v.preview FROM (VALUES %s) AS v(id, seq, at, preview) WHERE r.id = v.id",
+            values,
+            template="(%s, %s::bigint, %s::timestamptz, %s)",
+            page_size=len(values),
+        )
+
+
+def _advance_senders(rows: list[dict]) -> None:
+    # A member has read their own message.
+    newest: dict[tuple[int, int], int] = {}
+    for r in rows:
+        newest[(r["room"], r["sender"])] = r["seq"]
+    values = [(room_id, user_id, seq) for (room_id, user_id), seq in newest.items()]
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor,
+            f"UPDATE {Participant._meta.db_table} AS p SET last_read_seq = GREATEST(p.last_read_seq, v.seq)"
+            " FROM (VALUES %s) AS v(room_id, user_id, seq) WHERE p.room_id = v.room_id AND p.user_id = v.user_id",
+            values,
+            template="(%s, %s, %s::bigint)",
+            page_size=len(values),
+        )
+
+
+def _announce(messages: list[Message]) -> None:
+    room_ids = {m.room_id for m in messages}
+    member_counts: dict[int, int] = {}
+    for room_id in Participant.objects.filter(room_id__in=room_ids).values_list("room_id", flat=True):
+        member_counts[room_id] = member_counts.get(room_id, 0) + 1
+    names = dict(get_user_model().objects.filter(id__in={m.sender_id for m in messages}).values_list("id", "username"))
+    events = []
+    for m in messages:
+        # Just stored: every member but the sender is yet to read it.
+        payload = message_payload(
+            m, sender_name=names.get(m.sender_id), unread_count=member_counts.get(m.room_id, 1) - 1
+        )
+        events.append((room_group(m.room_id), frame("message.new", message=payload), None))
+    publish_on_commit(events)
+
+
+def _refuse(items: list[dict]) -> None:
+    # The sender was removed (or the room deleted) between acceptance and storage.
+    log.info("refused %d messages from non-members", len(items))
+    publish_on_commit(
+        (
+            user_group(i["sender"]),
+            frame("error", req=None, code=NOT_MEMBER, detail="You are no longer a member of this room.",
+                  room=i["room"], client_msg_id=str(i["client_msg_id"])),
+            None,
+        )
+        for i in items
+    )  # fmt: skip
+
+
+def message_apply_edit(*, env: dict) -> None:
+    """Apply a ``message.edit`` envelope (idempotent: the same edit twice changes nothing)."""
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .filter(room_id=env["room"], seq=env["seq"], sender_id=env["sender"], deleted_at__isnull=True)
+            .first()
+        )
+        if message is None or message.body == env["body"]:
+            return
+        message.body = env["body"]
+        message.edited_at = timezone.now()
+        message.save(update_fields=["body", "edited_at"])
+        publish_on_commit([(room_group(message.room_id), frame(
+            "message.updated", room=message.room_id, seq=message.seq, body=message.body,
+            edited_at=message.edited_at.isoformat()), None)])  # fmt: skip
+
+
+def message_apply_delete(*, env: dict) -> None:
+    """Apply a ``message.delete`` envelope: the body is erased, the seq stays (no gap)."""
+    with transaction.atomic():
+        updated = Message.objects.filter(
+            room_id=env["room"], seq=env["seq"], sender_id=env["sender"], deleted_at__isnull=True
+        ).update(deleted_at=timezone.now(), body="")
+        if updated:
+            publish_on_commit([(room_group(env["room"]), frame(
+                "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip

@@ -1,0 +1,64 @@
+"""Kafka consumer groups of the messages app. Thin: decode, call a service, report."""
+
+from __future__ import annotations
+
+import logging
+
+from streams import kafka
+from streams.worker import PermanentError, Record, Worker
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+# Bulk removals done by services in the database and only announced on the topic.
+ANNOUNCEMENTS = {"room.deleted", "account.erased"}
+
+
+class PersistWorker(Worker):
+    """``chat-persist``: store each message once, number it, fan it out."""
+
+    group_id = "chat-persist"
+    topics = (kafka.MESSAGES,)
+
+    def consume(self, records: list[Record]) -> None:
+        # Consecutive sends are stored as one batch; an edit or delete between them keeps its place.
+        run: list[dict] = []
+        for record in records:
+            kind = record.value.get("kind")
+            if kind == "message.send":
+                run.append(record.value)
+                continue
+            self._store(run)
+            run = []
+            if kind == "message.edit":
+                services.message_apply_edit(env=record.value)
+            elif kind == "message.delete":
+                services.message_apply_delete(env=record.value)
+            elif kind not in ANNOUNCEMENTS:
+                raise PermanentError(f"unknown kind {kind!r}")
+        self._store(run)
+
+    def _store(self, sends: list[dict]) -> None:
+        if not sends:
+            return
+        result = services.messages_store(sends=sends)
+        for envelope, reason in result.rejected:
+            self.dead_letter(None, envelope, reason=reason)
+        if result.duplicates:
+            log.info("chat-persist: %d already stored (replay or re-send)", result.duplicates)
+
+
+class IndexWorker(Worker):
+    """``chat-index``: the log of every chat event, in each room's order."""
+
+    group_id = "chat-index"
+    topics = (kafka.MESSAGES,)
+
+    def consume(self, records: list[Record]) -> None:
+        for record in records:
+            value = record.value
+            log.info(
+                "chat-index: %s room=%s sender=%s event=%s",
+                value.get("kind"), value.get("room"), value.get("sender"), value.get("event_id"),
+            )  # fmt: skip

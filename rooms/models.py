@@ -1,0 +1,65 @@
+"""Rooms and their participants, with each participant's last-read position."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Room(models.Model):
+    """A group room or a direct room between two users.
+
+    ``last_seq``, ``last_message_at`` and ``last_message_preview`` are written by the persistence
+    consumer in the same transaction as the message, so listing rooms needs no join on messages.
+    """
+
+    class Kind(models.TextChoices):
+        DIRECT = "direct", "Direct"
+        GROUP = "group", "Group"
+
+    kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.GROUP)
+    name = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Anyone may join a public group room; others are invite-only.
+    is_public = models.BooleanField(default=False)
+    # "smaller_id:larger_id" for direct rooms: makes a direct room unique per pair of users.
+    direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True, editable=False)
+    last_seq = models.BigIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=140, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-last_message_at"], name="room_activity_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="group") | models.Q(direct_key__isnull=False),
+                name="direct_room_has_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.get_kind_display()} room {self.pk}"
+
+
+class Participant(models.Model):
+    """A user's membership of a room, with their role and last-read position."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations")
+    role = models.CharField(max_length=6, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    # The seq of the newest message this member has read: the seed's "last read position".
+    last_read_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="one_participant_per_user")]
+        indexes = [models.Index(fields=["user", "room"], name="participant_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id} ({self.role})"

@@ -1,0 +1,40 @@
+"""The error codes shared by WebSocket `error` frames and REST error bodies."""
+
+UNAUTHENTICATED = "unauthenticated"
+NOT_MEMBER = "not_member"
+RATE_LIMITED = "rate_limited"
+TOO_LARGE = "too_large"
+INVALID = "invalid"
+UNAVAILABLE = "unavailable"
+FORBIDDEN = "forbidden"
+NOT_FOUND = "not_found"
+CONFLICT = "conflict"
+
+
+class ChatError(Exception):
+    """A refusal a client should see: a code from this module and a human-readable detail.
+
+    Services raise it; WebSocket consumers turn it into an ``error`` frame and REST views into
+    ``{"error": {"code", "detail"}}`` with the matching HTTP status.
+    """
+
+    status = {
+        UNAUTHENTICATED: 401,
+        NOT_MEMBER: 403,
+        FORBIDDEN: 403,
+        RATE_LIMITED: 429,
+        TOO_LARGE: 413,
+        INVALID: 400,
+        UNAVAILABLE: 503,
+        NOT_FOUND: 404,
+        CONFLICT: 409,
+    }
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+    @property
+    def http_status(self) -> int:
+        return self.status.get(self.code, 400)

@@ -1,0 +1,187 @@
+"""The one consumer loop every Kafka consumer group runs on.
+
+A worker subclass names its group and topics and implements ``consume(records)``, which gets a
+batch of decoded envelopes and does its (idempotent) database work. The loop commits the
+batch's offsets only after ``consume`` returned, so a crash replays the batch and idempotency
+makes the replay harmless. Tests call ``consume()`` directly.
+
+Failures:
+- a record that cannot be decoded, or that ``consume`` rejects with ``PermanentError``, goes to
+  the dead-letter topic with the reason;
+- a database or other transient error retries the whole batch with backoff, without
+  committing, so nothing is skipped while PostgreSQL is down;
+- after ``max_batch_attempts`` failures the batch is split and each record tried alone; a record
+  that still fails goes to the retry topic (re-driven later by a Celery task) with its attempt
+  count, and to the dead-letter topic once it has used up its attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from . import kafka
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+class PermanentError(Exception):
+    """A record that can never be processed (bad shape, unknown kind): dead-letter it."""
+
+
+@dataclass
+class Record:
+    """One Kafka record with its decoded envelope."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict
+
+
+class Worker(ABC):
+    group_id: str = ""
+    topics: tuple[str, ...] = (kafka.MESSAGES,)
+    max_records: int = 500
+    max_batch_attempts: int = 3
+
+    def __init__(self) -> None:
+        self.running = True
+        self.consumer = None
+
+    # -- to implement ----------------------------------------------------------------------------
+    @abstractmethod
+    def consume(self, records: list[Record]) -> None:
+        """Process a batch; must be idempotent. Raise PermanentError for a bad record."""
+
+    # -- the loop --------------------------------------------------------------------------------
+    def stop(self, *_args) -> None:
+        self.running = False
+
+    def make_consumer(self):
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(
+            *[kafka.topic(name) for name in self.topics],
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","),
+            group_id=kafka.topic(self.group_id),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_MS,
+            max_poll_records=self.max_records,
+            fetch_max_wait_ms=20,
+            client_id=f"{self.group_id}-worker",
+        )
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.consumer = self.make_consumer()
+        log.info("%s: consuming %s", self.group_id, ", ".join(self.topics))
+        try:
+            while self.running:
+                polled = self.consumer.poll(timeout_ms=200)
+                if not polled:
+                    continue
+                raws = [raw for partition_records in polled.values() for raw in partition_records]
+                self.handle(raws)
+                self.consumer.commit()
+        finally:
+            self.consumer.close(autocommit=False)
+            log.info("%s: stopped", self.group_id)
+
+    def handle(self, raws) -> None:
+        """Decode, dead-letter what cannot be decoded, and process the rest of the batch."""
+        records = []
+        for raw in raws:
+            try:
+                value = json.loads(raw.value)
+                if not isinstance(value, dict) or "kind" not in value:
+                    raise ValueError("not an envelope")
+            except ValueError as exc:
+                self.dead_letter(raw.key, raw.value, reason=f"undecodable: {exc}")
+                continue
+            records.append(Record(raw.topic, raw.partition, raw.offset, raw.key, value))
+        if records:
+            self.process(records)
+
+    def process(self, records: list[Record]) -> None:
+        delay = 0.2
+        for attempt in range(1, self.max_batch_attempts + 1):
+            close_old_connections()
+            try:
+                self.consume(records)
+                return
+            except PermanentError:
+                break
+            except Exception:
+                log.exception("%s: batch of %d failed (attempt %d)", self.group_id, len(records), attempt)
+                if not self.running:
+                    raise
+                if self._database_down():
+                    # Nothing can succeed until PostgreSQL is back: wait for it, never skip.
+                    self._wait_for_database()
+                    continue
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if len(records) > 1:
+            for record in records:
+                self.process_one(record)
+        else:
+            self.process_one(records[0])
+
+    def process_one(self, record: Record) -> None:
+        try:
+            self.consume([record])
+        except PermanentError as exc:
+            self.dead_letter(record.key, record.value, reason=str(exc))
+        except Exception as exc:
+            log.exception("%s: record %s/%s failed", self.group_id, record.partition, record.offset)
+            self.send_to_retry(record, reason=f"{type(exc).__name__}: {exc}")
+
+    def send_to_retry(self, record: Record, *, reason: str) -> None:
+        value = dict(record.value)
+        attempts = int(value.get("attempts", 0)) + 1
+        value.update(attempts=attempts, last_error=reason, failed_group=self.group_id)
+        target = kafka.RETRY if attempts < MAX_ATTEMPTS else kafka.DLQ
+        kafka.produce(target, key=(record.key or b"").decode() or "none", value=value)
+
+    def dead_letter(self, key: bytes | None, value, *, reason: str) -> None:
+        if isinstance(value, bytes | bytearray):
+            value = {"raw": value.decode(errors="replace")}
+        payload = {"failed_group": self.group_id, "reason": reason, "record": value}
+        kafka.produce(kafka.DLQ, key=(key or b"").decode() or "none", value=payload)
+        log.error("%s: dead-lettered a record: %s", self.group_id, reason)
+
+    def _database_down(self) -> bool:
+        from django.db import connection
+
+        try:
+            connection.ensure_connection()
+            return False
+        except Exception:  # noqa: BLE001
+            return True
+
+    def _wait_for_database(self) -> None:
+        delay = 0.5
+        while self.running and self._database_down():
+            log.warning("%s: PostgreSQL at %s is unreachable; waiting", self.group_id, _db_address())
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            close_old_connections()
+
+
+def _db_address() -> str:
+    db = settings.DATABASES["default"]
+    return f"{db.get('HOST')}:{db.get('PORT')}"

@@ -1,0 +1,145 @@
+"""Shared fixtures: users, rooms, and a running server (daphne + consumers) for end-to-end tests.
+
+The services are real: `make test` starts the embedded PostgreSQL, Valkey and Tansu once for the
+session (or uses DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS from the environment).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kafka_topics():
+    """Create the Kafka topics once per session."""
+    from streams import kafka
+
+    kafka.ensure_topics()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str | None = None, password: str = "correct-horse-battery"):
+        name = username or f"user{next(_counter)}"
+        return django_user_model.objects.create_user(username=name, password=password)
+
+    return make
+
+
+@pytest.fixture
+def make_room(make_user):
+    """A group room owned by ``owner`` (made if not given) with ``members``."""
+    from rooms.services import room_create_group
+
+    def make(owner=None, members=(), name: str = "general"):
+        owner = owner or make_user()
+        return room_create_group(owner=owner, name=name, member_ids=[m.pk for m in members])
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port} after {timeout} s")
+
+
+class ServerProcesses:
+    """Daphne and Kafka consumers as child processes, on the test database."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat/"
+
+    def start(self, name: str) -> subprocess.Popen:
+        argv = {
+            "web": [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "chatproject.asgi:application",
+            ],
+            "persist": [sys.executable, "manage.py", "consume", "persist"],
+            "index": [sys.executable, "manage.py", "consume", "index"],
+        }[name]
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
+        process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes[name] = process
+        if name == "web":
+            wait_for_port(self.port, process=process)
+        return process
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+
+@pytest.fixture(scope="session")
+def server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A running chat server (web + persist consumer) on the test database, for the session."""
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        KAFKA_BOOTSTRAP_SERVERS=settings.KAFKA_BOOTSTRAP_SERVERS,
+        PYTHONUNBUFFERED="1",
+        RATE_LIMITS=os.environ.get("RATE_LIMITS", "on"),
+    )
+    log_dir = tmp_path_factory.mktemp("server-logs")
+    servers = ServerProcesses(env, log_dir)
+    servers.start("web")
+    servers.start("persist")
+    yield servers
+    servers.stop_all()
