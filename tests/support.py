@@ -1,0 +1,80 @@
+"""Helpers for end-to-end tests: a real WebSocket chat client and ORM calls from async tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import websockets
+from django.db import connections
+
+
+async def in_thread(fn, *args, **kwargs):
+    """Run ORM code from an async test in a worker thread, closing that thread's connections.
+
+    (An open connection left in a pool thread would keep the test database from being dropped.)
+    """
+
+    def call():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(call)
+
+
+def token_for(user) -> str:
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+class ChatClient:
+    """A chat client over a real WebSocket, keeping every frame it receives."""
+
+    def __init__(self, ws, name: str) -> None:
+        self.ws = ws
+        self.name = name
+        self.frames: list[dict] = []
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(cls, url: str, user) -> ChatClient:
+        key = await in_thread(token_for, user)
+        ws = await websockets.connect(url, additional_headers={"Authorization": f"Token {key}"})
+        return cls(ws, user.username)
+
+    async def _read(self) -> None:
+        try:
+            async for text in self.ws:
+                self.frames.append(json.loads(text))
+        except websockets.ConnectionClosed:
+            pass
+
+    async def send(self, **frame) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def send_message(self, room: int, body: str, client_msg_id: str | None = None) -> str:
+        client_msg_id = client_msg_id or str(uuid.uuid4())
+        await self.send(type="message.send", room=room, client_msg_id=client_msg_id, body=body, req=client_msg_id)
+        return client_msg_id
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [f for f in self.frames if f["type"] == kind]
+
+    def new_messages(self, room: int) -> list[dict]:
+        return [f["message"] for f in self.of_type("message.new") if f["message"]["room"] == room]
+
+    async def wait_for(self, predicate, timeout: float = 20.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(self):
+            if loop.time() > deadline:
+                raise AssertionError(f"{self.name}: condition not met; last frames: {self.frames[-5:]}")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.reader
