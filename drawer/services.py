@@ -1,0 +1,178 @@
+"""Writes about the talk drawer: saving a message, editing an entry's note and tags, unsaving.
+
+Every change tells the user's other sessions with ``drawer.changed`` on their user group, after
+commit. Nobody but the owner can reach an entry: another user's entry id answers ``not_found``,
+like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from messages.models import Message
+from messages.selectors import DELETED_USER
+from rooms.models import Participant, Room
+from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
+from streams.realtime import send_event_on_commit, user_group
+
+from .models import TAG_MAX_CHARS, SavedMessage
+from .selectors import drawer_entry_get, drawer_entry_payload
+
+NOTE_MAX_CHARS = 2000
+TAGS_MAX = 10
+
+SAVED = "saved"
+UPDATED = "updated"
+REMOVED = "removed"
+
+
+def drawer_note_clean(*, note) -> str:
+    """A note as stored: a string of at most NOTE_MAX_CHARS, surrounding blanks dropped."""
+    if note is None:
+        return ""
+    if not isinstance(note, str):
+        raise ChatError(INVALID, "`note` must be a string.")
+    note = note.strip()
+    if len(note) > NOTE_MAX_CHARS:
+        raise ChatError(TOO_LARGE, f"The note is {len(note)} characters; the limit is {NOTE_MAX_CHARS}.")
+    return note
+
+
+def drawer_tags_clean(*, tags) -> list[str]:
+    """Tags as stored: trimmed, lower-cased (so filtering ignores case), unique, in given order."""
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not isinstance(tags, Iterable):
+        raise ChatError(INVALID, "`tags` must be a list of strings.")
+    cleaned: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ChatError(INVALID, "`tags` must be a list of strings.")
+        tag = " ".join(tag.split()).lower()
+        if not tag:
+            continue
+        if len(tag) > TAG_MAX_CHARS:
+            raise ChatError(INVALID, f"A tag has at most {TAG_MAX_CHARS} characters.")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > TAGS_MAX:
+        raise ChatError(INVALID, f"An entry has at most {TAGS_MAX} tags.")
+    return cleaned
+
+
+def _message_for_saving(*, user_id: int, message_id: int | None, room_id: int | None, seq: int | None) -> Message:
+    """The message a user may save, named by id or by (room, seq).
+
+    Membership is checked before anything about the message is revealed, and a message id that
+    does not exist answers like one in a room the user is not in, so ids cannot be probed.
+    """
+    not_member = ChatError(NOT_MEMBER, "You are not a member of this message's room.")
+    if message_id is not None:
+        message = Message.objects.select_related("room", "sender").filter(pk=message_id).first()
+        if message is None:
+            raise not_member
+        room_id = message.room_id
+    elif room_id is not None and seq is not None:
+        message = None
+    else:
+        raise ChatError(INVALID, "Name the message by `message` (its id) or by `room` and `seq`.")
+    if not Participant.objects.filter(room_id=room_id, user_id=user_id).exists():
+        raise not_member
+    if message is None:
+        message = Message.objects.select_related("room", "sender").filter(room_id=room_id, seq=seq).first()
+    if message is None or message.deleted_at is not None:
+        raise ChatError(NOT_FOUND, "No such message in this room.")
+    return message
+
+
+def _room_name(*, room: Room, user_id: int) -> str:
+    """The room's name as the user sees it: a direct room is named after the other person."""
+    if room.name or room.kind != Room.Kind.DIRECT or not room.direct_key:
+        return room.name or str(room)
+    other_id = next((int(part) for part in room.direct_key.split(":") if int(part) != user_id), None)
+    username = get_user_model().objects.filter(pk=other_id).values_list("username", flat=True).first()
+    return username or DELETED_USER
+
+
+def drawer_entry_save(
+    *,
+    user,
+    message_id: int | None = None,
+    room_id: int | None = None,
+    seq: int | None = None,
+    note: str | None = None,
+    tags: Iterable[str] | None = None,
+) -> tuple[SavedMessage, bool]:
+    """Save a message of a room the user is in to their drawer; returns (entry, created).
+
+    The entry snapshots the body, the sender's and room's names and the message's time, so it
+    survives the message's edit or deletion and the user leaving the room. Saving a message
+    already in the drawer returns the existing entry unchanged (a retried save is harmless);
+    the note and tags are changed with ``drawer_entry_update``.
+    """
+    note = drawer_note_clean(note=note)
+    tags = drawer_tags_clean(tags=tags)
+    message = _message_for_saving(user_id=user.pk, message_id=message_id, room_id=room_id, seq=seq)
+    with transaction.atomic():
+        entry, created = SavedMessage.objects.get_or_create(
+            user=user,
+            message=message,
+            defaults={
+                "room": message.room,
+                "room_name": _room_name(room=message.room, user_id=user.pk)[:100],
+                "sender_name": message.sender.username if message.sender_id else DELETED_USER,
+                "body": message.body,
+                "message_seq": message.seq,
+                "message_created_at": message.created_at,
+                "note": note,
+                "tags": tags,
+            },
+        )
+        entry = drawer_entry_get(user_id=user.pk, entry_id=entry.pk)
+        if created:
+            _announce(user_id=user.pk, action=SAVED, entry=drawer_entry_payload(entry))
+    return entry, created
+
+
+def drawer_entry_update(
+    *, user, entry_id: int, note: str | None = None, tags: Iterable[str] | None = None
+) -> SavedMessage:
+    """Change the note and/or the tags of one of the user's entries (None leaves a field as is)."""
+    fields = {}
+    if note is not None:
+        fields["note"] = drawer_note_clean(note=note)
+    if tags is not None:
+        fields["tags"] = drawer_tags_clean(tags=tags)
+    with transaction.atomic():
+        entry = _own_entry_locked(user_id=user.pk, entry_id=entry_id)
+        changed = [name for name, value in fields.items() if getattr(entry, name) != value]
+        if changed:
+            for name in changed:
+                setattr(entry, name, fields[name])
+            entry.save(update_fields=changed)
+        entry = drawer_entry_get(user_id=user.pk, entry_id=entry.pk)
+        if changed:
+            _announce(user_id=user.pk, action=UPDATED, entry=drawer_entry_payload(entry))
+    return entry
+
+
+def drawer_entry_remove(*, user, entry_id: int) -> None:
+    """Unsave: delete one of the user's entries (the message itself is untouched)."""
+    with transaction.atomic():
+        entry = _own_entry_locked(user_id=user.pk, entry_id=entry_id)
+        entry.delete()
+        _announce(user_id=user.pk, action=REMOVED, id=entry_id)
+
+
+def _own_entry_locked(*, user_id: int, entry_id: int) -> SavedMessage:
+    entry = SavedMessage.objects.select_for_update().filter(pk=entry_id, user_id=user_id).first()
+    if entry is None:
+        raise ChatError(NOT_FOUND, "No such entry in your drawer.")
+    return entry
+
+
+def _announce(*, user_id: int, action: str, **fields) -> None:
+    send_event_on_commit(user_group(user_id), "drawer.changed", action=action, **fields)
