@@ -1,0 +1,194 @@
+"""REST endpoints of the talk drawer (/api/v1/drawer/): thin adapters over services and selectors.
+
+Every endpoint reads or changes only the requesting user's own entries; another user's entry id
+answers 404 ``not_found``, exactly like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .serializers import (
+    DrawerEntrySerializer,
+    DrawerErrorSerializer,
+    DrawerFiltersSerializer,
+    DrawerListQuerySerializer,
+    DrawerPageSerializer,
+    DrawerSaveSerializer,
+    DrawerUpdateSerializer,
+)
+
+TAGS = ["drawer"]
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(DrawerErrorSerializer, description=description)
+
+
+UNAUTHENTICATED = _error("`unauthenticated`: no valid token or session.")
+RATE_LIMITED = _error("`rate_limited`: too many requests.")
+ENTRY_NOT_FOUND = _error("`not_found`: no such entry in your drawer (another user's entry answers the same).")
+
+
+class DrawerThrottle(ScopedRateThrottle):
+    """The shared ``read`` rate for reads and ``write`` for changes, off when RATE_LIMITS=off."""
+
+    def allow_request(self, request, view):
+        if not settings.RATE_LIMITS_ENABLED:
+            return True
+        view.throttle_scope = "read" if request.method in SAFE_METHODS else "write"
+        return super().allow_request(request, view)
+
+
+class DrawerListView(APIView):
+    throttle_classes = [DrawerThrottle]
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="drawer_list",
+        summary="List my drawer",
+        description="My saved messages, newest saved first, filtered and cursor-paginated.",
+        parameters=[DrawerListQuerySerializer],
+        responses={
+            200: DrawerPageSerializer,
+            400: _error("`invalid`: a bad filter, limit or cursor."),
+            401: UNAUTHENTICATED,
+            429: RATE_LIMITED,
+        },
+    )
+    def get(self, request):
+        params = DrawerListQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        page = selectors.drawer_entries_list(
+            user_id=request.user.pk,
+            room_id=data.get("room"),
+            tags=data.get("tag", []),
+            since=data.get("since"),
+            until=data.get("until"),
+            query=data.get("q"),
+            cursor=data.get("cursor"),
+            limit=data["limit"],
+        )
+        return Response(
+            {"results": [selectors.drawer_entry_payload(e) for e in page.entries], "next_cursor": page.next_cursor}
+        )
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="drawer_save",
+        summary="Save a message to my drawer",
+        description=(
+            "Save a message of a room I am in, named by `message` (its id) or by `room` and `seq`. "
+            "The entry keeps a snapshot of the body, sender, room and time. Saving a message already "
+            "in my drawer answers 200 with the existing entry, unchanged (use PATCH to change it)."
+        ),
+        request=DrawerSaveSerializer,
+        responses={
+            201: OpenApiResponse(DrawerEntrySerializer, description="Saved: a new entry."),
+            200: OpenApiResponse(DrawerEntrySerializer, description="Already in my drawer: the existing entry."),
+            400: _error("`invalid`: the message is not named, or bad note or tags."),
+            401: UNAUTHENTICATED,
+            403: _error("`not_member`: the message is in a room I am not in, or no message has that id."),
+            404: _error("`not_found`: no such message (or it is deleted) in that room."),
+            413: _error("`too_large`: the note is too long."),
+            429: RATE_LIMITED,
+        },
+    )
+    def post(self, request):
+        body = DrawerSaveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        entry, created = services.drawer_entry_save(
+            user=request.user,
+            message_id=data.get("message"),
+            room_id=data.get("room"),
+            seq=data.get("seq"),
+            note=data.get("note"),
+            tags=data.get("tags"),
+        )
+        return Response(
+            selectors.drawer_entry_payload(entry), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class DrawerEntryView(APIView):
+    throttle_classes = [DrawerThrottle]
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="drawer_entry_retrieve",
+        summary="One entry of my drawer",
+        responses={200: DrawerEntrySerializer, 401: UNAUTHENTICATED, 404: ENTRY_NOT_FOUND, 429: RATE_LIMITED},
+    )
+    def get(self, request, entry_id: int):
+        entry = selectors.drawer_entry_get(user_id=request.user.pk, entry_id=entry_id)
+        return Response(selectors.drawer_entry_payload(entry))
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="drawer_entry_update",
+        summary="Edit an entry's note or tags",
+        request=DrawerUpdateSerializer,
+        responses={
+            200: DrawerEntrySerializer,
+            400: _error("`invalid`: neither note nor tags, or bad tags."),
+            401: UNAUTHENTICATED,
+            404: ENTRY_NOT_FOUND,
+            413: _error("`too_large`: the note is too long."),
+            429: RATE_LIMITED,
+        },
+    )
+    def patch(self, request, entry_id: int):
+        body = DrawerUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        entry = services.drawer_entry_update(
+            user=request.user,
+            entry_id=entry_id,
+            note=body.validated_data.get("note"),
+            tags=body.validated_data.get("tags"),
+        )
+        return Response(selectors.drawer_entry_payload(entry))
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="drawer_entry_remove",
+        summary="Remove an entry from my drawer",
+        description="Unsave: the message itself is untouched.",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Removed."),
+            401: UNAUTHENTICATED,
+            404: ENTRY_NOT_FOUND,
+            429: RATE_LIMITED,
+        },
+    )
+    def delete(self, request, entry_id: int):
+        services.drawer_entry_remove(user=request.user, entry_id=entry_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DrawerFiltersView(APIView):
+    throttle_classes = [DrawerThrottle]
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="drawer_filters",
+        summary="The choices of my drawer's filters",
+        description="The rooms my entries come from and the tags I used, with counts.",
+        responses={200: DrawerFiltersSerializer, 401: UNAUTHENTICATED, 429: RATE_LIMITED},
+    )
+    def get(self, request):
+        return Response(
+            {
+                "rooms": selectors.drawer_rooms(user_id=request.user.pk),
+                "tags": selectors.drawer_tags(user_id=request.user.pk),
+            }
+        )
