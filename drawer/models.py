@@ -9,6 +9,11 @@ from django.utils import timezone
 TAG_MAX_CHARS = 32
 
 
+def tag_normalize(tag: str) -> str:
+    """A tag as stored and matched: blanks collapsed and lower-cased, so filters ignore case."""
+    return " ".join(tag.split()).lower()
+
+
 class SavedMessage(models.Model):
     """A message a user saved to their drawer, with a snapshot that outlives the original.
 

@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 from rooms.models import Participant
 from streams.errors import INVALID, NOT_FOUND, ChatError
 
-from .models import SavedMessage
+from .models import SavedMessage, tag_normalize
 
 PAGE_SIZE = 30
 PAGE_SIZE_MAX = 100
@@ -35,18 +35,19 @@ class DrawerPage:
     next_cursor: str | None
 
 
-def _with_link(queryset: QuerySet, *, user_id: int) -> QuerySet:
-    # `linked` is true while the message exists, is not deleted and the user is in its room:
-    # only then can the client jump to it, and only then is its current body the user's to see.
+def with_link(queryset: QuerySet) -> QuerySet:
+    """Entries annotated with ``linked`` (and their message fetched), for drawer_entry_payload."""
+    # `linked` is true while the message exists, is not deleted and the entry's owner is in its
+    # room: only then can they jump to it, and only then is its current body theirs to see.
     # A message never changes room, so the entry's room is the message's while it links.
-    member = Participant.objects.filter(room_id=OuterRef("room_id"), user_id=user_id)
+    member = Participant.objects.filter(room_id=OuterRef("room_id"), user_id=OuterRef("user_id"))
     linked = Q(message__isnull=False) & Q(message__deleted_at__isnull=True) & Exists(member)
     return queryset.select_related("message").annotate(linked=ExpressionWrapper(linked, output_field=BooleanField()))
 
 
 def drawer_entry_get(*, user_id: int, entry_id: int) -> SavedMessage:
     """One of the user's entries, or ``not_found`` (also for another user's entry id)."""
-    entry = _with_link(SavedMessage.objects.filter(user_id=user_id), user_id=user_id).filter(pk=entry_id).first()
+    entry = with_link(SavedMessage.objects.filter(user_id=user_id)).filter(pk=entry_id).first()
     if entry is None:
         raise ChatError(NOT_FOUND, "No such entry in your drawer.")
     return entry
@@ -93,7 +94,7 @@ def drawer_entries_list(
     entries = SavedMessage.objects.filter(user_id=user_id)
     if room_id is not None:
         entries = entries.filter(room_id=room_id)
-    wanted_tags = sorted({" ".join(t.split()).lower() for t in tags if t and t.strip()})
+    wanted_tags = sorted({tag_normalize(t) for t in tags if t and t.strip()})
     if wanted_tags:
         entries = entries.filter(tags__contains=wanted_tags)
     if since is not None:
@@ -109,12 +110,12 @@ def drawer_entries_list(
             | Q(note__icontains=query)
             | Q(sender_name__icontains=query)
             | Q(room_name__icontains=query)
-            | Q(tags__contains=[query.lower()])
+            | Q(tags__contains=[tag_normalize(query)])
         )
     if cursor:
         saved_at, pk = decode_cursor(cursor)
         entries = entries.filter(Q(saved_at__lt=saved_at) | Q(saved_at=saved_at, pk__lt=pk))
-    rows = list(_with_link(entries, user_id=user_id).order_by("-saved_at", "-pk")[: limit + 1])
+    rows = list(with_link(entries).order_by("-saved_at", "-pk")[: limit + 1])
     page = rows[:limit]
     return DrawerPage(entries=page, next_cursor=encode_cursor(page[-1]) if len(rows) > limit else None)
 

@@ -11,15 +11,16 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 
 from messages.models import Message
 from messages.selectors import DELETED_USER
 from rooms.models import Participant, Room
 from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
-from streams.realtime import send_event_on_commit, user_group
+from streams.realtime import frame, publish_on_commit, send_event_on_commit, user_group
 
-from .models import TAG_MAX_CHARS, SavedMessage
-from .selectors import drawer_entry_get, drawer_entry_payload
+from .models import TAG_MAX_CHARS, SavedMessage, tag_normalize
+from .selectors import drawer_entry_get, drawer_entry_payload, with_link
 
 NOTE_MAX_CHARS = 2000
 TAGS_MAX = 10
@@ -51,7 +52,7 @@ def drawer_tags_clean(*, tags) -> list[str]:
     for tag in tags:
         if not isinstance(tag, str):
             raise ChatError(INVALID, "`tags` must be a list of strings.")
-        tag = " ".join(tag.split()).lower()
+        tag = tag_normalize(tag)
         if not tag:
             continue
         if len(tag) > TAG_MAX_CHARS:
@@ -165,6 +166,34 @@ def drawer_entry_remove(*, user, entry_id: int) -> None:
         entry = _own_entry_locked(user_id=user.pk, entry_id=entry_id)
         entry.delete()
         _announce(user_id=user.pk, action=REMOVED, id=entry_id)
+
+
+def drawer_snapshots_detach_sender(*, messages: QuerySet, erase: bool) -> int:
+    """Forget who sent these messages in everyone's drawer, and also what they said if ``erase``.
+
+    For account deletion: a deleted account is "deleted user" in drawers too, and an account
+    erased at its owner's request leaves no copy of its words behind. Call it while the entries
+    still link to the messages (before they are deleted). Returns how many entries changed;
+    their owners' sessions get ``drawer.changed`` "updated" after commit.
+    """
+    changes: dict = {"sender_name": DELETED_USER}
+    if erase:
+        changes["body"] = ""
+    with transaction.atomic():
+        entries = SavedMessage.objects.filter(message__in=messages)
+        ids = list(entries.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        SavedMessage.objects.filter(pk__in=ids).update(**changes)
+        publish_on_commit(
+            (
+                user_group(entry.user_id),
+                frame("drawer.changed", action=UPDATED, entry=drawer_entry_payload(entry)),
+                None,
+            )
+            for entry in with_link(SavedMessage.objects.filter(pk__in=ids))
+        )
+    return len(ids)
 
 
 def _own_entry_locked(*, user_id: int, entry_id: int) -> SavedMessage:

@@ -6,7 +6,13 @@ import pytest
 
 from drawer.models import SavedMessage
 from drawer.selectors import drawer_entry_get, drawer_entry_payload
-from drawer.services import drawer_entry_remove, drawer_entry_save, drawer_entry_update
+from drawer.services import (
+    drawer_entry_remove,
+    drawer_entry_save,
+    drawer_entry_update,
+    drawer_snapshots_detach_sender,
+)
+from messages.models import Message
 from messages.services import message_apply_delete, message_apply_edit
 from rooms.models import Participant
 from rooms.services import room_open_direct
@@ -261,3 +267,19 @@ def test_nobody_else_can_change_or_remove_my_entry(alice, bob, room, make_messag
         assert refused.value.code == "not_found"
 
     assert payload(alice, entry.pk)["note"] == "mine"
+
+
+@pytest.mark.parametrize("erase", [False, True])
+def test_a_deleted_account_is_forgotten_in_other_drawers(alice, bob, room, make_message, erase):
+    from_bob = make_message(room, bob, "bob's words")
+    from_alice = make_message(room, alice, "alice's words")
+    kept, _ = drawer_entry_save(user=alice, message_id=from_bob.pk, note="my note")
+    other, _ = drawer_entry_save(user=alice, message_id=from_alice.pk)
+
+    changed = drawer_snapshots_detach_sender(messages=Message.objects.filter(sender=bob), erase=erase)
+
+    assert changed == 1
+    data = payload(alice, kept.pk)
+    assert (data["sender_name"], data["note"]) == ("deleted user", "my note")
+    assert data["body"] == ("" if erase else "bob's words")
+    assert (payload(alice, other.pk)["sender_name"], payload(alice, other.pk)["body"]) == ("alice", "alice's words")
