@@ -1,0 +1,367 @@
+"""Writes about accounts: sign-up, API tokens, web sessions, and account deletion.
+
+Deleting an account works in bulk statements, never row by row, so it costs the same few
+queries for an account with ten messages or ten thousand. The messages stay for the other
+members with no sender ("deleted user"), or with their bodies erased when the user asks; rooms
+the user owned pass to another member or go when nobody else is in them. Accounts with many
+messages are deactivated at once and purged in chunks by a Celery task (``account_purge``)
+whose progress moderators follow in the admin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model, password_validation
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Case, Exists, OuterRef, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from messages.models import Message
+from rooms.models import Participant, Room
+from streams import kafka
+from streams.errors import CONFLICT, INVALID, ChatError
+from streams.realtime import Event, frame, publish_on_commit, room_group, session_group, token_group, user_group
+
+from .models import AccountDeletion, UserSession
+
+log = logging.getLogger(__name__)
+
+# The WebSocket close code for "no longer authenticated"; the socket's client logs in again.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE = {"op": "close", "code": CLOSE_UNAUTHENTICATED}
+
+INLINE_MAX_DEFAULT = 5000
+CHUNK_DEFAULT = 2000
+
+
+# -- sign-up --------------------------------------------------------------------------------------
+def user_create(*, username: str, password: str):
+    """Create an account; ``invalid`` for a bad username or weak password, ``conflict`` if taken.
+
+    Usernames are unique regardless of case, so nobody can pass for "Alice" as "alice".
+    """
+    user_model = get_user_model()
+    username = user_model.normalize_username((username or "").strip())
+    user = user_model(username=username)
+    try:
+        # Blank, too long, characters outside letters, digits and @/./+/-/_.
+        user_model._meta.get_field("username").clean(username, user)
+        if not isinstance(password, str):
+            raise ValidationError("A password is required.")
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ChatError(INVALID, " ".join(exc.messages)) from None
+    taken = ChatError(CONFLICT, "That username is taken.")
+    if user_model.objects.filter(username__iexact=username).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            return user_model.objects.create_user(username=username, password=password)
+    except IntegrityError:  # a concurrent sign-up took it between the check and the insert
+        raise taken from None
+
+
+# -- API tokens -----------------------------------------------------------------------------------
+def token_issue(*, username: str, password: str) -> Token:
+    """The user's API token (created on first use) for valid credentials, else ``invalid``.
+
+    A deactivated account (one being deleted) gets no token.
+    """
+    user = authenticate(username=username, password=password)
+    if user is None:
+        raise ChatError(INVALID, "Unable to log in with the given username and password.")
+    token, _created = Token.objects.get_or_create(user=user)
+    return token
+
+
+def token_revoke(*, user) -> bool:
+    """Delete the user's API token and close the sockets opened with it. False if there was none."""
+    with transaction.atomic():
+        keys = list(Token.objects.filter(user=user).values_list("key", flat=True))
+        Token.objects.filter(key__in=keys).delete()
+        publish_on_commit((token_group(key), None, CLOSE) for key in keys)
+    return bool(keys)
+
+
+# -- web sessions ---------------------------------------------------------------------------------
+def session_record(*, user, session_key: str) -> None:
+    """Remember that ``user`` logged in with this session (called on every web login).
+
+    Also forgets the user's recorded sessions that have ended without a logout (expired or
+    cleared), so the table holds about one row per live session.
+    """
+    live = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=timezone.now())
+    UserSession.objects.filter(user=user).exclude(Exists(live)).delete()
+    UserSession.objects.update_or_create(session_key=session_key, defaults={"user": user})
+
+
+def session_end(*, session_key: str) -> None:
+    """A web session ended (logout): forget it and close the sockets opened with it."""
+    UserSession.objects.filter(session_key=session_key).delete()
+    publish_on_commit([(session_group(session_key), None, CLOSE)])
+
+
+def _sign_out_everywhere(*, user_id: int) -> None:
+    """Delete the user's token and web sessions and close every socket of theirs, after commit."""
+    Token.objects.filter(user_id=user_id).delete()
+    recorded = UserSession.objects.filter(user_id=user_id)
+    Session.objects.filter(session_key__in=recorded.values("session_key")).delete()
+    recorded.delete()
+    publish_on_commit([(user_group(user_id), None, CLOSE)])
+
+
+def account_deactivate(*, user) -> None:
+    """Stop the account at once: no login, no token, no session, no open socket."""
+    with transaction.atomic():
+        get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+        _sign_out_everywhere(user_id=user.pk)
+    user.is_active = False
+
+
+# -- account deletion -----------------------------------------------------------------------------
+def account_delete_request(*, user, erase_messages: bool, requested_by: str = "") -> AccountDeletion:
+    """Delete an account: now when it is small, else deactivate it now and purge it in the background.
+
+    Accounts with more than ``ACCOUNT_PURGE_INLINE_MAX`` messages go to the ``account_purge``
+    Celery task so that the request stays short; either way the user is signed out everywhere
+    before this returns. Returns the deletion record (status ``done``, or ``pending``).
+    """
+    ongoing = AccountDeletion.objects.filter(
+        user_id=user.pk, status__in=[AccountDeletion.Status.PENDING, AccountDeletion.Status.RUNNING]
+    ).first()
+    if ongoing is not None:
+        return ongoing
+    total = Message.objects.filter(sender_id=user.pk).count()
+    if total <= getattr(settings, "ACCOUNT_PURGE_INLINE_MAX", INLINE_MAX_DEFAULT):
+        return account_delete(user=user, erase_messages=erase_messages, requested_by=requested_by)
+    with transaction.atomic():
+        account_deactivate(user=user)
+        deletion = AccountDeletion.objects.create(
+            user_id=user.pk,
+            username=user.username,
+            erase_messages=erase_messages,
+            requested_by=requested_by,
+            messages_total=total,
+        )
+        transaction.on_commit(lambda: account_purge_enqueue(deletion=deletion))
+    return deletion
+
+
+def account_purge_enqueue(*, deletion: AccountDeletion) -> None:
+    """Hand a pending deletion to a Celery worker (also the admin's "run again")."""
+    from .tasks import account_purge  # the task module imports this one
+
+    try:
+        account_purge.delay(deletion.pk)
+    except Exception:  # the broker may be down: the admin shows it pending, to run again
+        log.exception("could not enqueue the purge of account %s (deletion %s)", deletion.user_id, deletion.pk)
+
+
+def account_delete(*, user, erase_messages: bool, requested_by: str = "") -> AccountDeletion:
+    """Delete the account now, in one transaction and a fixed number of queries.
+
+    Removes the user's memberships, read positions, drawer, token and sessions; hands rooms
+    they owned to another member (oldest admin, else oldest member) and deletes rooms nobody
+    else is in; keeps their messages with no sender, bodies erased if ``erase_messages``.
+    After commit, every socket of theirs is closed and ``account.erased`` is announced on Kafka
+    so that the other consumer groups (search index, backup) follow.
+    """
+    with transaction.atomic():
+        deletion = AccountDeletion.objects.create(
+            user_id=user.pk,
+            username=user.username,
+            erase_messages=erase_messages,
+            requested_by=requested_by,
+            status=AccountDeletion.Status.RUNNING,
+        )
+        _account_remove(deletion=deletion)
+    return deletion
+
+
+def account_purge(*, deletion_id: int) -> AccountDeletion:
+    """Carry out a pending deletion in chunks, recording progress after each (the Celery task).
+
+    Each chunk of messages is its own transaction, so a crash loses nothing: running it again
+    picks up where it stopped. The final step is the same as :func:`account_delete`.
+    """
+    chunk = getattr(settings, "ACCOUNT_PURGE_CHUNK", CHUNK_DEFAULT)
+    deletion = AccountDeletion.objects.get(pk=deletion_id)
+    if deletion.status == AccountDeletion.Status.DONE:
+        return deletion
+    AccountDeletion.objects.filter(pk=deletion.pk).update(status=AccountDeletion.Status.RUNNING, error="")
+    try:
+        while _purge_chunk(deletion_id=deletion.pk, size=chunk):
+            pass
+        with transaction.atomic():
+            deletion = AccountDeletion.objects.select_for_update().get(pk=deletion.pk)
+            _account_remove(deletion=deletion)
+    except Exception as exc:
+        AccountDeletion.objects.filter(pk=deletion.pk).update(
+            status=AccountDeletion.Status.FAILED, error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    return deletion
+
+
+def _purge_chunk(*, deletion_id: int, size: int) -> bool:
+    """Detach one chunk of the user's messages; False once none is left."""
+    with transaction.atomic():
+        # Locked: two runs of the same deletion (a re-enqueue) take turns instead of double-counting.
+        deletion = AccountDeletion.objects.select_for_update().get(pk=deletion_id)
+        ids = list(Message.objects.filter(sender_id=deletion.user_id).order_by().values_list("id", flat=True)[:size])
+        if not ids:
+            return False
+        count, room_ids = _messages_detach(messages=Message.objects.filter(id__in=ids), erase=deletion.erase_messages)
+        deletion.room_ids = sorted(set(deletion.room_ids) | set(room_ids))
+        deletion.messages_done = min(deletion.messages_total, deletion.messages_done + count)
+        deletion.save(update_fields=["room_ids", "messages_done"])
+    return True
+
+
+def _account_remove(*, deletion: AccountDeletion) -> None:
+    """Everything that is left of the account goes, in the caller's transaction."""
+    user_id = deletion.user_id
+    _sign_out_everywhere(user_id=user_id)
+    count, message_rooms = _messages_detach(
+        messages=Message.objects.filter(sender_id=user_id), erase=deletion.erase_messages
+    )
+    kept, emptied, heirs = _rooms_release(user_id=user_id)
+    # Memberships, read positions, drawer entries and the like go with the user row (bulk cascade).
+    get_user_model().objects.filter(pk=user_id).delete()
+
+    touched = set(deletion.room_ids) | set(message_rooms) | set(kept)
+    deletion.room_ids = sorted(touched | set(emptied))
+    deletion.messages_done = deletion.messages_total = max(deletion.messages_total, deletion.messages_done + count)
+    deletion.status = AccountDeletion.Status.DONE
+    deletion.finished_at = timezone.now()
+    deletion.save()
+
+    erase = deletion.erase_messages
+    _announce_to_members(
+        user_id=user_id, erase=erase, left=kept, heirs=heirs, message_rooms=sorted(touched - set(emptied))
+    )
+    rooms = deletion.room_ids
+    transaction.on_commit(lambda: _announce_on_kafka(user_id=user_id, erase=erase, rooms=rooms, deleted=emptied))
+
+
+def _messages_detach(*, messages: models.QuerySet, erase: bool) -> tuple[int, list[int]]:
+    """Take the sender off these messages (erasing bodies if asked): (count, their room ids)."""
+    room_ids = list(messages.order_by().values_list("room_id", flat=True).distinct())
+    if not room_ids:
+        return 0, []
+    changes: dict = {"sender": None}
+    if erase:
+        changes.update(body="", deleted_at=Coalesce("deleted_at", Value(timezone.now())))
+        # The room list shows a copy of the newest message's text: it goes with the body.
+        newest = messages.filter(room_id=OuterRef("pk"), seq=OuterRef("last_seq"))
+        Room.objects.filter(id__in=room_ids).filter(Exists(newest)).update(last_message_preview="")
+    return messages.update(**changes), room_ids
+
+
+def _rooms_release(*, user_id: int) -> tuple[list[int], list[int], dict[int, int]]:
+    """Take the user out of every room, in bulk.
+
+    Returns (rooms still there, rooms deleted because nobody else was in them, {room: new owner}).
+    """
+    memberships = dict(Participant.objects.filter(user_id=user_id).values_list("room_id", "role"))
+    if not memberships:
+        return [], [], {}
+    # Same lock order as the persistence consumer (rooms by id): no message from this user is
+    # stored in these rooms once their memberships are gone, and no deadlock between the two.
+    room_ids = list(memberships)
+    list(Room.objects.select_for_update().filter(id__in=room_ids).order_by("id").values_list("id", flat=True))
+    others = Participant.objects.filter(room_id__in=room_ids).exclude(user_id=user_id)
+    kept = sorted(set(others.order_by().values_list("room_id", flat=True).distinct()))
+    emptied = sorted(set(memberships) - set(kept))
+
+    heirs: dict[int, int] = {}
+    orphaned = [room_id for room_id in kept if memberships[room_id] == Participant.Role.OWNER]
+    if orphaned:
+        rank = Case(
+            When(role=Participant.Role.OWNER, then=Value(0)),
+            When(role=Participant.Role.ADMIN, then=Value(1)),
+            default=Value(2),
+        )
+        # One row per room: an existing co-owner, else the oldest admin, else the oldest member.
+        rows = list(
+            others.filter(room_id__in=orphaned)
+            .annotate(rank=rank)
+            .order_by("room_id", "rank", "joined_at", "pk")
+            .distinct("room_id")
+            .values_list("pk", "room_id", "user_id")
+        )
+        Participant.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(role=Participant.Role.OWNER)
+        heirs = {room_id: heir for _, room_id, heir in rows}
+
+    Participant.objects.filter(user_id=user_id).delete()
+    if emptied:
+        _rooms_delete(room_ids=emptied)
+    return kept, emptied, heirs
+
+
+def _rooms_delete(*, room_ids: list[int]) -> None:
+    """Delete rooms with their messages in one statement per table, whatever their history.
+
+    Deleting through the ORM alone would load the messages and delete them a hundred at a
+    time, because other rows (drawer entries) point at messages. Those rows are let go first
+    in bulk, as their foreign keys ask, then the messages go in one statement.
+    """
+    messages = Message.objects.filter(room_id__in=room_ids)
+    # Hidden relations too (``related_name="+"``, as the drawer's link to its message).
+    relations = [f for f in Message._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete]
+    for relation in relations:
+        if relation.many_to_many:
+            continue
+        linked = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": messages})
+        if relation.on_delete is models.SET_NULL:
+            linked.update(**{relation.field.name: None})
+        elif relation.on_delete is models.CASCADE:
+            linked.delete()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Message._meta.db_table} WHERE room_id = ANY(%s)", [room_ids])
+    Room.objects.filter(id__in=room_ids).delete()
+
+
+def _announce_to_members(
+    *, user_id: int, erase: bool, left: list[int], heirs: dict[int, int], message_rooms: list[int]
+) -> None:
+    """Tell the other members, after commit, that the user left and who owns the room now.
+
+    ``account.erased`` {room, user, erase_messages} lets open clients show that user's messages
+    as from "deleted user" (and blank, when erased) without reloading the room.
+    """
+    owner = Participant.Role.OWNER.value
+    events: list[Event] = []
+    for room_id in left:
+        events.append((room_group(room_id), frame("participant.removed", room=room_id, user=user_id), None))
+    for room_id, heir in heirs.items():
+        events.append((room_group(room_id), frame("participant.updated", room=room_id, user=heir, role=owner), None))
+    for room_id in message_rooms:
+        erased = frame("account.erased", room=room_id, user=user_id, erase_messages=erase)
+        events.append((room_group(room_id), erased, None))
+    publish_on_commit(events)
+
+
+def _announce_on_kafka(*, user_id: int, erase: bool, rooms: Iterable[int], deleted: Iterable[int]) -> None:
+    """Announce the bulk change on the messages topic, keyed by room so it keeps the room's order.
+
+    The consumer groups that keep copies (search index, backup) apply it from there.
+    """
+    events = [(room_id, kafka.envelope("account.erased", room=room_id, user=user_id, erase_messages=erase))
+              for room_id in rooms]  # fmt: skip
+    events += [(room_id, kafka.envelope("room.deleted", room=room_id)) for room_id in deleted]
+    if not events:
+        events = [("account", kafka.envelope("account.erased", room=None, user=user_id, erase_messages=erase))]
+    try:
+        for key, value in events:
+            kafka.produce(kafka.MESSAGES, key=key, value=value)
+    except kafka.KafkaUnavailable:
+        # The deletion stands; only the copies kept by other consumer groups miss the news.
+        log.exception("account %s was deleted but announcing it on Kafka failed", user_id)
