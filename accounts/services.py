@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from drawer.services import drawer_snapshots_detach_sender
 from messages.models import Message
 from rooms.models import Participant, Room
 from streams import kafka
@@ -256,6 +257,8 @@ def _messages_detach(*, messages: models.QuerySet, erase: bool) -> tuple[int, li
     room_ids = list(messages.order_by().values_list("room_id", flat=True).distinct())
     if not room_ids:
         return 0, []
+    # Copies in other people's drawers follow, while they still link to these messages.
+    drawer_snapshots_detach_sender(messages=messages, erase=erase)
     changes: dict = {"sender": None}
     if erase:
         changes.update(body="", deleted_at=Coalesce("deleted_at", Value(timezone.now())))

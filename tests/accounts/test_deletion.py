@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from accounts import services, tasks
 from accounts.models import AccountDeletion, UserSession
 from drawer.models import SavedMessage
+from drawer.services import drawer_entry_save
 from messages.models import Message
 from messages.selectors import DELETED_USER, messages_after
 from rooms.models import Participant, Room
@@ -54,6 +55,7 @@ def test_messages_stay_for_the_others_as_from_deleted_user(make_user, make_room,
     room = make_room(owner=bob, members=[alice])
     add_messages(room, alice, 3, body="from alice")
     add_messages(room, bob, 1, body="from bob")
+    drawer_entry_save(user=bob, message_id=Message.objects.get(room=room, seq=1).pk)
 
     services.account_delete(user=alice, erase_messages=False)
 
@@ -63,6 +65,8 @@ def test_messages_stay_for_the_others_as_from_deleted_user(make_user, make_room,
     ]  # fmt: skip
     assert [m["body"] for m in shown[:3]] == ["from alice 1", "from alice 2", "from alice 3"]
     assert not any(m["deleted"] for m in shown)
+    # Bob's saved copy keeps the words but no longer the name.
+    assert list(SavedMessage.objects.values_list("sender_name", "body")) == [(DELETED_USER, "from alice 1")]
     assert not get_user_model().objects.filter(pk=alice.pk).exists()
 
 
@@ -74,11 +78,13 @@ def test_erasing_leaves_no_body_of_the_user_anywhere(make_user, make_room, add_m
     add_messages(hers_last, alice, 2, body="secret")
     add_messages(his_last, alice, 2, body="secret")
     add_messages(his_last, bob, 1, body="from bob")
+    drawer_entry_save(user=bob, message_id=Message.objects.filter(sender=alice).first().pk)
 
     services.account_delete(user=alice, erase_messages=True)
 
     assert not Message.objects.filter(body__contains="secret").exists()
     assert not Room.objects.filter(last_message_preview__contains="secret").exists()
+    assert list(SavedMessage.objects.values_list("sender_name", "body")) == [(DELETED_USER, "")]
     erased = [m for m in history(hers_last, bob) + history(his_last, bob) if m["sender"]["username"] == DELETED_USER]
     assert len(erased) == 4
     assert all(m["deleted"] and m["body"] == "" for m in erased)
