@@ -1,0 +1,139 @@
+"""``python -m bench``: the product against the Channels tutorial chat, side by side, in one run.
+
+Starts its own embedded PostgreSQL, Valkey and Tansu (in .devstack/bench, fresh database every
+run), both servers pinned to one core and the load generator to the other, runs the scenarios,
+prints the table and the ratios, and with ``--readme`` writes them into bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .report import markdown, summary_rows, table
+from .scenarios import KEY_METRICS, PRODUCT, TUTORIAL, Config, Runner, median_run
+from .stack import ROOT, BenchStack
+
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small and short (about a minute): a smoke run")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, e.g. S1,S2")
+    parser.add_argument("--targets", default=f"{TUTORIAL},{PRODUCT}", help="tutorial, product or both")
+    parser.add_argument("--duration", type=float, help="seconds per offered rate (default 10; quick 2)")
+    parser.add_argument("--payload", type=int, default=100, help="message body bytes (default 100)")
+    parser.add_argument("--p99-ms", type=float, default=100.0, help="the latency limit of a held rate")
+    parser.add_argument("--s1-rates", help="comma-separated offered deliveries/s for S1")
+    parser.add_argument("--s2-rates", help="comma-separated offered deliveries/s for S2")
+    parser.add_argument("--repeat", type=int, default=1, help="run everything N times; report the median runs")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--data", type=Path, default=ROOT / ".devstack" / "bench")
+    parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument("--profile", type=Path, help="py-spy the servers during S1/S2 into this folder")
+    parser.add_argument("--readme", action="store_true", help="write the results into bench/README.md")
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    config = Config.quick_mode() if args.quick else Config()
+    config.payload = args.payload
+    config.p99_ms = args.p99_ms
+    if args.duration:
+        config.duration = args.duration
+    if args.s1_rates:
+        config.s1_rates = [int(r) for r in args.s1_rates.split(",")]
+    if args.profile:
+        config.profile = str(args.profile.resolve())
+    if args.s2_rates:
+        config.s2_rates = [int(r) for r in args.s2_rates.split(",")]
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    config = config_from(args)
+    scenarios = [s.strip().upper() for s in args.scenarios.split(",") if s.strip()]
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    pin = (os.cpu_count() or 1) >= 2 and args.server_cpu != args.client_cpu
+    if not pin:
+        print("warning: fewer than two cores; nothing is pinned and results will not compare", file=sys.stderr)
+    bench = BenchStack(args.data, server_cpu=args.server_cpu, client_cpu=args.client_cpu, pin=pin)
+    started = datetime.now(UTC)
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    results: dict = {
+        "command": command.strip(),
+        "started": started.isoformat(timespec="seconds"),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "layout": {"server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "pinned": pin},
+        "config": config.__dict__,
+        "repeat": args.repeat,
+        "runs": [],
+        "scenarios": {},
+    }
+    print(f"bench | {command.strip()}", flush=True)
+    clock = time.monotonic()
+    try:
+        bench.start()
+        servers = {}
+        if TUTORIAL in targets:
+            servers[TUTORIAL] = bench.start_tutorial()
+        if PRODUCT in targets:
+            servers[PRODUCT] = bench.start_product()
+        runner = Runner(bench, config, servers, log=lambda line: print(line, flush=True))
+        for repeat in range(args.repeat):
+            if args.repeat > 1:
+                print(f"bench | round {repeat + 1} of {args.repeat}", flush=True)
+            outcomes: dict = {}
+            for scenario in scenarios:
+                # Alternate which target goes first, so neither always gets the warmer machine.
+                for target in targets if repeat % 2 == 0 else list(reversed(targets)):
+                    outcomes.setdefault(scenario, {})[target] = getattr(runner, scenario.lower())(target)
+            results["runs"].append(outcomes)
+    finally:
+        bench.stop()
+    for scenario in scenarios:
+        for target in targets:
+            runs = [run[scenario][target] for run in results["runs"] if target in run.get(scenario, {})]
+            if runs:
+                results["scenarios"].setdefault(scenario, {})[target] = median_run(scenario, runs)
+                results.setdefault("spread", {}).setdefault(scenario, {})[target] = [
+                    round(KEY_METRICS[scenario](run), 3) for run in runs
+                ]
+    results["seconds"] = round(time.monotonic() - clock, 1)
+    rows = summary_rows(results, config)
+    print()
+    print(table(rows))
+    out = args.json or args.data / "results" / f"{started:%Y%m%dT%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nbench | every figure: {out}")
+    if args.readme:
+        readme = ROOT / "bench" / "README.md"
+        write_readme(readme, markdown(results, rows))
+        print(f"bench | results written to {readme}")
+    return 0
+
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def write_readme(path: Path, section: str) -> None:
+    """Replace the results section of the README (between its markers) with ``section``."""
+    text = path.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{START}\n{section}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

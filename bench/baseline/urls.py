@@ -1,0 +1,3 @@
+"""The tutorial chat serves no HTTP pages in the benchmark."""
+
+urlpatterns: list = []

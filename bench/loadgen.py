@@ -1,0 +1,674 @@
+"""The load generator: many real WebSocket clients in one asyncio process.
+
+It speaks two protocols over the same bookkeeping:
+
+- ``product``: DESIGN.md's /ws/chat/ (``Authorization: Token``, ``message.send`` ->
+  ``message.accepted`` -> ``message.new`` to every member, ``sync`` -> replay -> ``sync.done``);
+- ``tutorial``: the Channels tutorial chat (``{"message": ...}`` to /ws/chat/<room>/, echoed to
+  every socket of the room, no acknowledgement, no seq, no history).
+
+Every message body is ``"<n>|<send time ns>|xxxx..."`` padded to the payload size, so a receipt
+names its message and its send time whatever the protocol wraps around it. The generator sends
+open loop (on a clock, never waiting for replies), so a slow server shows up as latency and loss
+rather than as a politely lowered rate.
+
+It imports no Django: it runs pinned to its own core, as ``python -m bench.loadgen SPEC OUT``
+(JSON in, JSON out), or in-process from a test via :func:`fanout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import websockets
+from websockets.asyncio.client import connect
+
+PRODUCT = "product"
+TUTORIAL = "tutorial"
+
+# Knobs of the client sockets: no keepalive pings (they would only add noise), no compression
+# (daphne does not negotiate it anyway), never a proxy (loopback only).
+CLIENT_OPTIONS = {
+    "compression": None,
+    "proxy": None,
+    "ping_interval": None,
+    "open_timeout": 30,
+    "close_timeout": 2,
+    "max_queue": 1024,
+    "max_size": 2**22,
+}
+CONNECT_BATCH = 25  # sockets opened at a time when setting up (S5 opens them all at once instead)
+
+
+@dataclass
+class Client:
+    """One socket: its credentials (product) and the one room it is in and sends to."""
+
+    room: int | str
+    token: str | None = None
+
+
+@dataclass
+class FanoutSpec:
+    """R rooms x M members, offered deliveries/s stepped through ``rates``."""
+
+    protocol: str
+    url: str
+    clients: list[Client]
+    rates: list[int]  # offered deliveries/s (messages/s x members of the room)
+    duration: float = 10.0
+    payload: int = 100
+    drain: float = 10.0
+    p99_limit_ms: float = 100.0
+    stop_on_fail: bool = True
+    warmup_timeout: float = 60.0
+    watch_pids: dict[str, int] = field(default_factory=dict)  # name -> pid (with its children)
+    server_cpu: int | None = None
+
+
+@dataclass
+class Step:
+    """What one offered rate gave."""
+
+    offered: int
+    duration: float
+    sent: int = 0
+    accepted: int = 0
+    refused: dict = field(default_factory=dict)
+    unanswered: int = 0
+    expected: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    delivered_per_s: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    accept_p50_ms: float | None = None
+    accept_p99_ms: float | None = None
+    send_seconds: float = 0.0
+    generator_cpu: float = 0.0
+    server_cpu: float | None = None
+    server_core_busy: float | None = None
+    cpu_by_process: dict = field(default_factory=dict)
+
+    @property
+    def held(self) -> bool:
+        """Loss-free, nothing refused, and within the latency limit (set by the caller)."""
+        return self.lost == 0 and self.duplicates == 0 and not self.refused and self.sent > 0
+
+    def ok(self, p99_limit_ms: float) -> bool:
+        return self.held and self.p99_ms is not None and self.p99_ms <= p99_limit_ms
+
+
+@dataclass
+class FanoutResult:
+    protocol: str
+    rooms: int
+    clients: int
+    steps: list[Step]
+    # room -> client_msg_ids of every message the server accepted (product), warm-up included.
+    accepted: dict = field(default_factory=dict)
+    warmup_seconds: float = 0.0
+    connect_failures: int = 0
+
+    def best(self, p99_limit_ms: float) -> Step | None:
+        held = [s for s in self.steps if s.ok(p99_limit_ms)]
+        return max(held, key=lambda s: s.delivered_per_s) if held else None
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[index]
+
+
+# -- CPU accounting (Linux /proc) -----------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                children = Path(f"/proc/{current}/task/{tid}/children").read_text().split()
+            except OSError:
+                continue
+            stack.extend(int(child) for child in children)
+    return found
+
+
+def processes_cpu_seconds(pids: list[int]) -> float:
+    """CPU time used so far by these processes and all their descendants."""
+    total = 0
+    for root in pids:
+        for pid in _descendants(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
+def core_busy_seconds(cpu: int) -> float:
+    """Non-idle time of one core so far, whoever used it."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            values = [int(v) for v in line.split()[1:]]
+            idle = values[3] + values[4]
+            return (sum(values[:8]) - idle) / _TICK
+    return 0.0
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the fan-out run ---------------------------------------------------------------------------------
+class _Socket:
+    def __init__(self, index: int, client: Client, ws) -> None:
+        self.index = index
+        self.client = client
+        self.ws = ws
+        self.seen: set[int] = set()
+        self.last_seq: dict[int, int] = {}
+
+
+class Fanout:
+    """Bookkeeping of one fan-out run: who was sent what, who received it, when."""
+
+    def __init__(self, spec: FanoutSpec) -> None:
+        self.spec = spec
+        self.sockets: list[_Socket] = []
+        self.members: dict = {}
+        self.t_send: list[int] = []
+        self.step_of: list[int] = []
+        self.room_of: list = []
+        self.cmid_of: list[str | None] = []
+        self.answer: list[str | None] = []  # None, "accepted" or an error code
+        self.received: list[int] = []
+        self.latencies: dict[int, list[float]] = {}
+        self.accept_latencies: dict[int, list[float]] = {}
+        self.duplicates: Counter = Counter()
+        self.out_of_order: Counter = Counter()
+        self.by_cmid: dict[str, int] = {}
+        self.readers: list[asyncio.Task] = []
+        self.connect_failures = 0
+        self.errors: Counter = Counter()
+
+    # -- sockets --
+    def _url(self, client: Client) -> str:
+        if self.spec.protocol == TUTORIAL:
+            return f"{self.spec.url.rstrip('/')}/{client.room}/"
+        return self.spec.url
+
+    async def _open(self, index: int, client: Client) -> _Socket | None:
+        try:
+            ws = await open_socket(self.spec.protocol, self._url(client), client)
+        except (OSError, websockets.WebSocketException, TimeoutError):
+            self.connect_failures += 1
+            return None
+        return _Socket(index, client, ws)
+
+    async def connect(self) -> None:
+        for start in range(0, len(self.spec.clients), CONNECT_BATCH):
+            batch = list(enumerate(self.spec.clients))[start : start + CONNECT_BATCH]
+            opened = await asyncio.gather(*(self._open(i, c) for i, c in batch))
+            self.sockets.extend(s for s in opened if s is not None)
+        for sock in self.sockets:
+            self.members.setdefault(sock.client.room, []).append(sock)
+        loop = asyncio.get_running_loop()
+        self.readers = [loop.create_task(self._read(sock)) for sock in self.sockets]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(sock.ws.close() for sock in self.sockets), return_exceptions=True)
+        for reader in self.readers:
+            reader.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+
+    # -- receiving --
+    async def _read(self, sock: _Socket) -> None:
+        product = self.spec.protocol == PRODUCT
+        try:
+            async for text in sock.ws:
+                now = time.perf_counter_ns()
+                data = json.loads(text)
+                if not product:
+                    self._delivered(sock, data.get("message"), now, None, None)
+                    continue
+                kind = data.get("type")
+                if kind == "message.new":
+                    message = data["message"]
+                    self._delivered(sock, message["body"], now, message["room"], message["seq"])
+                elif kind == "message.accepted":
+                    self._answered(data.get("client_msg_id"), "accepted", now)
+                elif kind == "error":
+                    self.errors[data.get("code")] += 1
+                    self._answered(data.get("client_msg_id"), data.get("code") or "error", now)
+        except websockets.ConnectionClosed:
+            pass
+
+    def _delivered(self, sock: _Socket, body, now: int, room, seq) -> None:
+        if not isinstance(body, str) or body.count("|") < 2:
+            return  # not one of ours
+        head, sent_ns, _ = body.split("|", 2)
+        n = int(head)
+        if n >= len(self.t_send):
+            return
+        if n in sock.seen:
+            self.duplicates[self.step_of[n]] += 1
+            return
+        sock.seen.add(n)
+        if seq is not None:
+            last = sock.last_seq.get(room)
+            if last is not None and seq != last + 1:
+                self.out_of_order[self.step_of[n]] += 1
+            sock.last_seq[room] = seq
+        self.received[n] += 1
+        self.latencies.setdefault(self.step_of[n], []).append((now - int(sent_ns)) / 1e6)
+
+    def _answered(self, cmid, answer: str, now: int) -> None:
+        n = self.by_cmid.get(cmid)
+        if n is None or self.answer[n] is not None:
+            return
+        self.answer[n] = answer
+        if answer == "accepted":
+            self.accept_latencies.setdefault(self.step_of[n], []).append((now - self.t_send[n]) / 1e6)
+
+    # -- sending --
+    def _body(self, n: int, now: int) -> str:
+        head = f"{n}|{now}|"
+        return head + "x" * max(0, self.spec.payload - len(head))
+
+    async def _send(self, step: int, sock: _Socket) -> None:
+        n = len(self.t_send)
+        now = time.perf_counter_ns()
+        body = self._body(n, now)
+        room = sock.client.room
+        self.t_send.append(now)
+        self.step_of.append(step)
+        self.room_of.append(room)
+        self.received.append(0)
+        if self.spec.protocol == PRODUCT:
+            cmid = str(uuid.uuid4())
+            self.cmid_of.append(cmid)
+            self.answer.append(None)
+            self.by_cmid[cmid] = n
+            text = json.dumps({"type": "message.send", "room": room, "client_msg_id": cmid, "body": body})
+        else:
+            self.cmid_of.append(None)
+            self.answer.append("accepted")  # the tutorial answers nothing; every send counts
+            text = json.dumps({"message": body})
+        await sock.ws.send(text)
+
+    def _senders(self):
+        """Round robin over rooms, and over each room's members in turn."""
+        rooms = list(self.members.values())
+        turn = 0
+        while True:
+            for members in rooms:
+                yield members[turn % len(members)]
+            turn += 1
+
+    async def run_step(self, step: int, deliveries_per_s: int, duration: float) -> Step:
+        members_per_room = sum(len(m) for m in self.members.values()) / max(1, len(self.members))
+        msg_rate = deliveries_per_s / members_per_room
+        total = max(1, round(msg_rate * duration))
+        first = len(self.t_send)
+        senders = self._senders()
+        cpu0, own0 = self._server_cpu(), _own_cpu_seconds()
+        wall0 = time.perf_counter()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - wall0) * msg_rate) + 1)
+            while sent < due:
+                await self._send(step, next(senders))
+                sent += 1
+            if sent < total:
+                wait = wall0 + sent / msg_rate - time.perf_counter()
+                await asyncio.sleep(max(0.0, wait))
+        send_seconds = time.perf_counter() - wall0
+        await self._drain(first, self.spec.drain)
+        wall = time.perf_counter() - wall0
+        cpu1, own1 = self._server_cpu(), _own_cpu_seconds()
+        result = self._summarise(step, deliveries_per_s, duration, first, send_seconds)
+        result.generator_cpu = round((own1 - own0) / wall, 3)
+        if cpu0 is not None:
+            by_process = {name: round((cpu1[0][name] - cpu0[0][name]) / wall, 3) for name in cpu0[0]}
+            result.cpu_by_process = by_process
+            result.server_cpu = round(sum(by_process.values()), 3)
+            result.server_core_busy = round((cpu1[1] - cpu0[1]) / wall, 3)
+        return result
+
+    def _server_cpu(self) -> tuple[dict[str, float], float] | None:
+        if not self.spec.watch_pids:
+            return None
+        busy = core_busy_seconds(self.spec.server_cpu) if self.spec.server_cpu is not None else 0.0
+        return {name: processes_cpu_seconds([pid]) for name, pid in self.spec.watch_pids.items()}, busy
+
+    def _expected(self, n: int) -> int:
+        answer = self.answer[n]
+        if answer is not None and answer != "accepted":
+            return 0  # refused with an error: nobody should get it
+        return len(self.members[self.room_of[n]])
+
+    async def _drain(self, first: int, timeout: float) -> None:
+        """Wait until every expected delivery of messages ``first``.. arrived, or ``timeout``."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            last = len(self.t_send)
+            complete = all(self.received[n] >= self._expected(n) for n in range(first, last))
+            answered = self.spec.protocol != PRODUCT or all(self.answer[n] is not None for n in range(first, last))
+            if complete and answered:
+                return
+            await asyncio.sleep(0.02)
+
+    def _summarise(self, step: int, offered: int, duration: float, first: int, send_seconds: float) -> Step:
+        ns = range(first, len(self.t_send))
+        result = Step(offered=offered, duration=duration, sent=len(ns), send_seconds=round(send_seconds, 3))
+        refused: Counter = Counter()
+        for n in ns:
+            answer = self.answer[n]
+            if answer == "accepted":
+                result.accepted += 1
+            elif answer is None:
+                result.unanswered += 1
+            else:
+                refused[answer] += 1
+            expected = self._expected(n)
+            result.expected += expected
+            result.delivered += min(self.received[n], expected)
+        result.refused = dict(refused)
+        result.lost = result.expected - result.delivered
+        result.duplicates = self.duplicates[step]
+        result.out_of_order = self.out_of_order[step]
+        result.delivered_per_s = round(result.delivered / max(send_seconds, duration), 1)
+        latencies = sorted(self.latencies.get(step, []))
+        result.p50_ms, result.p99_ms, result.max_ms = (
+            _round(percentile(latencies, 50)),
+            _round(percentile(latencies, 99)),
+            _round(latencies[-1] if latencies else None),
+        )
+        accepts = sorted(self.accept_latencies.get(step, []))
+        result.accept_p50_ms, result.accept_p99_ms = _round(percentile(accepts, 50)), _round(percentile(accepts, 99))
+        return result
+
+    async def warm_up(self) -> float:
+        """One message per room, waited for by every member: the whole path is up and subscribed."""
+        started = time.perf_counter()
+        first = len(self.t_send)
+        for members in self.members.values():
+            await self._send(-1, members[0])
+        await self._drain(first, self.spec.warmup_timeout)
+        missing = sum(self._expected(n) - self.received[n] for n in range(first, len(self.t_send)))
+        if missing:
+            raise RuntimeError(f"warm-up: {missing} deliveries missing after {self.spec.warmup_timeout} s")
+        return time.perf_counter() - started
+
+    def accepted_ids(self) -> dict:
+        accepted: dict = {}
+        for n, cmid in enumerate(self.cmid_of):
+            if cmid is not None and self.answer[n] == "accepted":
+                accepted.setdefault(str(self.room_of[n]), []).append(cmid)
+        return accepted
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+async def open_socket(protocol: str, url: str, client: Client):
+    if protocol == PRODUCT:
+        return await connect(url, additional_headers={"Authorization": f"Token {client.token}"}, **CLIENT_OPTIONS)
+    # The tutorial sits behind AllowedHostsOriginValidator: a browser-like Origin is required.
+    origin = "http://" + url.split("://", 1)[1].split("/", 1)[0]
+    return await connect(url, origin=origin, **CLIENT_OPTIONS)
+
+
+async def fanout(spec: FanoutSpec, progress=None, warmed=None) -> FanoutResult:
+    """Run every step of ``spec``; stop after the first step that misses the p99 limit or loses.
+
+    ``warmed()`` is called once every socket is connected and the path is warm, ``progress(step)``
+    after each step.
+    """
+    run = Fanout(spec)
+    await run.connect()
+    if run.connect_failures:
+        await run.close()
+        raise RuntimeError(f"{run.connect_failures} of {len(spec.clients)} sockets could not connect")
+    try:
+        warmup = await run.warm_up()
+        if warmed:
+            warmed()
+        steps = []
+        for index, rate in enumerate(spec.rates):
+            step = await run.run_step(index, rate, spec.duration)
+            steps.append(step)
+            if progress:
+                progress(step)
+            if spec.stop_on_fail and not step.ok(spec.p99_limit_ms):
+                break
+    finally:
+        await run.close()
+    return FanoutResult(
+        protocol=spec.protocol,
+        rooms=len(run.members),
+        clients=len(run.sockets),
+        steps=steps,
+        accepted=run.accepted_ids(),
+        warmup_seconds=round(warmup, 2),
+    )
+
+
+# -- idle sockets (S4) --------------------------------------------------------------------------------
+async def hold_idle(protocol: str, url: str, clients: list[Client], ready, release) -> dict:
+    """Open every socket (in batches), report, hold them until ``release`` is set, close."""
+    spec = FanoutSpec(protocol=protocol, url=url, clients=clients, rates=[])
+    run = Fanout(spec)
+    await run.connect()
+    await asyncio.sleep(1.0)
+    still_open = sum(1 for s in run.sockets if s.ws.state.name == "OPEN")
+    info = {"opened": len(run.sockets), "open_after_1s": still_open, "failures": run.connect_failures}
+    await ready(info)
+    await release.wait()
+    await run.close()
+    return info
+
+
+# -- everyone reconnecting at once (S5) ----------------------------------------------------------------
+@dataclass
+class ReconnectSpec:
+    protocol: str
+    url: str
+    clients: list[Client]
+    # product: room -> seq the clients last saw, and room -> the room's last seq (what "whole" is)
+    last_seen: dict = field(default_factory=dict)
+    last_seq: dict = field(default_factory=dict)
+    timeout: float = 30.0
+
+
+@dataclass
+class ReconnectResult:
+    clients: int
+    accepted: int = 0
+    whole: int = 0
+    all_whole_seconds: float | None = None
+    p50_seconds: float | None = None
+    p99_seconds: float | None = None
+    failures: dict = field(default_factory=dict)
+
+
+async def reconnect_storm(spec: ReconnectSpec) -> ReconnectResult:
+    """Every client connects at the same instant; how long until each one is whole?
+
+    Product: whole = ``sync`` answered with exactly the missed seqs, then ``sync.done``.
+    Tutorial (no history): whole = its socket stayed open and received a message sent to its
+    room once everyone had connected.
+    """
+    result = ReconnectResult(clients=len(spec.clients))
+    failures: Counter = Counter()
+    done_at: list[float] = []
+    sockets: list = [None] * len(spec.clients)
+    t0 = time.perf_counter()
+
+    async def product_client(i: int, client: Client) -> None:
+        try:
+            ws = await open_socket(PRODUCT, spec.url, client)
+        except Exception as exc:  # noqa: BLE001 - every way of failing is counted and reported
+            failures[_failure(exc)] += 1
+            return
+        sockets[i] = ws
+        result.accepted += 1
+        room = str(client.room)
+        await ws.send(json.dumps({"type": "sync", "rooms": {room: spec.last_seen[room]}, "req": "s"}))
+        seqs = []
+        try:
+            async for text in ws:
+                data = json.loads(text)
+                if data.get("type") == "message.new" and str(data["message"]["room"]) == room:
+                    seqs.append(data["message"]["seq"])
+                elif data.get("type") in ("sync.done", "sync.gap", "error"):
+                    if data["type"] != "sync.done":
+                        failures[f"{data['type']} {data.get('code', '')}".strip()] += 1
+                        return
+                    break
+        except websockets.ConnectionClosed as exc:
+            failures[_failure(exc)] += 1
+            return
+        if seqs == list(range(spec.last_seen[room] + 1, spec.last_seq[room] + 1)):
+            result.whole += 1
+            done_at.append(time.perf_counter() - t0)
+        else:
+            failures["incomplete replay"] += 1
+
+    async def tutorial_client(i: int, client: Client) -> None:
+        url = f"{spec.url.rstrip('/')}/{client.room}/"
+        try:
+            sockets[i] = await open_socket(TUTORIAL, url, client)
+        except Exception as exc:  # noqa: BLE001
+            failures[_failure(exc)] += 1
+            return
+        result.accepted += 1
+
+    runner = product_client if spec.protocol == PRODUCT else tutorial_client
+    try:
+        await asyncio.wait_for(asyncio.gather(*(runner(i, c) for i, c in enumerate(spec.clients))), spec.timeout)
+    except TimeoutError:
+        failures["timeout"] += 1
+    if spec.protocol == TUTORIAL:
+        await _tutorial_probe(spec, sockets, t0, done_at, failures, result)
+    await asyncio.gather(*(ws.close() for ws in sockets if ws is not None), return_exceptions=True)
+    done_at.sort()
+    if result.whole == result.clients and done_at:
+        result.all_whole_seconds = round(done_at[-1], 3)
+    result.p50_seconds = _round(percentile(done_at, 50))
+    result.p99_seconds = _round(percentile(done_at, 99))
+    result.failures = dict(failures)
+    return result
+
+
+async def _tutorial_probe(spec, sockets, t0, done_at, failures, result) -> None:
+    by_room: dict = {}
+    for i, ws in enumerate(sockets):
+        if ws is not None:
+            by_room.setdefault(spec.clients[i].room, []).append(ws)
+    waiting = {}
+    loop = asyncio.get_running_loop()
+
+    async def await_probe(ws, probe: str):
+        try:
+            while True:
+                data = json.loads(await ws.recv())
+                if data.get("message") == probe:
+                    return time.perf_counter() - t0
+        except websockets.ConnectionClosed as exc:
+            failures[_failure(exc)] += 1
+            return None
+
+    for room, members in by_room.items():
+        probe = f"probe {room}"
+        for ws in members:
+            waiting[loop.create_task(await_probe(ws, probe))] = ws
+        try:
+            await members[0].send(json.dumps({"message": probe}))
+        except websockets.ConnectionClosed:
+            pass
+    if not waiting:
+        return
+    finished, pending = await asyncio.wait(waiting, timeout=10)
+    for task in pending:
+        task.cancel()
+        failures["no probe"] += 1
+    for task in finished:
+        if task.result() is not None:
+            result.whole += 1
+            done_at.append(task.result())
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, websockets.InvalidStatus):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, websockets.ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd else "none"
+        return f"closed {code}"
+    return type(exc).__name__
+
+
+# -- command line: python -m bench.loadgen SPEC.json OUT.json -------------------------------------------
+def _clients(raw: list[dict]) -> list[Client]:
+    return [Client(**c) for c in raw]
+
+
+async def _main(spec_path: Path, out_path: Path) -> None:
+    raw = json.loads(spec_path.read_text())
+    mode = raw.pop("mode")
+    raw["clients"] = _clients(raw["clients"])
+    if mode == "fanout":
+
+        def progress(step: Step) -> None:
+            print("STEP " + json.dumps(asdict(step)), flush=True)
+
+        def warmed() -> None:
+            print("WARM", flush=True)
+
+        result = asdict(await fanout(FanoutSpec(**raw), progress, warmed))
+    elif mode == "reconnect":
+        result = asdict(await reconnect_storm(ReconnectSpec(**raw)))
+    elif mode == "idle":
+        release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sys.stdin.fileno(), release.set)
+
+        async def ready(info: dict) -> None:
+            print("READY " + json.dumps(info), flush=True)
+
+        result = await hold_idle(raw["protocol"], raw["url"], raw["clients"], ready, release)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    out_path.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python -m bench.loadgen SPEC.json OUT.json")
+    asyncio.run(_main(Path(sys.argv[1]), Path(sys.argv[2])))

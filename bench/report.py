@@ -1,0 +1,184 @@
+"""The summary table (text for the terminal, Markdown for the README) and the ratios."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    scenario: str
+    measure: str
+    tutorial: str
+    product: str
+    ratio: str
+    target: str
+    met: bool | None
+
+
+def _fmt_best(run: dict | None) -> tuple[str, float | None]:
+    if not run:
+        return "-", None
+    best = run.get("best")
+    if not best:
+        first = run["steps"][0] if run.get("steps") else None
+        detail = (
+            f" (first step {first['offered']:,}/s: p99 {first['p99_ms']} ms, lost {first['lost']})" if first else ""
+        )
+        return "none held" + detail, 0.0
+    return f"{best['delivered_per_s']:,.0f}/s (p99 {best['p99_ms']:.0f} ms)", best["delivered_per_s"]
+
+
+def _ratio(product: float | None, tutorial: float | None) -> tuple[str, float | None]:
+    if product is None or tutorial is None:
+        return "-", None
+    if tutorial == 0:
+        return ("inf" if product else "-"), (float("inf") if product else None)
+    value = product / tutorial
+    return f"{value:.1f}x", value
+
+
+def summary_rows(results: dict, config) -> list[Row]:
+    scenarios = results["scenarios"]
+    rows = []
+    for name, label in (
+        (
+            "S1",
+            f"{config.s1_rooms} rooms x {config.s1_members}: deliveries/s held, 0 loss, p99 <= {config.p99_ms:.0f} ms",
+        ),
+        ("S2", f"1 room x {config.s2_members}: deliveries/s held, 0 loss, p99 <= {config.p99_ms:.0f} ms"),
+    ):
+        if name not in scenarios:
+            continue
+        runs = scenarios[name]
+        tutorial, t_value = _fmt_best(runs.get("tutorial"))
+        product, p_value = _fmt_best(runs.get("product"))
+        stored = (runs.get("product") or {}).get("stored")
+        if stored:
+            product += ", all stored once" if stored["exact"] else f", STORAGE {stored}"
+        ratio, value = _ratio(p_value, t_value)
+        met = None if value is None else (value >= 5 and bool(stored and stored["exact"]))
+        rows.append(Row(name, label, tutorial, product, ratio, ">= 5x, every message stored", met))
+    if "S3" in scenarios:
+        runs = scenarios["S3"]
+        orm, persist = runs.get("tutorial"), runs.get("product")
+        ratio, value = _ratio(persist and persist["rows_per_s"], orm and orm["rows_per_s"])
+        rows.append(
+            Row(
+                "S3",
+                "durable ingest, rows/s (tutorial column: one ORM insert per message)",
+                f"{orm['rows_per_s']:,.0f}/s" if orm else "-",
+                f"{persist['rows_per_s']:,.0f}/s" + ("" if persist["stored"]["exact"] else " NOT EXACT")
+                if persist
+                else "-",
+                ratio,
+                ">= 10x",
+                None if value is None else value >= 10 and persist["stored"]["exact"],
+            )
+        )
+    if "S4" in scenarios:
+        runs = scenarios["S4"]
+        t, p = runs.get("tutorial"), runs.get("product")
+        ratio, value = _ratio(p and p["bytes_per_connection"], t and t["bytes_per_connection"])
+
+        def kb(run):
+            if not run:
+                return "-"
+            return (
+                f"{run['bytes_per_connection'] / 1024:.1f} KB (+{run['redis_bytes_per_connection'] / 1024:.1f} KB"
+                f" Redis; {run['open']}/{run['connections']} open)"
+            )
+
+        rows.append(
+            Row("S4", f"server memory per idle connection ({config.s4_connections} open)", kb(t), kb(p), ratio,
+                "<= 1.0x", None if value is None else value <= 1.0)
+        )  # fmt: skip
+    if "S5" in scenarios:
+        runs = scenarios["S5"]
+
+        def storm(run):
+            if not run:
+                return "-"
+            took = f"all in {run['all_whole_seconds']:.2f} s" if run["all_whole_seconds"] is not None else "not all"
+            fails = f"; {run['failures']}" if run["failures"] else ""
+            return f"{run['accepted']} accepted, {run['whole']} whole, {took}{fails}"
+
+        p = runs.get("product")
+        met = None
+        if p:
+            met = p["whole"] == p["clients"] and p["all_whole_seconds"] is not None and p["all_whole_seconds"] <= 5
+        rows.append(
+            Row("S5", f"{config.s5_clients} clients connecting at once (product: + sync)", storm(runs.get("tutorial")),
+                storm(p), "-", "all whole within 5 s", met)
+        )  # fmt: skip
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    header = ("", "measure", "tutorial", "product", "ratio", "target", "met")
+    lines = [header] + [
+        (r.scenario, r.measure, r.tutorial, r.product, r.ratio, r.target, {True: "yes", False: "NO", None: "-"}[r.met])
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
+    out.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _steps_md(run: dict) -> str:
+    rows = []
+    for s in run["steps"]:
+        refused = ", ".join(f"{k} {v}" for k, v in s["refused"].items()) or "0"
+        rows.append([
+            f"{s['offered']:,}", f"{s['delivered_per_s']:,.0f}", s["p50_ms"], s["p99_ms"], s["max_ms"], s["lost"],
+            s["duplicates"], refused, s["accept_p99_ms"] if s["accept_p99_ms"] is not None else "-",
+            f"{s['generator_cpu']:.0%}",
+            f"{s['server_cpu']:.0%}" if s.get("server_cpu") is not None else "-",
+            f"{max(0.0, s['server_core_busy'] - s['server_cpu']):.0%}" if s.get("server_core_busy") is not None else "-",
+        ])  # fmt: skip
+    header = [
+        "offered/s", "delivered/s", "p50 ms", "p99 ms", "max ms", "lost", "dup", "refused", "accept p99 ms",
+        "generator cpu", "server cpu", "others on server core",
+    ]  # fmt: skip
+    return _md_table(header, rows)
+
+
+def markdown(results: dict, rows: list[Row]) -> str:
+    parts = [
+        f"Run of {results['started']} ({results['seconds']:.0f} s), {results['machine']['cores']} cores, Python"
+        f" {results['machine']['python']}, servers pinned to CPU {results['layout']['server_cpu']}, load generator"
+        f" to CPU {results['layout']['client_cpu']} (pinned: {results['layout']['pinned']}).",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        _md_table(
+            ["", "measure", "tutorial", "product", "ratio", "target", "met"],
+            [
+                [
+                    r.scenario,
+                    r.measure,
+                    r.tutorial,
+                    r.product,
+                    r.ratio,
+                    r.target,
+                    {True: "yes", False: "**no**", None: "-"}[r.met],
+                ]
+                for r in rows
+            ],
+        ),  # fmt: skip
+    ]
+    if results.get("repeat", 1) > 1:
+        parts += ["", f"Medians of {results['repeat']} rounds; the key figure of every round:", ""]
+        for name, targets in results.get("spread", {}).items():
+            parts.append(f"- {name}: " + "; ".join(f"{t} {values}" for t, values in targets.items()))
+    for name in ("S1", "S2"):
+        for target, run in results["scenarios"].get(name, {}).items():
+            parts += ["", f"**{name}, {target}** ({run['rooms']} rooms, {run['clients']} sockets)", "", _steps_md(run)]
+    return "\n".join(parts)

@@ -1,0 +1,349 @@
+"""The five scenarios, each run against the tutorial and the product in the same run.
+
+S1  10 rooms x 10 members, offered rate stepped up until p99 passes the limit: the highest
+    deliveries/s held with zero loss.
+S2  one room of 500 members: the same.
+S3  durable ingest: rows/s stored by the persistence consumer vs one ORM insert per message.
+S4  1,000 idle connections: server memory per connection.
+S5  500 clients connecting at the same instant (the product's with ``sync``): time until all
+    are whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .stack import BenchStack, Server, redis_used_memory, rss_bytes
+
+TUTORIAL, PRODUCT = "tutorial", "product"
+
+
+@dataclass
+class Config:
+    quick: bool = False
+    duration: float = 10.0
+    drain: float = 10.0
+    payload: int = 100
+    p99_ms: float = 100.0
+    s1_rooms: int = 10
+    s1_members: int = 10
+    s1_rates: list[int] = field(
+        default_factory=lambda: [1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000, 25000, 30000]
+    )
+    s2_members: int = 500
+    s2_rates: list[int] = field(
+        default_factory=lambda: [1000, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000, 25000, 30000]
+    )
+    s3_count: int = 20000
+    s3_orm_count: int = 3000
+    s4_connections: int = 1000
+    s5_clients: int = 500
+    s5_room_size: int = 10
+    s5_history: int = 20
+    s5_last_seen: int = 10
+    profile: str | None = None  # a folder: py-spy profiles of the servers during S1 and S2
+
+    @classmethod
+    def quick_mode(cls) -> Config:
+        """Small and short: the whole bench in about a minute, for smoke runs."""
+        return cls(
+            quick=True, duration=2.0, drain=5.0, s1_rates=[500, 1000], s2_members=100, s2_rates=[500, 1000],
+            s3_count=2000, s3_orm_count=300, s4_connections=100, s5_clients=100,
+        )  # fmt: skip
+
+
+class Runner:
+    """Runs scenarios against the servers and keeps every result."""
+
+    def __init__(self, bench: BenchStack, config: Config, servers: dict[str, Server], log=print) -> None:
+        self.bench = bench
+        self.config = config
+        self.servers = servers
+        self.log = log
+        self.results: dict = {}
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _watch(self, server: Server) -> dict[str, int]:
+        return {**server.named_pids, **self.bench.service_pids()}
+
+    def _clients(self, target: str, prefix: str, rooms: int, members: int) -> tuple[list[dict], list]:
+        """Clients for ``rooms`` x ``members``: product users with tokens, or tutorial room names."""
+        if target == TUTORIAL:
+            names = [f"{prefix}{r}" for r in range(rooms)]
+            return [{"room": name} for name in names for _ in range(members)], names
+        from .population import rooms_create, users_create
+
+        users = users_create(prefix=f"{prefix}u", count=rooms * members)
+        groups = [users[r * members : (r + 1) * members] for r in range(rooms)]
+        room_ids = rooms_create(prefix=f"{prefix}r", member_ids=[[uid for uid, _ in g] for g in groups])
+        clients = [{"room": room_id, "token": key} for room_id, g in zip(room_ids, groups, strict=True) for _, key in g]
+        return clients, room_ids
+
+    # -- S1, S2 ------------------------------------------------------------------------------------------
+    def fanout(self, name: str, target: str, *, rooms: int, members: int, rates: list[int]) -> dict:
+        server = self.servers[target]
+        clients, _ = self._clients(target, f"{name.lower()}{target[0]}", rooms, members)
+        spec = {
+            "mode": "fanout",
+            "protocol": target,
+            "url": server.ws,
+            "clients": clients,
+            "rates": rates,
+            "duration": self.config.duration,
+            "payload": self.config.payload,
+            "drain": self.config.drain,
+            "p99_limit_ms": self.config.p99_ms,
+            "watch_pids": self._watch(server),
+            "server_cpu": self.bench.server_cpu if self.bench.pin else None,
+        }
+        self.log(f"{name} {target}: {rooms} rooms x {members} members")
+
+        profiler = None
+        if self.config.profile:
+            from .profile import Profiler
+
+            profiler = Profiler(Path(self.config.profile), f"{name}-{target}", cpu=self.bench.client_cpu)
+
+        def on_line(line: str, _process) -> None:
+            if line.startswith("STEP "):
+                self.log("   " + step_line(json.loads(line[5:])))
+            elif line == "WARM" and profiler:
+                profiler.start(server.named_pids)  # the steps only, not connecting and warming up
+
+        try:
+            result = self.bench.client("bench.loadgen", spec, on_line=on_line)
+        finally:
+            if profiler:
+                self._report_profiles(profiler.stop())
+        if target == PRODUCT:
+            from .population import stored_check
+
+            check = stored_check(accepted=result["accepted"])
+            result["stored"] = check.__dict__ | {"exact": check.exact}
+            self.log(f"   database: {check.__dict__}")
+        result.pop("accepted", None)
+        best = [s for s in result["steps"] if _ok(s, self.config.p99_ms)]
+        result["best"] = max(best, key=lambda s: s["delivered_per_s"]) if best else None
+        return result
+
+    def _report_profiles(self, files: dict) -> None:
+        from .profile import hot_spots
+
+        for name, path in files.items():
+            samples, own, inclusive = hot_spots(path)
+            self.log(f"   profile of {name} ({samples} busy samples, {path}):")
+            for frame, share in own[:8]:
+                self.log(f"      own {share:5.1%}  {frame}")
+            for frame, share in inclusive[:12]:
+                self.log(f"      incl {share:5.1%}  {frame}")
+
+    def s1(self, target: str) -> dict:
+        c = self.config
+        return self.fanout("S1", target, rooms=c.s1_rooms, members=c.s1_members, rates=c.s1_rates)
+
+    def s2(self, target: str) -> dict:
+        c = self.config
+        return self.fanout("S2", target, rooms=1, members=c.s2_members, rates=c.s2_rates)
+
+    # -- S3 ------------------------------------------------------------------------------------------------
+    def s3(self, target: str) -> dict:
+        """Durable ingest; the tutorial stores nothing, so its column is the naive ORM insert."""
+        from .population import orm_insert_per_row, rooms_create, stored_check, stored_rows, users_create
+
+        c = self.config
+        if target == TUTORIAL:
+            users = users_create(prefix="s3orm", count=1)
+            (room_id,) = rooms_create(prefix="s3orm", member_ids=[[users[0][0]]])
+            seconds = orm_insert_per_row(
+                room_id=room_id, sender_id=users[0][0], count=c.s3_orm_count, payload=c.payload
+            )
+            result = {"method": "Message.objects.create per message", "rows": c.s3_orm_count, "seconds": seconds}
+            result["rows_per_s"] = round(c.s3_orm_count / seconds, 1)
+            self.log(f"S3 per-row ORM insert: {result['rows_per_s']:,.0f} rows/s")
+            return result
+        server = self.servers[PRODUCT]
+        persist = server.extra[0]
+        users = users_create(prefix="s3u", count=100)
+        ids = [uid for uid, _ in users]
+        room_ids = rooms_create(prefix="s3r", member_ids=[ids[r * 10 : (r + 1) * 10] for r in range(10)])
+        probe = self._persist_ready(room_ids[0], ids[0])
+        base = stored_rows(room_ids=room_ids)
+        # The consumer is paused while the envelopes are produced, then timed alone from resume
+        # to the last row, so the producer's speed does not enter its figure.
+        os.kill(persist.pid, signal.SIGSTOP)
+        try:
+            produced = self.bench.client(
+                "bench.ingest",
+                {"rooms": [[r, ids[i * 10 : (i + 1) * 10]] for i, r in enumerate(room_ids)], "count": c.s3_count,
+                 "payload": c.payload},
+            )  # fmt: skip
+        finally:
+            os.kill(persist.pid, signal.SIGCONT)
+        start = time.perf_counter()
+        deadline = start + 300
+        while stored_rows(room_ids=room_ids) - base < c.s3_count and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        stored = stored_rows(room_ids=room_ids) - base
+        accepted = produced["client_msg_ids"]
+        accepted.setdefault(str(room_ids[0]), []).append(probe)
+        check = stored_check(accepted=accepted)
+        result = {
+            "method": "persist consumer (Kafka -> batched insert)",
+            "rows": stored,
+            "seconds": seconds,
+            "rows_per_s": round(stored / seconds, 1),
+            "produce_per_s": round(c.s3_count / produced["seconds"], 1),
+            "stored": check.__dict__ | {"exact": check.exact},
+        }
+        self.log(
+            f"S3 persist consumer: {result['rows_per_s']:,.0f} rows/s ({stored} rows in {seconds:.2f} s;"
+            f" produced at {result['produce_per_s']:,.0f}/s); database: {check.__dict__}"
+        )
+        return result
+
+    def _persist_ready(self, room_id: int, sender_id: int, timeout: float = 90.0) -> str:
+        """Wait until the persistence consumer stores a probe (it may still be joining its group).
+
+        Returns the probe's client_msg_id.
+        """
+        import uuid
+
+        from messages.services import send_envelope
+        from streams import kafka
+
+        from .population import stored_rows
+
+        before = stored_rows(room_ids=[room_id])
+        probe = uuid.uuid4()
+        envelope = send_envelope(room_id=room_id, sender_id=sender_id, client_msg_id=probe, body="probe")
+        kafka.produce(kafka.MESSAGES, key=room_id, value=envelope)
+        deadline = time.monotonic() + timeout
+        while stored_rows(room_ids=[room_id]) == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the persistence consumer stored nothing in 90 s")
+            time.sleep(0.1)
+        return str(probe)
+
+    # -- S4 ------------------------------------------------------------------------------------------------
+    def s4(self, target: str) -> dict:
+        """Memory per idle connection, measured on a freshly started server."""
+        server = self.servers[target] = self.bench.restart(self.servers[target])
+        count = self.config.s4_connections
+        clients, _ = self._clients(target, f"s4{target[0]}", max(1, count // 10), 10)
+        warm, _ = self._clients(target, f"s4w{target[0]}", 2, 10)
+        # A few sockets first, so the server has loaded its code and started its pools.
+        self._hold(server, warm, lambda info: None)
+        time.sleep(1.0)
+        redis_url = self.bench.env["REDIS_URL"]
+        before, redis_before = rss_bytes(server.web.pid), redis_used_memory(redis_url)
+        measured: dict = {}
+
+        def when_ready(info: dict) -> None:
+            time.sleep(2.0)
+            measured.update(info, rss_after=rss_bytes(server.web.pid), redis_after=redis_used_memory(redis_url))
+
+        self._hold(server, clients, when_ready)
+        opened = measured.get("open_after_1s", 0)
+        result = {
+            "connections": count,
+            "open": opened,
+            "failures": measured.get("failures"),
+            "rss_before": before,
+            "rss_after": measured.get("rss_after"),
+            "bytes_per_connection": round((measured["rss_after"] - before) / max(1, opened)),
+            "redis_bytes_per_connection": round((measured["redis_after"] - redis_before) / max(1, opened)),
+        }
+        self.log(
+            f"S4 {target}: {opened}/{count} open, {result['bytes_per_connection'] / 1024:.1f} KB per connection"
+            f" in daphne (+{result['redis_bytes_per_connection'] / 1024:.1f} KB in Redis)"
+        )
+        return result
+
+    def _hold(self, server: Server, clients: list[dict], when_ready) -> None:
+        spec = {"mode": "idle", "protocol": server.name, "url": server.ws, "clients": clients}
+
+        def on_line(line: str, process) -> None:
+            if line.startswith("READY "):
+                when_ready(json.loads(line[6:]))
+                process.stdin.write("release\n")
+                process.stdin.flush()
+
+        self.bench.client("bench.loadgen", spec, on_line=on_line)
+
+    # -- S5 ------------------------------------------------------------------------------------------------
+    def s5(self, target: str) -> dict:
+        c = self.config
+        server = self.servers[target]
+        rooms = max(1, c.s5_clients // c.s5_room_size)
+        clients, room_ids = self._clients(target, f"s5{target[0]}", rooms, c.s5_room_size)
+        spec = {"mode": "reconnect", "protocol": target, "url": server.ws, "clients": clients}
+        if target == PRODUCT:
+            from rooms.models import Participant
+
+            from .population import history_fill
+
+            last_seq = {}
+            for room_id in room_ids:
+                senders = list(Participant.objects.filter(room_id=room_id).values_list("user_id", flat=True))
+                last_seq[str(room_id)] = history_fill(
+                    room_id=room_id, sender_ids=senders, count=c.s5_history, payload=c.payload
+                )
+            spec["last_seq"] = last_seq
+            spec["last_seen"] = {room: c.s5_last_seen for room in last_seq}
+        result = self.bench.client("bench.loadgen", spec)
+        took = f"{result['all_whole_seconds']} s" if result["all_whole_seconds"] is not None else "never"
+        self.log(
+            f"S5 {target}: {result['accepted']}/{result['clients']} accepted, {result['whole']} whole,"
+            f" all whole after {took}; failures {result['failures']}"
+        )
+        return result
+
+
+KEY_METRICS = {
+    "S1": lambda run: (run.get("best") or {}).get("delivered_per_s", 0.0),
+    "S2": lambda run: (run.get("best") or {}).get("delivered_per_s", 0.0),
+    "S3": lambda run: run["rows_per_s"],
+    "S4": lambda run: run["bytes_per_connection"],
+    "S5": lambda run: run["whole"] - (run["all_whole_seconds"] or 1e6) / 1e6,
+}
+
+
+def median_run(scenario: str, runs: list[dict]) -> dict:
+    """The run whose key figure is the median of the repeats (the lower one for an even count)."""
+    ordered = sorted(runs, key=KEY_METRICS[scenario])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _ok(step: dict, p99_ms: float) -> bool:
+    return (
+        step["lost"] == 0
+        and step["duplicates"] == 0
+        and not step["refused"]
+        and step["sent"] > 0
+        and step["p99_ms"] is not None
+        and step["p99_ms"] <= p99_ms
+    )
+
+
+def step_line(step: dict) -> str:
+    """One line per offered rate, for the live log."""
+    refused = f" refused {step['refused']}" if step["refused"] else ""
+    server = f" server cpu {step['server_cpu']:.0%}" if step.get("server_cpu") is not None else ""
+    core = ""
+    if step.get("server_core_busy") is not None:
+        core = f" others on core {max(0.0, step['server_core_busy'] - step['server_cpu']):.0%}"
+    if step.get("cpu_by_process"):
+        core += " (" + " ".join(f"{k} {v:.0%}" for k, v in step["cpu_by_process"].items()) + ")"
+    accept = f" accept p99 {step['accept_p99_ms']} ms" if step.get("accept_p99_ms") is not None else ""
+    return (
+        f"offered {step['offered']:>6,}/s  delivered {step['delivered_per_s']:>9,.0f}/s"
+        f"  p50 {step['p50_ms']} p99 {step['p99_ms']} max {step['max_ms']} ms"
+        f"  lost {step['lost']} dup {step['duplicates']} unanswered {step['unanswered']}{refused}{accept}"
+        f"  gen cpu {step['generator_cpu']:.0%}{server}{core}"
+    )

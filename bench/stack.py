@@ -1,0 +1,222 @@
+"""The benchmark's machine layout: services and servers on one core, the load on the other.
+
+The orchestrator pins itself to the server core before it starts anything, so the embedded
+PostgreSQL, Valkey and Tansu (and every PostgreSQL backend they fork) inherit that core; the chat
+servers are started under ``taskset -c <server core>`` too. The load generator runs as its own
+process under ``taskset -c <client core>``. Results then compare across runs and machines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.services import free_port, port_open
+from devstack.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "bench"
+
+
+@dataclass
+class Server:
+    """A chat server under test: its daphne and, for the product, its persistence consumer."""
+
+    name: str
+    port: int
+    web: subprocess.Popen
+    extra: list[subprocess.Popen]
+    extra_names: list[str]
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat/"
+
+    @property
+    def named_pids(self) -> dict[str, int]:
+        return {"daphne": self.web.pid, **{name: p.pid for name, p in zip(self.extra_names, self.extra, strict=True)}}
+
+
+class BenchStack:
+    """Embedded services in ``data`` (fresh database per run) and the servers under test."""
+
+    def __init__(self, data: Path, *, server_cpu: int, client_cpu: int, pin: bool = True) -> None:
+        self.data = Path(data).resolve()
+        self.server_cpu = server_cpu
+        self.client_cpu = client_cpu
+        self.pin = pin
+        self.stack: Stack | None = None
+        self.env: dict[str, str] = {}
+        self.servers: list[Server] = []
+        self.logs = self.data / "logs"
+
+    # -- services ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.pin:
+            os.sched_setaffinity(0, {self.server_cpu})
+        # The bench's own services: never the ones in the environment (someone else's stack).
+        environ = {
+            k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
+        }
+        self.stack = Stack(self.data, environ=environ, fixed_ports=False)
+        urls = self.stack.start()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        database_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
+        self._fresh_database(urls["DATABASE_URL"])
+        self.env = {
+            **environ,
+            **urls,
+            "DATABASE_URL": database_url,
+            "RATE_LIMITS": "off",
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "chatproject.settings",
+        }
+        os.environ.update(self.env)
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", interactive=False, verbosity=0)
+        from streams import kafka
+
+        kafka.ensure_topics()
+
+    def _fresh_database(self, admin_url: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(admin_url.rsplit("/", 1)[0] + "/postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+                cursor.execute(f'CREATE DATABASE "{BENCH_DB}"')
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            for process in [server.web, *server.extra]:
+                _terminate(process)
+        self.servers.clear()
+        try:
+            from django.db import connections
+
+            from streams import kafka
+
+            kafka.reset_producer()
+            connections.close_all()
+        except Exception:  # noqa: BLE001 - Django may never have been set up
+            pass
+        if self.stack is not None:
+            self.stack.stop()
+
+    def service_pids(self) -> dict[str, int]:
+        return self.stack.pids() if self.stack else {}
+
+    # -- servers under test ----------------------------------------------------------------------
+    def _pinned(self, argv: list[str], cpu: int) -> list[str]:
+        return ["taskset", "-c", str(cpu), *argv] if self.pin else argv
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
+        return subprocess.Popen(
+            self._pinned(argv, self.server_cpu), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def _daphne(self, name: str, app: str, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
+        port = free_port()
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        web = self._spawn(name, argv, env)
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", port, timeout=0.2):
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {self.logs / (name + '.log')}")
+            time.sleep(0.1)
+        return port, web
+
+    def start_product(self) -> Server:
+        """Daphne with the chat ASGI app and the ``persist`` consumer, as `make run` runs them."""
+        port, web = self._daphne("product-web", "chatproject.asgi:application", self.env)
+        persist = self._spawn("product-persist", [sys.executable, "manage.py", "consume", "persist"], self.env)
+        server = Server("product", port, web, [persist], ["persist"])
+        self.servers.append(server)
+        return server
+
+    def start_tutorial(self) -> Server:
+        """Daphne with the Channels tutorial chat, same flags, same core, same Redis."""
+        env = {**self.env, "DJANGO_SETTINGS_MODULE": "bench.baseline.settings"}
+        port, web = self._daphne("tutorial-web", "bench.baseline.asgi:application", env)
+        server = Server("tutorial", port, web, [], [])
+        self.servers.append(server)
+        return server
+
+    def restart(self, server: Server) -> Server:
+        """A fresh server process (memory and caches as after a deploy)."""
+        self.servers.remove(server)
+        for process in [server.web, *server.extra]:
+            _terminate(process)
+        return self.start_product() if server.name == "product" else self.start_tutorial()
+
+    # -- client side -------------------------------------------------------------------------------
+    def client(self, module: str, spec: dict, *, on_line=None, timeout: float = 1800) -> dict:
+        """Run ``python -m <module> SPEC OUT`` on the client core; returns OUT (JSON)."""
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+            spec_path.write_text(json.dumps(spec))
+            process = subprocess.Popen(
+                self._pinned([sys.executable, "-m", module, str(spec_path), str(out_path)], self.client_cpu),
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stdin=subprocess.PIPE,
+                text=True,
+            )
+            deadline = time.monotonic() + timeout
+            for line in process.stdout:
+                if on_line:
+                    on_line(line.rstrip("\n"), process)
+                if time.monotonic() > deadline:
+                    break
+            try:
+                code = process.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise RuntimeError(f"{module} ran over {timeout} s") from None
+            if code != 0:
+                raise RuntimeError(f"{module} exited with {code}")
+            return json.loads(out_path.read_text())
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of one process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def redis_used_memory(url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("memory")["used_memory"])
+    finally:
+        client.close()
