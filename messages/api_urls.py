@@ -1,3 +1,10 @@
-"""REST routes of this app, mounted under /api/v1/."""
+"""REST routes of the messages app, mounted under /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("rooms/<int:room_id>/messages/", api.RoomMessagesView.as_view(), name="room-messages"),
+    path("rooms/<int:room_id>/messages/<int:seq>/", api.MessageView.as_view(), name="room-message"),
+]

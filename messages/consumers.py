@@ -70,16 +70,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.outbox: deque[str] = deque()
         self.draining = False
         self.rooms: set[int] = set(await database_sync_to_async(room_selectors.room_ids_for_user)(user_id=user.pk))
-        self.groups = {user_group(user.pk), *(room_group(r) for r in self.rooms)}
+        self.hub_groups = {user_group(user.pk), *(room_group(r) for r in self.rooms)}
         if self.scope.get("auth_via") == "session" and self.scope.get("session_key"):
-            self.groups.add(session_group(self.scope["session_key"]))
+            self.hub_groups.add(session_group(self.scope["session_key"]))
         if self.scope.get("auth_via") == "token":
-            self.groups.add(token_group(self.scope["auth_token"]))
-        await get_hub().join(self, self.groups)
+            self.hub_groups.add(token_group(self.scope["auth_token"]))
+        await get_hub().join(self, self.hub_groups)
 
     async def disconnect(self, code):
         if self.user_id is not None:
-            await get_hub().leave(self, self.groups)
+            await get_hub().leave(self, self.hub_groups)
 
     # -- outgoing ----------------------------------------------------------------------------------
     def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
@@ -112,11 +112,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         loop = asyncio.get_running_loop()
         if op == room_services.JOIN_ROOM:
             self.rooms.add(control["room"])
-            self.groups.add(room_group(control["room"]))
+            self.hub_groups.add(room_group(control["room"]))
             loop.create_task(get_hub().join(self, [room_group(control["room"])]))
         elif op == room_services.LEAVE_ROOM:
             self.rooms.discard(control["room"])
-            self.groups.discard(room_group(control["room"]))
+            self.hub_groups.discard(room_group(control["room"]))
             loop.create_task(get_hub().leave(self, [room_group(control["room"])]))
         elif op == "close":
             loop.create_task(self.close(code=control.get("code", CLOSE_UNAUTHENTICATED)))
@@ -152,6 +152,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.error(req, UNAVAILABLE, str(exc), **_context(data))
         except (TypeError, ValueError, KeyError) as exc:
             self.error(req, INVALID, f"Bad field: {exc}", **_context(data))
+        except Exception:
+            log.exception("frame %r from user %s failed", data.get("type"), self.user_id)
+            self.error(req, UNAVAILABLE, "The server could not handle this frame; retry later.", **_context(data))
 
     async def on_send(self, data: dict, req) -> None:
         room_id, msg_id, body = services.message_validate(

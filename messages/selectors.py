@@ -80,3 +80,34 @@ def room_enter_state(*, room_id: int, user_id: int, limit: int) -> dict:
         "unread": max(0, room.last_seq - participant.last_read_seq),
         "messages": messages_around(room_id=room.pk, user_id=user_id, seq=anchor, limit=limit),
     }
+
+
+def history_page(*, room_id: int, user_id: int, anchor=None, before=None, after=None, limit: int) -> dict:
+    """A page of history for REST: by ``before``, ``after``, or around an anchor (default newest)."""
+    participant = participant_get(room_id=room_id, user_id=user_id)
+    last_seq = participant.room.last_seq
+    if before is not None:
+        messages, has_older = messages_before(room_id=room_id, user_id=user_id, before_seq=before, limit=limit)
+        has_newer = before <= last_seq
+    elif after is not None:
+        messages, has_newer = messages_after(room_id=room_id, user_id=user_id, after_seq=after, limit=limit)
+        has_older = after > 0
+    else:
+        if anchor in (None, "newest"):
+            seq = max(1, last_seq - limit + 1)
+        elif anchor == "first_unread":
+            seq = min(participant.last_read_seq + 1, max(last_seq, 1))
+        else:
+            seq = int(anchor)
+        messages = messages_around(room_id=room_id, user_id=user_id, seq=seq, limit=limit) if last_seq else []
+        if anchor in (None, "newest"):
+            messages = [m for m in messages if m["seq"] >= seq] or messages
+        has_older = bool(messages) and messages[0]["seq"] > 1
+        has_newer = bool(messages) and messages[-1]["seq"] < last_seq
+    return {
+        "messages": messages,
+        "has_older": has_older,
+        "has_newer": has_newer,
+        "last_read_seq": participant.last_read_seq,
+        "last_seq": last_seq,
+    }

@@ -15,7 +15,7 @@ from psycopg2.extras import execute_values
 from rooms.models import Participant, Room
 from rooms.selectors import participant_get
 from streams import kafka
-from streams.errors import INVALID, NOT_MEMBER, TOO_LARGE, ChatError
+from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.realtime import frame, publish_on_commit, room_group, user_group
 
 from .models import Message
@@ -35,12 +35,17 @@ def message_validate(*, room, client_msg_id, body) -> tuple[int, uuid.UUID, str]
         msg_id = uuid.UUID(str(client_msg_id))
     except (TypeError, ValueError):
         raise ChatError(INVALID, "`client_msg_id` must be a UUID.") from None
+    return int(room), msg_id, body_validate(body)
+
+
+def body_validate(body) -> str:
+    """A message body: non-blank text of at most CHAT_MAX_BODY_BYTES bytes (UTF-8)."""
     if not isinstance(body, str) or not body.strip():
         raise ChatError(INVALID, "`body` must be a non-empty string.")
     size = len(body.encode())
     if size > settings.CHAT_MAX_BODY_BYTES:
         raise ChatError(TOO_LARGE, f"The body is {size} bytes; the limit is {settings.CHAT_MAX_BODY_BYTES}.")
-    return int(room), msg_id, body
+    return body
 
 
 def send_envelope(*, room_id: int, sender_id: int, client_msg_id: uuid.UUID, body: str) -> dict:
@@ -62,7 +67,7 @@ def message_send(*, user, room_id: int, client_msg_id, body: str) -> uuid.UUID:
 
 def message_edit_request(*, user, room_id: int, seq: int, body: str) -> None:
     """Ask for an edit of the user's own message; applied in the room's order by `persist`."""
-    _, _, body = message_validate(room=room_id, client_msg_id=uuid.uuid4(), body=body)
+    body = body_validate(body)
     _own_message(user=user, room_id=room_id, seq=seq)
     kafka.produce(kafka.MESSAGES, key=room_id, value=kafka.envelope(
         "message.edit", room=room_id, seq=seq, sender=user.pk, body=body))  # fmt: skip
@@ -79,9 +84,9 @@ def _own_message(*, user, room_id: int, seq: int) -> Message:
     participant_get(room_id=room_id, user_id=user.pk)
     message = Message.objects.filter(room_id=room_id, seq=seq, deleted_at__isnull=True).first()
     if message is None:
-        raise ChatError("not_found", "No such message.")
+        raise ChatError(NOT_FOUND, "No such message.")
     if message.sender_id != user.pk:
-        raise ChatError("forbidden", "Only its sender can change a message.")
+        raise ChatError(FORBIDDEN, "Only its sender can change a message.")
     return message
 
 

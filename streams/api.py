@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import errors
@@ -46,3 +48,49 @@ def exception_handler(exc, context):
     detail = exc.detail if isinstance(exc, exceptions.ValidationError) else str(getattr(exc, "detail", exc))
     response.data = {"error": {"code": code, "detail": detail}}
     return response
+
+
+class _ScopedUserThrottle(UserRateThrottle):
+    """Per-user (per-IP when anonymous) throttle of one endpoint class; off with RATE_LIMITS=off."""
+
+    def allow_request(self, request, view):
+        if not settings.RATE_LIMITS_ENABLED:
+            return True
+        return super().allow_request(request, view)
+
+
+class SendThrottle(_ScopedUserThrottle):
+    scope = "send"
+
+
+class ReadThrottle(_ScopedUserThrottle):
+    scope = "read"
+
+
+class WriteThrottle(_ScopedUserThrottle):
+    scope = "write"
+
+
+class SignupThrottle(_ScopedUserThrottle):
+    scope = "signup"
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    class Detail(serializers.Serializer):
+        code = serializers.ChoiceField(
+            choices=[
+                errors.UNAUTHENTICATED, errors.NOT_MEMBER, errors.FORBIDDEN, errors.NOT_FOUND, errors.INVALID,
+                errors.RATE_LIMITED, errors.TOO_LARGE, errors.UNAVAILABLE, errors.CONFLICT,
+            ]
+        )  # fmt: skip
+        detail = serializers.JSONField()
+
+    error = Detail()
+
+
+def error_responses(*statuses: int) -> dict:
+    """drf-spectacular ``responses`` entries for the given error statuses (plus 401 and 429)."""
+    wanted = {401, 429, *statuses}
+    return {code: ErrorSerializer for code in sorted(wanted)}

@@ -59,26 +59,34 @@ _producer_lock = threading.Lock()
 
 
 def get_producer():
-    """The process-wide producer: acks=all, idempotent retries, small linger for batching."""
+    """The process-wide producer: acks=all, bounded waits, a little linger for batching.
+
+    Raises KafkaUnavailable (naming the broker) when the broker cannot be reached.
+    """
     global _producer
     if _producer is None:
         with _producer_lock:
             if _producer is None:
                 from kafka import KafkaProducer
+                from kafka.errors import KafkaError
 
                 timeout_ms = int(settings.KAFKA_PRODUCE_TIMEOUT_S * 1000)
-                _producer = KafkaProducer(
-                    bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","),
-                    acks="all",
-                    linger_ms=2,
-                    batch_size=64 * 1024,
-                    retries=5,
-                    max_in_flight_requests_per_connection=1,  # keeps a room's order on retries
-                    max_block_ms=timeout_ms,
-                    request_timeout_ms=timeout_ms,
-                    reconnect_backoff_max_ms=1000,
-                    client_id="chat-producer",
-                )
+                try:
+                    _producer = KafkaProducer(
+                        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","),
+                        acks="all",
+                        linger_ms=2,
+                        batch_size=64 * 1024,
+                        retries=5,
+                        max_in_flight_requests_per_connection=1,  # keeps a room's order on retries
+                        max_block_ms=timeout_ms,
+                        request_timeout_ms=timeout_ms,
+                        bootstrap_timeout_ms=timeout_ms,
+                        reconnect_backoff_max_ms=1000,
+                        client_id="chat-producer",
+                    )
+                except KafkaError as exc:
+                    raise KafkaUnavailable(type(exc).__name__) from exc
     return _producer
 
 
@@ -125,8 +133,10 @@ async def produce_async(name: str, *, key, value: dict) -> None:
         if not done.done():
             done.set_exception(error) if error is not None else done.set_result(result)
 
-    producer = get_producer()
-    if producer._metadata.partitions_for_topic(topic(name)):
+    if _producer is None:
+        # Creating the producer connects to the broker: never on the event loop.
+        await loop.run_in_executor(None, get_producer)
+    if get_producer()._metadata.partitions_for_topic(topic(name)):
         future = _send(name, key, value)  # metadata known: send() only appends to a batch
     else:
         # Without metadata send() blocks up to max_block_ms: keep that off the event loop.

@@ -87,26 +87,22 @@ class ServerProcesses:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/chat/"
 
-    def start(self, name: str) -> subprocess.Popen:
+    def start(self, name: str, *, port: int | None = None, **env_overrides: str) -> subprocess.Popen:
+        """Start a process by kind (web, persist, index); extra copies are named ``kind:suffix``."""
+        kind = name.split(":")[0]
+        port = port or self.port
+        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"]
         argv = {
-            "web": [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "chatproject.asgi:application",
-            ],
+            "web": daphne,
             "persist": [sys.executable, "manage.py", "consume", "persist"],
             "index": [sys.executable, "manage.py", "consume", "index"],
-        }[name]
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
-        process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        }[kind]
+        log = open(self.log_dir / f"{name.replace(':', '-')}.log", "ab")  # noqa: SIM115 - open for the child's life
+        env = {**self.env, **env_overrides}
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = process
-        if name == "web":
-            wait_for_port(self.port, process=process)
+        if kind == "web":
+            wait_for_port(port, process=process)
         return process
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
@@ -135,7 +131,8 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
         REDIS_URL=settings.REDIS_URL,
         KAFKA_BOOTSTRAP_SERVERS=settings.KAFKA_BOOTSTRAP_SERVERS,
         PYTHONUNBUFFERED="1",
-        RATE_LIMITS=os.environ.get("RATE_LIMITS", "on"),
+        # Load-style tests send thousands of messages; the limits have tests of their own.
+        RATE_LIMITS="off",
     )
     log_dir = tmp_path_factory.mktemp("server-logs")
     servers = ServerProcesses(env, log_dir)

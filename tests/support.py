@@ -78,3 +78,36 @@ class ChatClient:
     async def close(self) -> None:
         await self.ws.close()
         await self.reader
+
+
+class KafkaTap:
+    """Reads what was produced to a topic after it was created (tests call workers' consume())."""
+
+    def __init__(self, name: str) -> None:
+        from django.conf import settings
+        from kafka import KafkaConsumer, TopicPartition
+
+        from streams import kafka
+
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","))
+        topic = kafka.topic(name)
+        partitions = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            self.consumer.position(partition)  # resolve "end" now, before the test produces
+
+    def records(self, expected: int, timeout: float = 10.0) -> list:
+        """Poll until ``expected`` records arrived (or the timeout), decoded as worker Records."""
+        import time
+
+        from streams.worker import Record
+
+        out, deadline = [], time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            for batch in self.consumer.poll(timeout_ms=200).values():
+                out.extend(Record(r.topic, r.partition, r.offset, r.key, json.loads(r.value)) for r in batch)
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,74 @@
+"""REST endpoints of the messages app: history, send, edit, delete. One call thick."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from streams.api import ReadThrottle, SendThrottle, WriteThrottle, error_responses
+
+from . import selectors, services
+from .serializers import (
+    AcceptedSerializer,
+    EditSerializer,
+    HistoryPageSerializer,
+    HistoryQuerySerializer,
+    SendSerializer,
+)
+
+
+class RoomMessagesView(APIView):
+    def get_throttles(self):
+        return [SendThrottle()] if self.request.method == "POST" else [ReadThrottle()]
+
+    @extend_schema(
+        operation_id="messages_history",
+        parameters=[HistoryQuerySerializer],
+        responses={200: HistoryPageSerializer, **error_responses(400, 403)},
+        description="History in seq order, each message with its unread counter. Non-members get 403.",
+    )
+    def get(self, request, room_id: int):
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = selectors.history_page(room_id=room_id, user_id=request.user.pk, **query.validated_data)
+        return Response(page)
+
+    @extend_schema(
+        operation_id="messages_send",
+        request=SendSerializer,
+        responses={202: AcceptedSerializer, **error_responses(400, 403, 413, 503)},
+        description="Accepted once Kafka acknowledged it; stored and broadcast as `message.new` shortly after. "
+        "Re-sending the same client_msg_id stores nothing new.",
+    )
+    def post(self, request, room_id: int):
+        data = SendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        msg_id = services.message_send(user=request.user, room_id=room_id, **data.validated_data)
+        return Response({"client_msg_id": str(msg_id)}, status=status.HTTP_202_ACCEPTED)
+
+
+class MessageView(APIView):
+    throttle_classes = [WriteThrottle]
+
+    @extend_schema(
+        operation_id="messages_edit",
+        request=EditSerializer,
+        responses={202: None, **error_responses(400, 403, 404, 413, 503)},
+        parameters=[OpenApiParameter("seq", int, OpenApiParameter.PATH)],
+        description="Edit your own message; members get `message.updated` once applied.",
+    )
+    def patch(self, request, room_id: int, seq: int):
+        data = EditSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.message_edit_request(user=request.user, room_id=room_id, seq=seq, body=data.validated_data["body"])
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="messages_delete",
+        responses={202: None, **error_responses(403, 404, 503)},
+        parameters=[OpenApiParameter("seq", int, OpenApiParameter.PATH)],
+        description="Delete your own message; its seq stays, its body is erased; members get `message.deleted`.",
+    )
+    def delete(self, request, room_id: int, seq: int):
+        services.message_delete_request(user=request.user, room_id=room_id, seq=seq)
+        return Response(status=status.HTTP_202_ACCEPTED)

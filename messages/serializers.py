@@ -1,0 +1,60 @@
+"""REST shapes of the messages app."""
+
+from rest_framework import serializers
+
+
+class SenderSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True)
+    username = serializers.CharField()
+
+
+class MessageSerializer(serializers.Serializer):
+    """A message as clients see it (the same shape as the WebSocket's ``message.new``)."""
+
+    id = serializers.IntegerField()
+    room = serializers.IntegerField()
+    seq = serializers.IntegerField()
+    sender = SenderSerializer()
+    body = serializers.CharField(allow_blank=True)
+    client_msg_id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    edited_at = serializers.DateTimeField(allow_null=True)
+    deleted = serializers.BooleanField()
+    unread_count = serializers.IntegerField(help_text="Members who have not read this message yet.")
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    anchor = serializers.RegexField(
+        r"^(\d+|first_unread|newest)$",
+        required=False,
+        help_text="A seq, `first_unread` or `newest` (default): a page around it.",
+    )
+    before = serializers.IntegerField(required=False, min_value=1, help_text="Older than this seq.")
+    after = serializers.IntegerField(required=False, min_value=0, help_text="Newer than this seq.")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+
+    def validate(self, attrs):
+        if sum(key in attrs for key in ("anchor", "before", "after")) > 1:
+            raise serializers.ValidationError("Give at most one of anchor, before, after.")
+        return attrs
+
+
+class HistoryPageSerializer(serializers.Serializer):
+    messages = MessageSerializer(many=True)
+    has_older = serializers.BooleanField(help_text="Ask with before=<first seq> for more.")
+    has_newer = serializers.BooleanField(help_text="Ask with after=<last seq> for more.")
+    last_read_seq = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+
+
+class SendSerializer(serializers.Serializer):
+    client_msg_id = serializers.UUIDField(help_text="Chosen by the client; re-sending it is a no-op.")
+    body = serializers.CharField(trim_whitespace=False)
+
+
+class AcceptedSerializer(serializers.Serializer):
+    client_msg_id = serializers.UUIDField()
+
+
+class EditSerializer(serializers.Serializer):
+    body = serializers.CharField(trim_whitespace=False)

@@ -1,0 +1,103 @@
+"""The persistence consumer's consume(), called directly with envelopes as Kafka delivers them."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from messages.models import Message
+from messages.services import send_envelope
+from messages.workers import PersistWorker
+from rooms.models import Participant, Room
+from streams.worker import Record
+
+pytestmark = pytest.mark.django_db
+
+
+def records(*envelopes: dict) -> list[Record]:
+    return [Record("chat.messages", 0, i, str(e.get("room")).encode(), e) for i, e in enumerate(envelopes)]
+
+
+def send(room, user, body="hi", msg_id=None) -> dict:
+    return send_envelope(room_id=room.pk, sender_id=user.pk, client_msg_id=msg_id or uuid.uuid4(), body=body)
+
+
+def test_a_batch_is_numbered_gaplessly_per_room_in_arrival_order(make_user, make_room):
+    alice, bob = make_user(), make_user()
+    one, two = make_room(owner=alice, members=[bob]), make_room(owner=bob, members=[alice])
+    PersistWorker().consume(
+        records(send(one, alice, "a"), send(two, bob, "b"), send(one, bob, "c"), send(one, alice, "d"))
+    )
+    PersistWorker().consume(records(send(two, alice, "e")))
+
+    assert list(Message.objects.filter(room=one).order_by("seq").values_list("seq", "body")) == [
+        (1, "a"), (2, "c"), (3, "d"),
+    ]  # fmt: skip
+    assert list(Message.objects.filter(room=two).order_by("seq").values_list("seq", "body")) == [(1, "b"), (2, "e")]
+    one.refresh_from_db()
+    assert (one.last_seq, one.last_message_preview) == (3, "d")
+    assert one.last_message_at is not None
+
+
+def test_a_replayed_batch_and_a_resent_key_are_stored_once(make_user, make_room):
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    msg_id = uuid.uuid4()
+    batch = records(send(room, alice, "once", msg_id), send(room, alice, "once", msg_id))
+    PersistWorker().consume(batch)
+    PersistWorker().consume(batch)  # the crash-and-replay case
+    PersistWorker().consume(records(send(room, alice, "once", msg_id), send(room, bob, "next")))
+
+    assert list(Message.objects.filter(room=room).order_by("seq").values_list("seq", "body")) == [
+        (1, "once"),
+        (2, "next"),
+    ]
+
+
+def test_storing_a_message_marks_it_read_by_its_sender_only(make_user, make_room):
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    PersistWorker().consume(records(send(room, alice), send(room, alice), send(room, bob)))
+
+    positions = dict(Participant.objects.filter(room=room).values_list("user_id", "last_read_seq"))
+    assert positions == {alice.pk: 2, bob.pk: 3}
+
+
+def test_a_sender_removed_before_storage_is_refused(make_user, make_room):
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    envelope = send(room, bob, "too late")
+    Participant.objects.filter(room=room, user=bob).delete()
+    PersistWorker().consume(records(envelope, send(room, alice, "fine")))
+
+    assert list(Message.objects.filter(room=room).values_list("seq", "body")) == [(1, "fine")]
+
+
+def test_a_message_for_a_deleted_room_is_dropped_without_blocking_the_batch(make_user, make_room):
+    alice = make_user()
+    gone, kept = make_room(owner=alice), make_room(owner=alice)
+    envelope = send(gone, alice)
+    Room.objects.filter(pk=gone.pk).delete()
+    PersistWorker().consume(records(envelope, send(kept, alice, "kept")))
+
+    assert list(Message.objects.values_list("room_id", "body")) == [(kept.pk, "kept")]
+
+
+def test_edit_and_delete_apply_in_order_and_keep_the_seq(make_user, make_room):
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    first = send(room, alice, "draft")
+    PersistWorker().consume(
+        records(
+            first,
+            {"v": 1, "kind": "message.edit", "room": room.pk, "seq": 1, "sender": alice.pk, "body": "final"},
+            {"v": 1, "kind": "message.edit", "room": room.pk, "seq": 1, "sender": bob.pk, "body": "hijack"},
+            send(room, bob, "reply"),
+            {"v": 1, "kind": "message.delete", "room": room.pk, "seq": 2, "sender": bob.pk},
+        )
+    )
+    rows = {m.seq: m for m in Message.objects.filter(room=room)}
+    assert rows[1].body == "final" and rows[1].edited_at is not None
+    assert rows[2].body == "" and rows[2].deleted_at is not None
+    assert sorted(rows) == [1, 2]
