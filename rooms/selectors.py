@@ -138,3 +138,9 @@ def active_user_get(*, user_id: int):
     if user is None:
         raise ChatError(INVALID, "No such user.")
     return user
+
+
+def inactive_or_unknown_user_ids(*, user_ids) -> set[int]:
+    """Those of ``user_ids`` that name no active account."""
+    wanted = set(user_ids)
+    return wanted - set(get_user_model().objects.filter(pk__in=wanted, is_active=True).values_list("pk", flat=True))

@@ -19,7 +19,13 @@ from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, 
 from streams.realtime import Event, frame, publish_on_commit, room_group, user_group
 
 from .models import Participant, Room
-from .selectors import NOT_MEMBER_DETAIL, active_user_get, participant_get, room_ids_for_user
+from .selectors import (
+    NOT_MEMBER_DETAIL,
+    active_user_get,
+    inactive_or_unknown_user_ids,
+    participant_get,
+    room_ids_for_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +47,12 @@ def room_create_group(*, owner, name: str, member_ids: list[int] = (), is_public
     name = (name or "").strip()
     if not name:
         raise ChatError(INVALID, "A group room needs a name.")
+    others = sorted(set(member_ids) - {owner.pk})
+    unknown = inactive_or_unknown_user_ids(user_ids=others)
+    if unknown:
+        raise ChatError(INVALID, f"No such users: {', '.join(map(str, sorted(unknown)))}.")
     room = Room.objects.create(kind=Room.Kind.GROUP, name=name[:100], created_by=owner, is_public=is_public)
     Participant.objects.create(room=room, user=owner, role=Participant.Role.OWNER)
-    others = sorted(set(member_ids) - {owner.pk})
     Participant.objects.bulk_create([Participant(room=room, user_id=uid) for uid in others])
     # Nobody listens to a brand-new room yet: only the members' own groups hear of it.
     _announce_joined(room.pk, [owner.pk, *others], to_room=False)
