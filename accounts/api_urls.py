@@ -1,3 +1,12 @@
 """REST routes of this app, mounted under /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("accounts/", api.SignupView.as_view(), name="accounts"),
+    path("accounts/me/", api.MeView.as_view(), name="accounts-me"),
+    path("auth/token/", api.TokenView.as_view(), name="auth-token"),
+    path("users/", api.UsersView.as_view(), name="users"),
+]

@@ -1,0 +1,105 @@
+"""Admin of accounts: users (deleted only through the deletion service) and deletion progress."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import QuerySet
+
+from . import services
+from .models import AccountDeletion, User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Django's user admin, where deleting goes through ``account_delete_request``.
+
+    The stock delete would cascade without handing rooms on or announcing the change, and its
+    confirmation page lists every message of the user; both actions below replace it.
+    """
+
+    list_display = ("username", "is_active", "is_staff", "date_joined", "last_login")
+    actions = ["delete_keep_messages", "delete_erase_messages"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_purge_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.delete_user")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Delete account (keep messages as “deleted user”)", permissions=["purge"])
+    def delete_keep_messages(self, request, queryset: QuerySet) -> None:
+        self._delete(request, queryset, erase_messages=False)
+
+    @admin.action(description="Delete account and erase its messages", permissions=["purge"])
+    def delete_erase_messages(self, request, queryset: QuerySet) -> None:
+        self._delete(request, queryset, erase_messages=True)
+
+    def _delete(self, request, queryset: QuerySet, *, erase_messages: bool) -> None:
+        done = queued = 0
+        for user in queryset:
+            if user.pk == request.user.pk:
+                self.message_user(request, "You cannot delete your own account from here.", messages.WARNING)
+                continue
+            deletion = services.account_delete_request(
+                user=user, erase_messages=erase_messages, requested_by=request.user.username
+            )
+            if deletion.status == AccountDeletion.Status.DONE:
+                done += 1
+            else:
+                queued += 1
+        if done:
+            self.message_user(request, f"Deleted {done} account(s).", messages.SUCCESS)
+        if queued:
+            self.message_user(
+                request,
+                f"{queued} large account(s) deactivated; their purge runs in the background (see Account deletions).",
+                messages.INFO,
+            )
+
+
+@admin.register(AccountDeletion)
+class AccountDeletionAdmin(admin.ModelAdmin):
+    """Progress of account deletions; a failed or stuck purge can be run again (it resumes)."""
+
+    list_display = (
+        "username", "user_id", "status", "progress_display", "erase_messages", "requested_by", "requested_at",
+        "finished_at",
+    )  # fmt: skip
+    list_filter = ("status", "erase_messages")
+    search_fields = ("username", "=user_id")
+    ordering = ("-requested_at",)
+    actions = ["run_again"]
+    readonly_fields = (
+        "user_id", "username", "erase_messages", "requested_by", "status", "progress_display", "messages_total",
+        "messages_done", "room_ids", "error", "requested_at", "finished_at",
+    )  # fmt: skip
+    fields = readonly_fields
+
+    @admin.display(description="progress")
+    def progress_display(self, obj: AccountDeletion) -> str:
+        return f"{obj.progress}% ({obj.messages_done}/{obj.messages_total} messages)"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_purge_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.delete_user")
+
+    @admin.action(description="Run the purge again (resumes where it stopped)", permissions=["purge"])
+    def run_again(self, request, queryset: QuerySet) -> None:
+        unfinished = list(queryset.exclude(status=AccountDeletion.Status.DONE))
+        for deletion in unfinished:
+            services.account_purge_enqueue(deletion=deletion)
+        self.message_user(request, f"Queued {len(unfinished)} purge(s).", messages.INFO)

@@ -1,0 +1,126 @@
+"""REST views of accounts: sign-up, API tokens, the caller's account, finding users.
+
+Thin: parse, call a service or selector, format. Wrong credentials for a token answer
+400 ``invalid`` (as DRF's own token view does): the request carried no credentials that failed
+authentication, it asked for a token with bad ones.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from streams.api import ReadThrottle, SignupThrottle, WriteThrottle, error_responses
+
+from . import selectors, services
+from .serializers import (
+    AccountDeleteSerializer,
+    AccountSerializer,
+    CredentialsSerializer,
+    TokenSerializer,
+    UserSearchQuerySerializer,
+    UserSerializer,
+)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class _ThrottledView(APIView):
+    """Reads count against the ``read`` rate, changes against the ``write`` rate."""
+
+    def get_throttles(self):
+        return [ReadThrottle() if self.request.method in SAFE_METHODS else WriteThrottle()]
+
+
+class SignupView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [SignupThrottle]
+
+    @extend_schema(
+        operation_id="accounts_create",
+        summary="Sign up",
+        description="`invalid` for a bad username or a weak password, `conflict` when the username is taken "
+        "(in any case). Limited per client address by the `signup` rate.",
+        request=CredentialsSerializer,
+        responses={201: UserSerializer, **error_responses(400, 409)},
+    )
+    def post(self, request):
+        data = _valid(CredentialsSerializer, request.data)
+        user = services.user_create(username=data["username"], password=data["password"])
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenView(_ThrottledView):
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(
+        operation_id="auth_token_create",
+        summary="Get the API token for a username and password",
+        description="The same token until it is revoked. Wrong credentials, or a deactivated account, answer "
+        "400 `invalid`.",
+        request=CredentialsSerializer,
+        responses={200: TokenSerializer, **error_responses(400)},
+    )
+    def post(self, request):
+        data = _valid(CredentialsSerializer, request.data)
+        token = services.token_issue(username=data["username"], password=data["password"])
+        return Response(TokenSerializer({"token": token.key}).data)
+
+    @extend_schema(
+        operation_id="auth_token_destroy",
+        summary="Revoke the caller's API token",
+        description="WebSockets opened with the token are closed with code 4401.",
+        request=None,
+        responses={204: None, **error_responses()},
+    )
+    def delete(self, request):
+        services.token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(_ThrottledView):
+    @extend_schema(
+        operation_id="accounts_me_retrieve",
+        summary="The caller's account",
+        responses={200: AccountSerializer, **error_responses()},
+    )
+    def get(self, request):
+        return Response(AccountSerializer(request.user).data)
+
+    @extend_schema(
+        operation_id="accounts_me_destroy",
+        summary="Delete the caller's account",
+        description="The account stops at once (no login, token, session or socket). Memberships, read "
+        "positions and the drawer are removed; rooms the user owned pass to another member or are deleted "
+        'when nobody else is in them. Messages stay for the other members as from "deleted user", or '
+        "with their bodies erased when `erase_messages` is true. A large account finishes in the background.",
+        request=AccountDeleteSerializer,
+        responses={204: None, **error_responses(400)},
+    )
+    def delete(self, request):
+        data = _valid(AccountDeleteSerializer, request.data)
+        services.account_delete_request(user=request.user, erase_messages=data["erase_messages"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UsersView(_ThrottledView):
+    @extend_schema(
+        operation_id="users_list",
+        summary="Find people to invite by username",
+        description=f"Active users whose username contains `q` (any case), exact and prefix matches first, at "
+        f"most {selectors.USER_SEARCH_MAX}; the caller is left out. An empty `q` finds nobody.",
+        parameters=[OpenApiParameter("q", str, description="Part of a username.")],
+        responses={200: UserSerializer(many=True), **error_responses(400)},
+    )
+    def get(self, request):
+        data = _valid(UserSearchQuerySerializer, request.query_params)
+        users = selectors.users_search(query=data["q"], exclude_user_id=request.user.pk)
+        return Response(UserSerializer(users, many=True).data)
