@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-STACK_STATE = BASE_DIR / ".devstack" / "run" / "services.json"
+# Where `make run` records the addresses of the services it started.
+STACK_STATE = Path(os.environ.get("DEVSTACK_STATE") or BASE_DIR / ".devstack" / "run" / "services.json")
 
 
 def _stack_urls() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""First steps of `make run`: migrate, create Kafka topics, create the demo admin once."""
+"""First steps of `make run`: migrate, collect static files, create Kafka topics, the demo admin once."""
 
 import secrets
 
@@ -17,6 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         call_command("kafka_topics")
         self._demo_admin()
 
