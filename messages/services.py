@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -293,3 +294,44 @@ def message_apply_delete(*, env: dict) -> None:
         if updated:
             publish_on_commit([(room_group(env["room"]), frame(
                 "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip
+
+
+def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
+    """Re-produce records from the retry topic onto chat.messages, keyed by room as before.
+
+    Offsets of the retry topic are committed only after every re-produced record was
+    acknowledged, so a crash re-drives a record twice at worst, which the idempotent consumers
+    absorb. A record keeps its attempt count; past the limit the worker dead-letters it.
+    """
+    import time
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        kafka.topic(kafka.RETRY),
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","),
+        group_id=kafka.topic("chat-retry"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_MS,
+        max_poll_records=max_records,
+    )
+    moved = 0
+    try:
+        deadline = time.monotonic() + poll_seconds + settings.KAFKA_SESSION_TIMEOUT_MS / 1000
+        while moved < max_records and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=500)
+            records = [r for partition in batch.values() for r in partition]
+            if not records:
+                if moved:
+                    break
+                continue
+            for record in records:
+                value = json.loads(record.value)
+                kafka.produce(kafka.MESSAGES, key=(record.key or b"none").decode(), value=value)
+                moved += 1
+            consumer.commit()
+    finally:
+        consumer.close(autocommit=False)
+    return moved
