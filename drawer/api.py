@@ -6,18 +6,17 @@ answers 404 ``not_found``, exactly like an id that does not exist.
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
+
+from streams.api import ErrorSerializer, ReadThrottle, WriteThrottle
 
 from . import selectors, services
 from .serializers import (
     DrawerEntrySerializer,
-    DrawerErrorSerializer,
     DrawerFiltersSerializer,
     DrawerListQuerySerializer,
     DrawerPageSerializer,
@@ -29,7 +28,7 @@ TAGS = ["drawer"]
 
 
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(DrawerErrorSerializer, description=description)
+    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 UNAUTHENTICATED = _error("`unauthenticated`: no valid token or session.")
@@ -37,19 +36,13 @@ RATE_LIMITED = _error("`rate_limited`: too many requests.")
 ENTRY_NOT_FOUND = _error("`not_found`: no such entry in your drawer (another user's entry answers the same).")
 
 
-class DrawerThrottle(ScopedRateThrottle):
-    """The shared ``read`` rate for reads and ``write`` for changes, off when RATE_LIMITS=off."""
-
-    def allow_request(self, request, view):
-        if not settings.RATE_LIMITS_ENABLED:
-            return True
-        view.throttle_scope = "read" if request.method in SAFE_METHODS else "write"
-        return super().allow_request(request, view)
+class _DrawerView(APIView):
+    def get_throttles(self):
+        # The shared per-user rates: reads are cheap and frequent, changes are not.
+        return [ReadThrottle()] if self.request.method in SAFE_METHODS else [WriteThrottle()]
 
 
-class DrawerListView(APIView):
-    throttle_classes = [DrawerThrottle]
-
+class DrawerListView(_DrawerView):
     @extend_schema(
         tags=TAGS,
         operation_id="drawer_list",
@@ -119,9 +112,7 @@ class DrawerListView(APIView):
         )
 
 
-class DrawerEntryView(APIView):
-    throttle_classes = [DrawerThrottle]
-
+class DrawerEntryView(_DrawerView):
     @extend_schema(
         tags=TAGS,
         operation_id="drawer_entry_retrieve",
@@ -175,9 +166,7 @@ class DrawerEntryView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DrawerFiltersView(APIView):
-    throttle_classes = [DrawerThrottle]
-
+class DrawerFiltersView(_DrawerView):
     @extend_schema(
         tags=TAGS,
         operation_id="drawer_filters",

@@ -10,15 +10,6 @@ from .models import TAG_MAX_CHARS
 from .selectors import PAGE_SIZE, PAGE_SIZE_MAX, QUERY_MAX_CHARS
 
 
-class DrawerErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="unauthenticated | not_member | not_found | invalid | too_large | ...")
-    detail = serializers.JSONField(help_text="A sentence, or the invalid fields with their problems.")
-
-
-class DrawerErrorSerializer(serializers.Serializer):
-    error = DrawerErrorDetailSerializer()
-
-
 class DrawerJumpSerializer(serializers.Serializer):
     room = serializers.IntegerField()
     seq = serializers.IntegerField()
