@@ -5,14 +5,15 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import BigIntegerField, Case, Count, F, Func, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Cast, Coalesce, Greatest
 
-from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, ChatError
+from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
 
 from .models import Participant, Room
 
 NOT_MEMBER_DETAIL = "You are not a member of this room."
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
 
 
 def room_ids_for_user(*, user_id: int) -> list[int]:
@@ -26,14 +27,129 @@ def participant_get(*, room_id: int, user_id: int) -> Participant:
     Rooms the user is not in and rooms that do not exist give the same error, so that ids
     cannot be probed.
     """
-    try:
-        return Participant.objects.select_related("room").get(room_id=room_id, user_id=user_id)
-    except Participant.DoesNotExist:
-        raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL) from None
+    participant = None
+    if 0 < room_id <= MAX_ID:
+        participant = Participant.objects.select_related("room").filter(room_id=room_id, user_id=user_id).first()
+    if participant is None:
+        raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
+    return participant
 
 
 def room_get_for_member(*, room_id: int, user_id: int) -> Room:
+    """The room, if the user is in it; otherwise ``not_member`` (see :func:`participant_get`)."""
     return participant_get(room_id=room_id, user_id=user_id).room
+
+
+def participant_target_get(*, room_id: int, user_id: int) -> Participant:
+    """Another member of a room the caller is in (an action's target), or ``not_found``."""
+    participant = None
+    if 0 < user_id <= MAX_ID:
+        participant = Participant.objects.filter(room_id=room_id, user_id=user_id).first()
+    if participant is None:
+        raise ChatError(NOT_FOUND, "That user is not a member of this room.")
+    return participant
+
+
+def active_user_get(*, user_id: int):
+    """An active user by id, or ``invalid`` (a request naming someone who cannot chat)."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first() if 0 < user_id <= MAX_ID else None
+    if user is None:
+        raise ChatError(INVALID, "No such user.")
+    return user
+
+
+def participant_get_with_role(*, room_id: int, user_id: int, roles: tuple[str, ...], action: str) -> Participant:
+    """The user's participation, refused with ``forbidden`` unless their role is in ``roles``.
+
+    Membership is checked first, so a non-member learns nothing more than ``not_member``.
+    """
+    participant = participant_get(room_id=room_id, user_id=user_id)
+    if participant.role not in roles:
+        names = " or ".join(Participant.Role(role).label.lower() for role in roles)
+        raise ChatError(FORBIDDEN, f"Only the room's {names} can {action}.")
+    return participant
+
+
+def _other_user_id(user_id: int):
+    # A direct room's key is "low:high"; the other user is whichever half is not ``user_id``.
+    # Read from the key rather than the participants so the room still names them after they left.
+    def half(n: int):
+        return Cast(Func(F("room__direct_key"), Value(":"), Value(n), function="split_part"), BigIntegerField())
+
+    return Case(
+        When(room__kind=Room.Kind.DIRECT, room__direct_key__startswith=f"{user_id}:", then=half(2)),
+        When(room__kind=Room.Kind.DIRECT, then=half(1)),
+        default=None,
+        output_field=BigIntegerField(),
+    )
+
+
+def _summaries(user_id: int) -> QuerySet[Participant]:
+    """The user's participations annotated with everything a room summary shows, in one query."""
+    member_count = (
+        Participant.objects.filter(room_id=OuterRef("room_id"))
+        .order_by()
+        .values("room_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    usernames = get_user_model().objects.filter(pk=OuterRef("other_user_id")).values("username")
+    return (
+        Participant.objects.filter(user_id=user_id)
+        .select_related("room")
+        .annotate(
+            unread=Greatest(F("room__last_seq") - F("last_read_seq"), Value(0)),
+            member_count=Subquery(member_count),
+            other_user_id=_other_user_id(user_id),
+        )
+        .annotate(other_username=Subquery(usernames))
+    )
+
+
+def room_list_for_user(*, user_id: int) -> list[Participant]:
+    """The user's rooms, latest activity first, each with its unread count and last message.
+
+    One query whatever the number of rooms: each row is the user's ``Participant`` with its
+    ``room`` and the annotations ``unread``, ``member_count``, ``other_user_id`` and
+    ``other_username`` (the last two only for direct rooms).
+    """
+    activity = Coalesce(F("room__last_message_at"), F("room__created_at"))
+    return list(_summaries(user_id).order_by(activity.desc(), F("room_id").desc()))
+
+
+def room_summary_for_member(*, room_id: int, user_id: int) -> Participant:
+    """One room as :func:`room_list_for_user` shows it, or ``not_member``."""
+    participant = _summaries(user_id).filter(room_id=room_id).first() if 0 < room_id <= MAX_ID else None
+    if participant is None:
+        raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
+    return participant
+
+
+def participant_list(*, room_id: int, user_id: int) -> list[Participant]:
+    """The room's members (owner first, then admins, then by joining order), for a member."""
+    participant_get(room_id=room_id, user_id=user_id)
+    role_order = Case(
+        When(role=Participant.Role.OWNER, then=Value(0)),
+        When(role=Participant.Role.ADMIN, then=Value(1)),
+        default=Value(2),
+    )
+    return list(
+        Participant.objects.filter(room_id=room_id).select_related("user").order_by(role_order, "joined_at", "id")
+    )
+
+
+def message_readers(*, room_id: int, user_id: int, seq: int) -> tuple[list[Participant], int]:
+    """Who has read message ``seq`` of the room, and how many members have not.
+
+    Readers are the current members whose last-read position reached ``seq`` (the sender and
+    the asking user included), by username.
+    """
+    room = participant_get(room_id=room_id, user_id=user_id).room
+    if not 1 <= seq <= room.last_seq:
+        raise ChatError(NOT_FOUND, "No such message.")
+    members = list(Participant.objects.filter(room_id=room_id).select_related("user").order_by("user__username"))
+    readers = [p for p in members if p.last_read_seq >= seq]
+    return readers, len(members) - len(readers)
 
 
 def unread_counter(*, room_id: int):
@@ -48,99 +164,3 @@ def unread_counter(*, room_id: int):
         return bisect_left(positions, seq)
 
     return unread
-
-
-# -- the room list and a room's summary ---------------------------------------------------------------
-def _member_count() -> Subquery:
-    counts = (
-        Participant.objects.filter(room_id=OuterRef("room_id"))
-        .order_by()
-        .values("room_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
-
-
-def _other_member(user_id: int, field: str) -> Subquery:
-    # The other side of a direct room; None once they have left it.
-    other = (
-        Participant.objects.filter(room_id=OuterRef("room_id"), room__kind=Room.Kind.DIRECT)
-        .exclude(user_id=user_id)
-        .order_by("joined_at", "pk")
-        .values(field)[:1]
-    )
-    return Subquery(other)
-
-
-def _room_summaries(*, user_id: int) -> QuerySet[Participant]:
-    return (
-        Participant.objects.filter(user_id=user_id)
-        .select_related("room")
-        .annotate(
-            member_count=_member_count(),
-            unread=Greatest(F("room__last_seq") - F("last_read_seq"), Value(0)),
-            other_user_id=_other_member(user_id, "user_id"),
-            other_username=_other_member(user_id, "user__username"),
-            activity=Coalesce("room__last_message_at", "room__created_at"),
-        )
-    )
-
-
-def room_list_for_user(*, user_id: int) -> list[Participant]:
-    """The user's rooms, most recently active first, each with its counts and last message.
-
-    Each row is the user's Participant (``last_read_seq``, ``role``) with its ``room`` and the
-    annotations ``member_count``, ``unread``, ``other_user_id`` / ``other_username`` (direct
-    rooms). One query, whatever the number of rooms: the last message and ``last_seq`` live
-    on the room row, and the counts are correlated subqueries.
-    """
-    return list(_room_summaries(user_id=user_id).order_by("-activity", "-room_id"))
-
-
-def room_summary_for_member(*, room_id: int, user_id: int) -> Participant:
-    """One room as in :func:`room_list_for_user`, or ``not_member``."""
-    summary = _room_summaries(user_id=user_id).filter(room_id=room_id).first()
-    if summary is None:
-        raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
-    return summary
-
-
-# -- participants and readers -------------------------------------------------------------------------
-def participant_list(*, room_id: int, user_id: int) -> list[Participant]:
-    """The members of a room the user is in: the owner, then admins, then members, each by joining order."""
-    participant_get(room_id=room_id, user_id=user_id)
-    rank = Case(
-        When(role=Participant.Role.OWNER, then=Value(0)),
-        When(role=Participant.Role.ADMIN, then=Value(1)),
-        default=Value(2),
-    )
-    return list(Participant.objects.filter(room_id=room_id).select_related("user").order_by(rank, "joined_at", "pk"))
-
-
-def message_readers(*, room_id: int, user_id: int, seq: int) -> tuple[list[Participant], int]:
-    """Members who have read up to message ``seq`` (``last_read_seq >= seq``, its sender included),
-    and how many members have not.
-
-    Only a member may ask; a seq with no message is ``not_found``.
-    """
-    participant = participant_get(room_id=room_id, user_id=user_id)
-    if seq < 1 or seq > participant.room.last_seq:
-        raise ChatError(NOT_FOUND, "No such message.")
-    members = list(Participant.objects.filter(room_id=room_id).select_related("user").order_by("user__username", "pk"))
-    readers = [m for m in members if m.last_read_seq >= seq]
-    return readers, len(members) - len(readers)
-
-
-def active_user_get(*, user_id: int):
-    """The active account with this id, or ``invalid`` (rooms only take people who can chat)."""
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    if user is None:
-        raise ChatError(INVALID, "No such user.")
-    return user
-
-
-def inactive_or_unknown_user_ids(*, user_ids) -> set[int]:
-    """Those of ``user_ids`` that name no active account."""
-    wanted = set(user_ids)
-    return wanted - set(get_user_model().objects.filter(pk__in=wanted, is_active=True).values_list("pk", flat=True))

@@ -1,9 +1,10 @@
 """Writes about rooms, participants and read positions.
 
-Every change reaches sockets only after commit. Membership changes also carry a control for
-the user's group, so that user's sockets start or stop receiving the room at once; a removed
-member's sockets drop the room before the room's own ``participant.removed`` arrives, so they
-hear nothing further from it.
+Functions taking an ``actor_id`` or ``user_id`` authorise that user themselves (REST and
+WebSocket adapters call them); the ``*_by_moderator`` ones serve the Django admin, whose
+permissions have already authorised the moderator. Every change reaches sockets only after
+commit. Membership changes also carry a control for the user's group, so that user's sockets
+start or stop receiving the room at once.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Value, When
 
 from streams import kafka
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
@@ -20,11 +21,11 @@ from streams.realtime import Event, frame, publish_on_commit, room_group, user_g
 
 from .models import Participant, Room
 from .selectors import (
+    MAX_ID,
     NOT_MEMBER_DETAIL,
-    active_user_get,
-    inactive_or_unknown_user_ids,
     participant_get,
-    room_ids_for_user,
+    participant_get_with_role,
+    participant_target_get,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ JOIN_ROOM = "room.join"  # control: sockets of the user start receiving the room
 LEAVE_ROOM = "room.leave"  # control: sockets of the user stop receiving the room at once
 
 MANAGERS = (Participant.Role.OWNER, Participant.Role.ADMIN)
+OWNER_ONLY = (Participant.Role.OWNER,)
 
 
 def _direct_key(a: int, b: int) -> str:
@@ -40,7 +42,11 @@ def _direct_key(a: int, b: int) -> str:
     return f"{low}:{high}"
 
 
-# -- rooms ----------------------------------------------------------------------------------------
+def _active_user_ids(user_ids) -> set[int]:
+    return set(get_user_model().objects.filter(pk__in=set(user_ids), is_active=True).values_list("pk", flat=True))
+
+
+# -- rooms ------------------------------------------------------------------------------------------
 @transaction.atomic
 def room_create_group(*, owner, name: str, member_ids: list[int] = (), is_public: bool = False) -> Room:
     """Create a group room owned by ``owner`` with the given members."""
@@ -48,28 +54,30 @@ def room_create_group(*, owner, name: str, member_ids: list[int] = (), is_public
     if not name:
         raise ChatError(INVALID, "A group room needs a name.")
     others = sorted(set(member_ids) - {owner.pk})
-    unknown = inactive_or_unknown_user_ids(user_ids=others)
+    unknown = set(others) - _active_user_ids(others)
     if unknown:
-        raise ChatError(INVALID, f"No such users: {', '.join(map(str, sorted(unknown)))}.")
+        raise ChatError(INVALID, f"No such users: {sorted(unknown)}.")
     room = Room.objects.create(kind=Room.Kind.GROUP, name=name[:100], created_by=owner, is_public=is_public)
     Participant.objects.create(room=room, user=owner, role=Participant.Role.OWNER)
     Participant.objects.bulk_create([Participant(room=room, user_id=uid) for uid in others])
-    # Nobody listens to a brand-new room yet: only the members' own groups hear of it.
-    _announce_joined(room.pk, [owner.pk, *others], to_room=False)
+    # Nobody listens to a brand-new room's group yet: the members' own groups are enough.
+    _announce_joined(room, [owner.pk, *others], to_room=False)
     return room
 
 
 def room_open_direct(*, user, other) -> tuple[Room, bool]:
     """The direct room between two users, created on first use. Returns (room, created).
 
-    Opening it again returns the same room; whoever had left it is back in.
+    Opening it again returns the same room, with whichever of the two had left it back in.
     """
     if user.pk == other.pk:
         raise ChatError(INVALID, "A direct room needs two different users.")
     key = _direct_key(user.pk, other.pk)
     existing = Room.objects.filter(direct_key=key).first()
     if existing:
-        _direct_rejoin(existing, [user.pk, other.pk])
+        with transaction.atomic():
+            for uid in (user.pk, other.pk):
+                participant_add(room=existing, user_id=uid)
         return existing, False
     try:
         with transaction.atomic():
@@ -80,355 +88,317 @@ def room_open_direct(*, user, other) -> tuple[Room, bool]:
                     Participant(room=room, user=other, role=Participant.Role.MEMBER),
                 ]
             )
-            _announce_joined(room.pk, [user.pk, other.pk], to_room=False)
+            _announce_joined(room, [user.pk, other.pk], to_room=False)
     except IntegrityError:  # a concurrent request created it first
         return Room.objects.get(direct_key=key), False
     return room, True
 
 
-def _direct_rejoin(room: Room, user_ids: list[int]) -> None:
-    present = set(Participant.objects.filter(room=room).values_list("user_id", flat=True))
-    for user_id in user_ids:
-        if user_id not in present:
-            _participant_add(room_id=room.pk, user_id=user_id, role=Participant.Role.MEMBER)
+@transaction.atomic
+def room_update(*, user_id: int, room_id: int, name: str | None = None, is_public: bool | None = None) -> Room:
+    """Rename a group room or open/close it to joining (its owner or an admin).
 
-
-def room_update(*, actor, room_id: int, name: str | None = None, is_public: bool | None = None) -> Room:
-    """Rename a group room or change whether anyone may join it (owner or admin).
-
-    Members get ``room.updated`` {room, name, is_public}.
+    Members get ``room.updated`` {room, name, is_public, owner}.
     """
-    participant = participant_get(room_id=room_id, user_id=actor.pk)
-    if participant.room.kind == Room.Kind.GROUP and participant.role not in MANAGERS:
-        raise ChatError(FORBIDDEN, "Only the room's owner or an admin can change it.")
-    return room_update_by_moderator(room=participant.room, name=name, is_public=is_public)
+    participant = participant_get_with_role(room_id=room_id, user_id=user_id, roles=MANAGERS, action="change it")
+    return _room_change(participant.room, name=name, is_public=is_public)
 
 
+@transaction.atomic
 def room_update_by_moderator(*, room: Room, name: str | None = None, is_public: bool | None = None) -> Room:
-    """Change a group room's name or openness (no permission check: the admin authorises)."""
+    """Like :func:`room_update`, for a moderator in the admin."""
+    return _room_change(room, name=name, is_public=is_public)
+
+
+def _room_change(room: Room, *, name: str | None, is_public: bool | None) -> Room:
     if room.kind == Room.Kind.DIRECT:
         raise ChatError(INVALID, "A direct room has no name or visibility to change.")
     changes = {}
     if name is not None:
-        name = name.strip()
-        if not name:
+        if not name.strip():
             raise ChatError(INVALID, "A group room needs a name.")
-        changes["name"] = name[:100]
+        changes["name"] = name.strip()[:100]
     if is_public is not None:
         changes["is_public"] = bool(is_public)
-    with transaction.atomic():
-        # Only these columns: the persistence consumer writes last_seq concurrently.
+    if changes:
+        # Only these columns: the persistence consumer writes last_seq and the preview meanwhile.
         Room.objects.filter(pk=room.pk).update(**changes)
-        room.refresh_from_db()
-        if changes:
-            publish_on_commit(
-                [
-                    (
-                        room_group(room.pk),
-                        frame("room.updated", room=room.pk, name=room.name, is_public=room.is_public),
-                        None,
-                    )
-                ]
-            )
+        for field, value in changes.items():
+            setattr(room, field, value)
+        _announce_room_updated(room)
     return room
 
 
-def room_delete(*, actor, room_id: int) -> None:
-    """Delete a group room with its messages and read positions (owner only).
+def room_delete(*, user_id: int, room_id: int) -> None:
+    """Delete a group room with its messages and read positions (its owner only).
 
-    A direct room belongs to both people in it, so neither may delete it: each may leave it.
+    A direct room belongs to both its users, so neither may delete it; each may leave it.
     """
-    participant = participant_get(room_id=room_id, user_id=actor.pk)
-    if participant.room.kind == Room.Kind.DIRECT:
-        raise ChatError(FORBIDDEN, "A direct room cannot be deleted; leave it instead.")
-    if participant.role != Participant.Role.OWNER:
-        raise ChatError(FORBIDDEN, "Only the room's owner can delete it.")
-    room_delete_by_moderator(room=participant.room)
-
-
-def room_delete_by_moderator(*, room: Room) -> bool:
-    """Delete any room (no permission check: the admin authorises). False if it was gone already."""
     with transaction.atomic():
-        locked = Room.objects.select_for_update().filter(pk=room.pk).first()
-        if locked is None:
-            return False
-        _purge(locked)
-    return True
+        participant = participant_get_with_role(room_id=room_id, user_id=user_id, roles=OWNER_ONLY, action="delete it")
+        if participant.room.kind == Room.Kind.DIRECT:
+            raise ChatError(FORBIDDEN, "A direct room cannot be deleted; leave it instead.")
+        _room_destroy(participant.room)
 
 
-def _purge(room: Room) -> None:
-    """Delete the room row (participants and messages cascade) and tell everyone after commit."""
+def room_delete_by_moderator(*, room: Room) -> None:
+    """Delete any room from the admin, with the same effects as its owner deleting it."""
+    with transaction.atomic():
+        _room_destroy(room)
+
+
+def _room_destroy(room: Room) -> None:
     room_id = room.pk
     member_ids = list(Participant.objects.filter(room_id=room_id).values_list("user_id", flat=True))
+    # Participants and messages cascade; drawer entries keep their own snapshot (SET_NULL).
     Room.objects.filter(pk=room_id).delete()
+    # Members hear of it in the room, then their sockets drop the room.
     events: list[Event] = [(room_group(room_id), frame("room.deleted", room=room_id), None)]
     events += [(user_group(uid), None, {"op": LEAVE_ROOM, "room": room_id}) for uid in member_ids]
     publish_on_commit(events)
-    # The other consumer groups (index, audit) follow the bulk removal from the topic.
-    transaction.on_commit(lambda: _announce_deleted(room_id), robust=True)
+    transaction.on_commit(lambda: _announce_room_deleted(room_id))
 
 
-def _announce_deleted(room_id: int) -> None:
+def _announce_room_deleted(room_id: int) -> None:
+    # The other consumer groups (index, audit) follow bulk removals from the topic.
     try:
         kafka.produce(kafka.MESSAGES, key=room_id, value=kafka.envelope("room.deleted", room=room_id))
-    except kafka.KafkaUnavailable:
-        # The deletion stands; only the other consumer groups miss the news.
+    except Exception:
+        # The deletion stands in the database; only the other consumer groups miss the news.
         log.exception("room %s was deleted but announcing room.deleted on Kafka failed", room_id)
+
+
+def _announce_room_updated(room: Room) -> None:
+    owner_id = (
+        Participant.objects.filter(room_id=room.pk, role=Participant.Role.OWNER)
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    update = frame("room.updated", room=room.pk, name=room.name, is_public=room.is_public, owner=owner_id)
+    publish_on_commit([(room_group(room.pk), update, None)])
 
 
 # -- participants ------------------------------------------------------------------------------------
 def participant_add(*, room: Room, user_id: int, role: str = Participant.Role.MEMBER) -> Participant:
-    """Add a user to a room (no permission check: callers authorise)."""
-    participant, _created = _participant_add(room_id=room.pk, user_id=user_id, role=role)
+    """Add a user to a room (no permission check: callers authorise).
+
+    A newcomer starts at the room's newest message: what was said before is not "unread" for
+    them, and messages everyone had read do not get a "1" back.
+    """
+    with transaction.atomic():
+        last_seq = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).first()
+        if last_seq is None:
+            raise ChatError(NOT_FOUND, "The room was deleted.")
+        participant, created = Participant.objects.get_or_create(
+            room_id=room.pk, user_id=user_id, defaults={"role": role, "last_read_seq": last_seq}
+        )
+        if created:
+            _announce_joined(room, [user_id])
     return participant
 
 
-def _participant_add(*, room_id: int, user_id: int, role: str) -> tuple[Participant, bool]:
-    with transaction.atomic():
-        last_seq = Room.objects.filter(pk=room_id).values_list("last_seq", flat=True).first()
-        if last_seq is None:
-            raise ChatError(NOT_FOUND, "No such room.")
-        # A newcomer has nothing to catch up on: joining neither shows the whole history as
-        # unread nor puts a "1" back on messages everyone had read.
-        participant, created = Participant.objects.get_or_create(
-            room_id=room_id, user_id=user_id, defaults={"role": role, "last_read_seq": last_seq}
-        )
-        if created:
-            _announce_joined(room_id, [user_id], to_room=True)
-    return participant, created
-
-
-def _announce_joined(room_id: int, user_ids: list[int], *, to_room: bool) -> None:
-    # Room first: the newcomer is not subscribed yet, so each frame reaches each socket once.
+def _announce_joined(room: Room, user_ids: list[int], *, to_room: bool = True) -> None:
+    # The room's copy first: the newcomer is not subscribed yet, so each socket gets one frame.
     events: list[Event] = []
     if to_room:
-        events += [(room_group(room_id), frame("participant.added", room=room_id, user=uid), None) for uid in user_ids]
+        events += [(room_group(room.pk), frame("participant.added", room=room.pk, user=uid), None) for uid in user_ids]
     events += [
-        (user_group(uid), frame("participant.added", room=room_id, user=uid), {"op": JOIN_ROOM, "room": room_id})
+        (user_group(uid), frame("participant.added", room=room.pk, user=uid), {"op": JOIN_ROOM, "room": room.pk})
         for uid in user_ids
     ]
     publish_on_commit(events)
 
 
-def participant_invite(*, actor, room_id: int, user_id: int) -> Participant:
-    """Add ``user_id`` to a group room (owner or admin); ``conflict`` if already in it."""
-    participant = participant_get(room_id=room_id, user_id=actor.pk)
-    if participant.room.kind == Room.Kind.DIRECT:
-        raise ChatError(INVALID, "A direct room has exactly two members.")
-    if participant.role not in MANAGERS:
-        raise ChatError(FORBIDDEN, "Only the room's owner or an admin can invite.")
-    active_user_get(user_id=user_id)
-    invited, created = _participant_add(room_id=room_id, user_id=user_id, role=Participant.Role.MEMBER)
-    if not created:
-        raise ChatError(CONFLICT, "This user is already in the room.")
-    return invited
+@transaction.atomic
+def participant_invite(*, actor_id: int, room_id: int, user_id: int) -> Participant:
+    """Add a user to a group room (its owner or an admin)."""
+    actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=MANAGERS, action="invite people")
+    if actor.room.kind == Room.Kind.DIRECT:
+        raise ChatError(INVALID, "A direct room is for its two users only.")
+    if not _active_user_ids([user_id]):
+        raise ChatError(INVALID, "No such user.")
+    if Participant.objects.filter(room_id=room_id, user_id=user_id).exists():
+        raise ChatError(CONFLICT, "That user is already a member of this room.")
+    return participant_add(room=actor.room, user_id=user_id)
 
 
-def participant_join(*, user, room_id: int) -> tuple[Participant, bool]:
-    """Join a public group room. Returns (participant, joined); joining twice changes nothing.
+@transaction.atomic
+def participant_join(*, user_id: int, room_id: int) -> tuple[Participant, bool]:
+    """Join a public group room. Returns (participation, joined now); joining twice is a no-op.
 
-    A private room and a missing one give the same ``not_member``, so ids cannot be probed.
+    A private room gives the same ``not_member`` as a room that does not exist.
     """
-    existing = Participant.objects.filter(room_id=room_id, user_id=user.pk).first()
+    if not 0 < room_id <= MAX_ID:
+        raise ChatError(NOT_MEMBER, f"{NOT_MEMBER_DETAIL} It is not open to join.")
+    existing = Participant.objects.filter(room_id=room_id, user_id=user_id).first()
     if existing is not None:
         return existing, False
-    if not Room.objects.filter(pk=room_id, kind=Room.Kind.GROUP, is_public=True).exists():
-        raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
-    return _participant_add(room_id=room_id, user_id=user.pk, role=Participant.Role.MEMBER)
+    room = Room.objects.filter(pk=room_id, kind=Room.Kind.GROUP, is_public=True).first()
+    if room is None:
+        raise ChatError(NOT_MEMBER, f"{NOT_MEMBER_DETAIL} It is not open to join.")
+    return participant_add(room=room, user_id=user_id), True
 
 
-def participant_remove(*, actor, room_id: int, user_id: int) -> None:
-    """Remove ``user_id`` from the room; removing yourself is leaving.
+def participant_remove(*, actor_id: int, room_id: int, user_id: int) -> None:
+    """Remove ``user_id`` from the room; removing oneself is leaving (see :func:`participant_leave`).
 
-    The owner may remove anyone else, an admin only plain members. Nobody can be removed from
-    a direct room (each side may leave it).
+    The owner may remove anyone else, an admin plain members only; nobody can be removed from a
+    direct room (each side may leave it).
     """
-    if actor.pk == user_id:
-        participant_leave(user=actor, room_id=room_id)
+    if user_id == actor_id:
+        participant_leave(user_id=user_id, room_id=room_id)
         return
-    participant_get(room_id=room_id, user_id=actor.pk)
     with transaction.atomic():
-        room, remover = _lock_membership(room_id=room_id, user_id=actor.pk)
-        if room.kind == Room.Kind.DIRECT:
+        actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=MANAGERS, action="remove people")
+        if actor.room.kind == Room.Kind.DIRECT:
             raise ChatError(FORBIDDEN, "Nobody can be removed from a direct room.")
-        if remover.role not in MANAGERS:
-            raise ChatError(FORBIDDEN, "Only the room's owner or an admin can remove participants.")
-        target = _participant_or_404(room_id=room_id, user_id=user_id)
-        if target.role == Participant.Role.OWNER:
-            raise ChatError(FORBIDDEN, "The owner cannot be removed.")
-        if target.role == Participant.Role.ADMIN and remover.role != Participant.Role.OWNER:
-            raise ChatError(FORBIDDEN, "Only the owner can remove an admin.")
-        _remove(room, target)
+        target = participant_target_get(room_id=room_id, user_id=user_id)
+        if actor.role == Participant.Role.ADMIN and target.role != Participant.Role.MEMBER:
+            raise ChatError(FORBIDDEN, "An admin can remove members only.")
+        _participant_drop(target)
 
 
-def participant_leave(*, user, room_id: int) -> None:
-    """Leave a room. An owner hands the room to the oldest admin, else the oldest member;
-    the last one out deletes it."""
-    participant_get(room_id=room_id, user_id=user.pk)
+def participant_leave(*, user_id: int, room_id: int) -> None:
+    """Leave a room. The owner hands it to the oldest admin, else the oldest member; the last
+    one out deletes it."""
     with transaction.atomic():
-        room, participant = _lock_membership(room_id=room_id, user_id=user.pk)
-        _remove(room, participant)
+        _participant_drop(participant_get(room_id=room_id, user_id=user_id))
 
 
 def participant_remove_by_moderator(*, participant: Participant) -> None:
-    """Remove anyone from any room (no permission check: the admin authorises)."""
+    """Remove a participant from the admin, with the same effects as a removal by the owner."""
     with transaction.atomic():
-        room = Room.objects.select_for_update().filter(pk=participant.room_id).first()
-        current = Participant.objects.filter(pk=participant.pk).first() if room else None
-        if current is not None:
-            _remove(room, current)
+        _participant_drop(participant)
 
 
-def rooms_leave_all(*, user) -> None:
-    """Leave every room (account deletion): ownership passes on, emptied rooms are deleted."""
-    for room_id in room_ids_for_user(user_id=user.pk):
-        try:
-            participant_leave(user=user, room_id=room_id)
-        except ChatError:
-            continue  # left or deleted concurrently
+def _participant_drop(participant: Participant) -> None:
+    """Delete a participation: tell the sockets, hand on ownership, delete an emptied room."""
+    room_id, user_id = participant.room_id, participant.user_id
+    # The room row lock serialises membership changes: two owners leaving at once still leave
+    # exactly one successor.
+    room = Room.objects.select_for_update().filter(pk=room_id).first()
+    if room is None or not Participant.objects.filter(pk=participant.pk).delete()[0]:
+        return  # gone already with a concurrent removal or deletion
+    publish_on_commit(
+        [
+            # The user's sockets drop the room (control) before the room group's copy arrives.
+            (user_group(user_id), frame("participant.removed", room=room_id, user=user_id), {"op": LEAVE_ROOM, "room": room_id}),
+            # Their read position lets members lower the counters of the messages they had not read.
+            (
+                room_group(room_id),
+                frame("participant.removed", room=room_id, user=user_id, last_read_seq=participant.last_read_seq),
+                None,
+            ),
+        ]
+    )  # fmt: skip
+    remaining = Participant.objects.filter(room_id=room_id)
+    if not remaining.exists():
+        _room_destroy(room)
+    elif not remaining.filter(role=Participant.Role.OWNER).exists():
+        successor = (
+            remaining.filter(role=Participant.Role.ADMIN).order_by("joined_at", "id").first()
+            or remaining.order_by("joined_at", "id").first()
+        )
+        successor.role = Participant.Role.OWNER
+        successor.save(update_fields=["role"])
+        _announce_roles(room, [successor])
 
 
-def participant_role_set(*, actor, room_id: int, user_id: int, role: str) -> Participant:
-    """Make a member an admin or a member again, or hand the ownership over (owner only).
+@transaction.atomic
+def participant_role_set(*, actor_id: int, room_id: int, user_id: int, role: str) -> Participant:
+    """Make a member an admin or a member again, or hand the room over (the owner only).
 
     Handing it over makes the previous owner an admin. Members get ``participant.updated``
     {room, user, role} for each change.
     """
-    participant_get(room_id=room_id, user_id=actor.pk)
-    with transaction.atomic():
-        room, owner = _lock_membership(room_id=room_id, user_id=actor.pk)
-        if room.kind == Room.Kind.DIRECT:
-            raise ChatError(INVALID, "A direct room has no roles to change.")
-        if owner.role != Participant.Role.OWNER:
-            raise ChatError(FORBIDDEN, "Only the room's owner can change roles.")
-        target = _participant_or_404(room_id=room_id, user_id=user_id)
-        if target.pk == owner.pk:
-            raise ChatError(INVALID, "The owner changes role only by handing the ownership to someone else.")
-        _role_apply(room, target, role)
-    return target
+    actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=OWNER_ONLY, action="change roles")
+    if actor.room.kind == Room.Kind.DIRECT:
+        raise ChatError(INVALID, "A direct room has no roles to change.")
+    if user_id == actor_id:
+        raise ChatError(INVALID, "The owner changes role only by making someone else the owner.")
+    return _role_change(participant_target_get(room_id=room_id, user_id=user_id), role)
 
 
+@transaction.atomic
 def participant_role_set_by_moderator(*, participant: Participant, role: str) -> Participant:
-    """Set anyone's role (no permission check: the admin authorises); ``owner`` hands the room over."""
-    with transaction.atomic():
-        room = Room.objects.select_for_update().get(pk=participant.room_id)
-        target = Participant.objects.get(pk=participant.pk)
-        if room.kind == Room.Kind.DIRECT:
-            raise ChatError(INVALID, "A direct room has no roles to change.")
-        if target.role == Participant.Role.OWNER and role != Participant.Role.OWNER:
-            raise ChatError(INVALID, "A room keeps its owner: make someone else the owner instead.")
-        _role_apply(room, target, role)
-    return target
+    """Like :func:`participant_role_set`, for a moderator in the admin."""
+    return _role_change(participant, role)
 
 
-def _role_apply(room: Room, target: Participant, role: str) -> None:
+def _role_change(participant: Participant, role: str) -> Participant:
     if role not in Participant.Role.values:
         raise ChatError(INVALID, f"`role` must be one of {', '.join(Participant.Role.values)}.")
-    if role == target.role:
-        return
-    changed = [(target, role)]
+    room = Room.objects.select_for_update().filter(pk=participant.room_id).first()
+    if room is None:
+        raise ChatError(NOT_FOUND, "The room was deleted.")
+    if participant.role == role:
+        return participant
+    if participant.role == Participant.Role.OWNER:
+        raise ChatError(INVALID, "A room keeps its owner until someone else is made the owner.")
+    changed = []
     if role == Participant.Role.OWNER:
-        changed += [(p, Participant.Role.ADMIN) for p in Participant.objects.filter(room=room, role=role)]
-    for participant, new_role in changed:
-        participant.role = new_role
-        participant.save(update_fields=["role"])
-    _announce_roles(room.pk, changed)
+        # One owner per room: the previous one stays on as an admin.
+        changed = list(Participant.objects.filter(room_id=room.pk, role=Participant.Role.OWNER))
+        for previous in changed:
+            previous.role = Participant.Role.ADMIN
+            previous.save(update_fields=["role"])
+    participant.role = role
+    participant.save(update_fields=["role"])
+    _announce_roles(room, [participant, *changed])
+    return participant
 
 
-def _lock_membership(*, room_id: int, user_id: int) -> tuple[Room, Participant]:
-    # Membership changes of one room run one at a time, so an ownership hand-over cannot race.
-    room = Room.objects.select_for_update().filter(pk=room_id).first()
-    participant = Participant.objects.filter(room_id=room_id, user_id=user_id).first() if room else None
-    if participant is None:
-        raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
-    return room, participant
-
-
-def _participant_or_404(*, room_id: int, user_id: int) -> Participant:
-    target = Participant.objects.filter(room_id=room_id, user_id=user_id).first()
-    if target is None:
-        raise ChatError(NOT_FOUND, "No such participant.")
-    return target
-
-
-def _remove(room: Room, participant: Participant) -> None:
-    """Delete a membership (room row locked), hand the ownership on, delete an emptied room."""
-    participant.delete()
-    event = frame("participant.removed", room=room.pk, user=participant.user_id)
-    # The user's sockets drop the room (control) before the room group's copy arrives.
+def _announce_roles(room: Room, participants: list[Participant]) -> None:
     publish_on_commit(
-        [
-            (user_group(participant.user_id), event, {"op": LEAVE_ROOM, "room": room.pk}),
-            (room_group(room.pk), event, None),
-        ]
-    )
-    remaining = Participant.objects.filter(room=room)
-    if not remaining.exists():
-        _purge(room)
-        return
-    if not remaining.filter(role=Participant.Role.OWNER).exists():
-        successor = remaining.order_by(
-            Case(When(role=Participant.Role.ADMIN, then=Value(0)), default=Value(1)), "joined_at", "pk"
-        ).first()
-        successor.role = Participant.Role.OWNER
-        successor.save(update_fields=["role"])
-        _announce_roles(room.pk, [(successor, Participant.Role.OWNER)])
-
-
-def _announce_roles(room_id: int, changed: list[tuple[Participant, str]]) -> None:
-    publish_on_commit(
-        (room_group(room_id), frame("participant.updated", room=room_id, user=p.user_id, role=role), None)
-        for p, role in changed
+        (room_group(room.pk), frame("participant.updated", room=room.pk, user=p.user_id, role=p.role), None)
+        for p in participants
     )
 
 
-# -- read positions ----------------------------------------------------------------------------------
+# -- read positions -----------------------------------------------------------------------------------
 def read_position_advance(*, user_id: int, room_id: int, seq: int) -> int:
     """Move the user's last-read position forward to ``seq`` (never backward).
 
     Returns the resulting position. Members of the room (the user's other sessions included)
-    get ``room.read`` {room, user, seq, previous_seq} when the position moved.
+    get ``room.read`` {room, user, seq, from_seq} when the position moved: each message with
+    from_seq < its seq <= seq has one unread member fewer.
     """
     participant = participant_get(room_id=room_id, user_id=user_id)
-    seq = int(seq)
-    if min(seq, participant.room.last_seq) <= participant.last_read_seq:
+    target = min(int(seq), participant.room.last_seq)
+    if target <= participant.last_read_seq:
         return participant.last_read_seq  # the common repeat: no lock, no event
-    return _read_position_move(participant, lambda current, last_seq: max(current, min(seq, last_seq)))
+    return _read_position_move(participant, lambda current: max(current, target))
 
 
 def read_position_mark_unread(*, user_id: int, room_id: int, seq: int) -> int:
-    """Mark the messages from ``seq`` on as unread: the position moves back to ``seq - 1``.
+    """Show the room as unread from message ``seq`` on: the position moves back to ``seq - 1``.
 
-    It never moves forward (marking as unread reads nothing). Returns the resulting position;
-    members get ``room.read`` when it moved, so the per-message counters go back up.
+    The only way a read position moves backward; it never moves one forward. Returns the
+    resulting position; members get ``room.read`` as for :func:`read_position_advance` (with
+    ``seq`` below ``from_seq``, so the counters go back up).
     """
     participant = participant_get(room_id=room_id, user_id=user_id)
     seq = int(seq)
-    if seq < 1 or seq > participant.room.last_seq:
+    if not 1 <= seq <= participant.room.last_seq:
         raise ChatError(NOT_FOUND, "No such message.")
-    return _read_position_move(participant, lambda current, last_seq: min(current, seq - 1))
+    return _read_position_move(participant, lambda current: min(current, seq - 1))
 
 
-def _read_position_move(participant: Participant, target: Callable[[int, int], int]) -> int:
+def _read_position_move(participant: Participant, to: Callable[[int], int]) -> int:
     with transaction.atomic():
-        # Locked so that previous_seq in the event is exact even with concurrent reads.
-        row = (
-            Participant.objects.select_for_update(of=("self",)).select_related("room").filter(pk=participant.pk).first()
+        # Locked so that from_seq in the event is exact under concurrent reads from other sessions.
+        current = (
+            Participant.objects.select_for_update()
+            .filter(pk=participant.pk)
+            .values_list("last_read_seq", flat=True)
+            .first()
         )
-        if row is None:
+        if current is None:  # removed meanwhile
             raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
-        previous = row.last_read_seq
-        position = target(previous, row.room.last_seq)
-        if position == previous:
-            return position
-        Participant.objects.filter(pk=row.pk).update(last_read_seq=position)
-        publish_on_commit(
-            [
-                (
-                    room_group(row.room_id),
-                    frame("room.read", room=row.room_id, user=row.user_id, seq=position, previous_seq=previous),
-                    None,
-                )
-            ]
-        )
+        position = to(current)
+        if position != current:
+            Participant.objects.filter(pk=participant.pk).update(last_read_seq=position)
+            room_id = participant.room_id
+            read = frame("room.read", room=room_id, user=participant.user_id, seq=position, from_seq=current)
+            publish_on_commit([(room_group(room_id), read, None)])
     return position

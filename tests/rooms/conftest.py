@@ -1,4 +1,4 @@
-"""Fixtures of the rooms tests: real-time events heard on the real Redis, messages stored for real."""
+"""Fixtures of the rooms tests: what reached the real-time channels, and stored messages."""
 
 from __future__ import annotations
 
@@ -7,74 +7,87 @@ import time
 import uuid
 
 import pytest
+import redis
+from django.conf import settings
 
-from streams.realtime import CHANNEL_PREFIX, redis_client
+from streams.realtime import CHANNEL_PREFIX
 
 
-class Listener:
-    """A Redis subscription to some real-time groups, as an ASGI process's hub holds one."""
+class Feed:
+    """Everything published to the real-time channels (real Redis) since the fixture started."""
 
-    def __init__(self, groups: tuple[str, ...]) -> None:
-        self.pubsub = redis_client().pubsub(ignore_subscribe_messages=False)
-        self.pubsub.subscribe(*(CHANNEL_PREFIX + g for g in groups))
-        confirmed = 0
-        deadline = time.monotonic() + 5
-        while confirmed < len(groups) and time.monotonic() < deadline:
-            message = self.pubsub.get_message(timeout=0.5)
-            if message and message["type"] == "subscribe":
-                confirmed += 1
+    def __init__(self) -> None:
+        self.client = redis.Redis.from_url(settings.REDIS_URL)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.psubscribe(CHANNEL_PREFIX + "*")
+        self.pubsub.get_message(timeout=1.0)  # wait for the subscription to be in place
+        self.seen: list[tuple[str, dict | None, dict | None]] = []
 
-    def events(self, quiet: float = 0.3) -> list[tuple[str, dict | None, dict | None]]:
-        """Everything published so far, in order: (group, frame, control)."""
-        got = []
-        while True:
-            message = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=quiet)
-            if message is None:
-                return got
-            if message["type"] != "message":
-                continue
-            data = json.loads(message["data"])
-            frame = json.loads(data["f"]) if data["f"] else None
-            got.append((message["channel"].decode()[len(CHANNEL_PREFIX) :], frame, data["c"]))
+    def events(self, settle: float = 0.3) -> list[tuple[str, dict | None, dict | None]]:
+        """(group, frame, control) of each event so far, in publish order."""
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            message = self.pubsub.get_message(timeout=0.05)
+            if message and message["type"] == "pmessage":
+                data = json.loads(message["data"])
+                frame = json.loads(data["f"]) if data["f"] else None
+                self.seen.append((message["channel"].decode()[len(CHANNEL_PREFIX) :], frame, data["c"]))
+        return list(self.seen)
+
+    def clear(self) -> None:
+        """Forget what was published so far."""
+        self.events()
+        self.seen.clear()
+
+    def frames(self, group: str, settle: float = 0.3) -> list[dict]:
+        return [frame for g, frame, _ in self.events(settle) if g == group and frame is not None]
 
     def close(self) -> None:
         self.pubsub.close()
+        self.client.close()
 
 
 @pytest.fixture
-def listen():
-    """``listen("room.1", "user.2")`` -> a Listener; closed after the test."""
-    listeners = []
-
-    def make(*groups: str) -> Listener:
-        listener = Listener(groups)
-        listeners.append(listener)
-        return listener
-
-    yield make
-    for listener in listeners:
-        listener.close()
+def feed():
+    feed = Feed()
+    yield feed
+    feed.close()
 
 
 @pytest.fixture
-def store_messages():
-    """Store messages through the persistence consumer's own service (no Kafka in between)."""
-    from messages.services import messages_store, send_envelope
+def post(django_capture_on_commit_callbacks):
+    """Store messages as the persistence consumer does: ``post(room, sender, count=1)``."""
+    from messages.services import messages_store
 
-    def store(room, sender, count: int = 1, body: str = "hello"):
+    def post(room, sender, count: int = 1):
         sends = [
-            send_envelope(room_id=room.pk, sender_id=sender.pk, client_msg_id=uuid.uuid4(), body=f"{body} {i}")
+            {"room": room.pk, "sender": sender.pk, "client_msg_id": str(uuid.uuid4()), "body": f"hello {i}"}
             for i in range(count)
         ]
-        result = messages_store(sends=sends)
-        assert len(result.stored) == count, result
+        with django_capture_on_commit_callbacks(execute=True):
+            messages_store(sends=sends)
         room.refresh_from_db()
-        return result.stored
+        return room.last_seq
 
-    return store
+    return post
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    # Users are made by the dozen here; the default hasher makes each cost most of a second.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """``with committed():`` runs the block's after-commit work (events, Kafka) as a commit would."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
+def api():
+    """``api(user)``: a REST client authenticated by that user's token (``api(None)``: anonymous)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def client(user):
+        c = APIClient()
+        if user is not None:
+            c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        return c
+
+    return client
