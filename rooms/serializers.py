@@ -6,23 +6,26 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Participant, Room
+from .selectors import MAX_ID
 
 
 # -- requests -------------------------------------------------------------------------------------
 class RoomCreateSerializer(serializers.Serializer):
-    """``{kind: "group", name, members, is_public?}`` or ``{kind: "direct", user}``."""
+    """``{kind: "group", name, members?, is_public?}`` or ``{kind: "direct", user}``."""
 
     kind = serializers.ChoiceField(choices=Room.Kind.choices)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    members = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=500)
+    members = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=1000
+    )
     is_public = serializers.BooleanField(required=False, default=False)
-    user = serializers.IntegerField(min_value=1, required=False)
+    user = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
     def validate(self, attrs):
-        if attrs["kind"] == Room.Kind.DIRECT and "user" not in attrs:
-            raise serializers.ValidationError({"user": "A direct room needs the other `user`."})
         if attrs["kind"] == Room.Kind.GROUP and not (attrs.get("name") or "").strip():
             raise serializers.ValidationError({"name": "A group room needs a name."})
+        if attrs["kind"] == Room.Kind.DIRECT and "user" not in attrs:
+            raise serializers.ValidationError({"user": "A direct room needs the other user's id."})
         return attrs
 
 
@@ -32,7 +35,7 @@ class RoomUpdateSerializer(serializers.Serializer):
 
 
 class ParticipantAddSerializer(serializers.Serializer):
-    user = serializers.IntegerField(min_value=1)
+    user = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class ParticipantUpdateSerializer(serializers.Serializer):
@@ -40,42 +43,52 @@ class ParticipantUpdateSerializer(serializers.Serializer):
 
 
 class ReadSerializer(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=0, help_text="The newest message read; the position never moves back.")
+    seq = serializers.IntegerField(min_value=0, max_value=MAX_ID, help_text="The newest message read.")
 
 
 class MarkUnreadSerializer(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=1, help_text="The first message to show as unread again.")
+    seq = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The first message to show as unread.")
 
 
 # -- answers --------------------------------------------------------------------------------------
 class UserRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    username = serializers.CharField()
+    username = serializers.CharField(allow_null=True)
+
+
+class LastMessageSerializer(serializers.Serializer):
+    seq = serializers.IntegerField(source="room.last_seq")
+    preview = serializers.CharField(source="room.last_message_preview")
+    at = serializers.DateTimeField(source="room.last_message_at")
 
 
 class RoomSerializer(serializers.Serializer):
-    """A room as its member sees it: counts, read position and last message.
-
-    Serialises the Participant rows of ``rooms.selectors.room_list_for_user``.
-    """
+    """A room as one member sees it: a row of ``rooms.selectors.room_list_for_user``."""
 
     id = serializers.IntegerField(source="room_id")
     kind = serializers.ChoiceField(source="room.kind", choices=Room.Kind.choices)
     name = serializers.CharField(source="room.name")
     is_public = serializers.BooleanField(source="room.is_public")
+    created_at = serializers.DateTimeField(source="room.created_at")
     role = serializers.ChoiceField(choices=Participant.Role.choices, help_text="Your role in the room.")
     member_count = serializers.IntegerField()
     last_seq = serializers.IntegerField(source="room.last_seq", help_text="The seq of the newest message.")
     last_read_seq = serializers.IntegerField(help_text="The seq of the newest message you have read.")
     unread = serializers.IntegerField(help_text="How many messages you have not read yet.")
-    last_message_at = serializers.DateTimeField(source="room.last_message_at", allow_null=True)
-    last_message_preview = serializers.CharField(source="room.last_message_preview")
-    other_user = serializers.SerializerMethodField(help_text="For a direct room, the other person (null once gone).")
-    created_at = serializers.DateTimeField(source="room.created_at")
+    last_message = serializers.SerializerMethodField()
+    other_user = serializers.SerializerMethodField()
+
+    @extend_schema_field(LastMessageSerializer(allow_null=True))
+    def get_last_message(self, participant: Participant) -> dict | None:
+        """The newest message's seq, time and preview; null in a room without messages."""
+        if not participant.room.last_seq:
+            return None
+        return LastMessageSerializer(participant).data
 
     @extend_schema_field(UserRefSerializer(allow_null=True))
-    def get_other_user(self, participant) -> dict | None:
-        if participant.other_user_id is None:
+    def get_other_user(self, participant: Participant) -> dict | None:
+        """For a direct room, the other user (``username`` null once their account is gone)."""
+        if participant.room.kind != Room.Kind.DIRECT:
             return None
         return {"id": participant.other_user_id, "username": participant.other_username}
 
@@ -91,10 +104,16 @@ class ReadPositionSerializer(serializers.Serializer):
     last_read_seq = serializers.IntegerField()
 
 
+class ReaderSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="user_id")
+    username = serializers.CharField(source="user.username")
+    last_read_seq = serializers.IntegerField()
+
+
 class MessageReadersSerializer(serializers.Serializer):
-    """Who has read up to message ``seq``, and how many members have not."""
+    """Who has read up to message ``seq``, and how many members have not (KakaoTalk's "1")."""
 
     room = serializers.IntegerField()
     seq = serializers.IntegerField()
-    unread_count = serializers.IntegerField(help_text="Members who have not read it yet (KakaoTalk's number).")
-    readers = ParticipantSerializer(many=True)
+    unread_count = serializers.IntegerField(help_text="Members who have not read the message yet.")
+    readers = ReaderSerializer(many=True)

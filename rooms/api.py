@@ -1,0 +1,209 @@
+"""REST views of rooms, participants and read positions. Thin: parse, call a service, format.
+
+A non-member gets ``not_member`` (403) whether or not the room exists, so room ids cannot be
+probed; a member without the needed role gets ``forbidden``.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from streams.api import ReadThrottle, WriteThrottle, error_responses
+
+from . import selectors, services
+from .models import Room
+from .serializers import (
+    MarkUnreadSerializer,
+    MessageReadersSerializer,
+    ParticipantAddSerializer,
+    ParticipantSerializer,
+    ParticipantUpdateSerializer,
+    ReadPositionSerializer,
+    ReadSerializer,
+    RoomCreateSerializer,
+    RoomSerializer,
+    RoomUpdateSerializer,
+)
+
+
+class _RoomsView(APIView):
+    # Reads count against the ``read`` rate, changes against the ``write`` rate.
+    write_throttle = WriteThrottle
+
+    def get_throttles(self):
+        return [ReadThrottle() if self.request.method in SAFE_METHODS else self.write_throttle()]
+
+
+def _summary(request, room_id: int) -> dict:
+    return RoomSerializer(selectors.room_summary_for_member(room_id=room_id, user_id=request.user.pk)).data
+
+
+class RoomsView(_RoomsView):
+    @extend_schema(
+        operation_id="rooms_list",
+        summary="The user's rooms, latest activity first, with unread counts and last message",
+        responses={200: RoomSerializer(many=True), **error_responses()},
+    )
+    def get(self, request):
+        rooms = selectors.room_list_for_user(user_id=request.user.pk)
+        return Response(RoomSerializer(rooms, many=True).data)
+
+    @extend_schema(
+        operation_id="rooms_create",
+        summary="Create a group room, or open the direct room with a user",
+        description="A direct room is unique per pair of users: opening it again answers 200 with the existing one.",
+        request=RoomCreateSerializer,
+        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(400)},
+    )
+    def post(self, request):
+        data = _valid(RoomCreateSerializer, request)
+        created = True
+        if data["kind"] == Room.Kind.GROUP:
+            room = services.room_create_group(
+                owner=request.user, name=data["name"], member_ids=data.get("members", []), is_public=data["is_public"]
+            )
+        else:
+            other = selectors.active_user_get(user_id=data["user"])
+            room, created = services.room_open_direct(user=request.user, other=other)
+        return Response(_summary(request, room.pk), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class RoomDetailView(_RoomsView):
+    @extend_schema(
+        operation_id="rooms_retrieve",
+        summary="One room with the user's read position and unread count",
+        responses={200: RoomSerializer, **error_responses(403)},
+    )
+    def get(self, request, room_id: int):
+        return Response(_summary(request, room_id))
+
+    @extend_schema(
+        operation_id="rooms_partial_update",
+        summary="Rename a group room or open it to joining (owner or admin)",
+        request=RoomUpdateSerializer,
+        responses={200: RoomSerializer, **error_responses(400, 403)},
+    )
+    def patch(self, request, room_id: int):
+        data = _valid(RoomUpdateSerializer, request)
+        services.room_update(user_id=request.user.pk, room_id=room_id, **data)
+        return Response(_summary(request, room_id))
+
+    @extend_schema(
+        operation_id="rooms_destroy",
+        summary="Delete a room with its messages and read positions (owner)",
+        responses={204: None, **error_responses(403)},
+    )
+    def delete(self, request, room_id: int):
+        services.room_delete(user_id=request.user.pk, room_id=room_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ParticipantsView(_RoomsView):
+    @extend_schema(
+        operation_id="rooms_participants_list",
+        summary="The room's members, owner first",
+        responses={200: ParticipantSerializer(many=True), **error_responses(403)},
+    )
+    def get(self, request, room_id: int):
+        participants = selectors.participant_list(room_id=room_id, user_id=request.user.pk)
+        return Response(ParticipantSerializer(participants, many=True).data)
+
+    @extend_schema(
+        operation_id="rooms_participants_create",
+        summary="Invite a user into a group room (owner or admin)",
+        request=ParticipantAddSerializer,
+        responses={201: ParticipantSerializer, **error_responses(400, 403, 409)},
+    )
+    def post(self, request, room_id: int):
+        data = _valid(ParticipantAddSerializer, request)
+        participant = services.participant_invite(actor_id=request.user.pk, room_id=room_id, user_id=data["user"])
+        return Response(ParticipantSerializer(participant).data, status=status.HTTP_201_CREATED)
+
+
+class ParticipantDetailView(_RoomsView):
+    @extend_schema(
+        operation_id="rooms_participants_partial_update",
+        summary="Change a member's role (owner); making someone owner hands the room over",
+        request=ParticipantUpdateSerializer,
+        responses={200: ParticipantSerializer, **error_responses(400, 403, 404)},
+    )
+    def patch(self, request, room_id: int, user_id: int):
+        data = _valid(ParticipantUpdateSerializer, request)
+        participant = services.participant_role_set(
+            actor_id=request.user.pk, room_id=room_id, user_id=user_id, role=data["role"]
+        )
+        return Response(ParticipantSerializer(participant).data)
+
+    @extend_schema(
+        operation_id="rooms_participants_destroy",
+        summary="Remove a member (owner or admin); removing yourself leaves the room",
+        description="The owner leaving hands the room to the oldest admin, else the oldest member; "
+        "the last member leaving deletes the room.",
+        responses={204: None, **error_responses(403, 404)},
+    )
+    def delete(self, request, room_id: int, user_id: int):
+        services.participant_remove(actor_id=request.user.pk, room_id=room_id, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RoomJoinView(_RoomsView):
+    @extend_schema(
+        operation_id="rooms_join",
+        summary="Join a public group room",
+        request=None,
+        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(403)},
+    )
+    def post(self, request, room_id: int):
+        _, joined = services.participant_join(user_id=request.user.pk, room_id=room_id)
+        return Response(_summary(request, room_id), status=status.HTTP_201_CREATED if joined else status.HTTP_200_OK)
+
+
+class RoomReadView(_RoomsView):
+    write_throttle = ReadThrottle  # clients report reading often; it is cheap and idempotent
+
+    @extend_schema(
+        operation_id="rooms_read",
+        summary="Move the user's last-read position forward (never backward)",
+        request=ReadSerializer,
+        responses={200: ReadPositionSerializer, **error_responses(400, 403)},
+    )
+    def post(self, request, room_id: int):
+        data = _valid(ReadSerializer, request)
+        position = services.read_position_advance(user_id=request.user.pk, room_id=room_id, seq=data["seq"])
+        return Response({"last_read_seq": position})
+
+
+class RoomUnreadView(_RoomsView):
+    @extend_schema(
+        operation_id="rooms_mark_unread",
+        summary="Mark the room unread from message `seq` on (last_read_seq becomes seq - 1)",
+        request=MarkUnreadSerializer,
+        responses={200: ReadPositionSerializer, **error_responses(400, 403)},
+    )
+    def post(self, request, room_id: int):
+        data = _valid(MarkUnreadSerializer, request)
+        position = services.read_position_mark_unread(user_id=request.user.pk, room_id=room_id, seq=data["seq"])
+        return Response({"last_read_seq": position})
+
+
+class MessageReadersView(_RoomsView):
+    @extend_schema(
+        operation_id="rooms_messages_readers",
+        summary="Who has read up to message `seq`, and how many members have not",
+        responses={200: MessageReadersSerializer, **error_responses(403, 404)},
+    )
+    def get(self, request, room_id: int, seq: int):
+        readers, unread = selectors.message_readers(room_id=room_id, user_id=request.user.pk, seq=seq)
+        return Response(
+            MessageReadersSerializer({"room": room_id, "seq": seq, "unread_count": unread, "readers": readers}).data
+        )
+
+
+def _valid(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
