@@ -1,0 +1,143 @@
+"""Admin of rooms and participants.
+
+Moderators search and edit rooms and memberships here. Deleting a room, removing a participant,
+adding one and changing a role all go through rooms.services, so members' open sockets hear of
+it exactly as when the owner does it in the app.
+"""
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count
+
+from streams.errors import ChatError
+
+from . import services
+from .models import Participant, Room
+
+
+class ParticipantInline(admin.TabularInline):
+    model = Participant
+    extra = 0
+    fields = ("user", "role", "joined_at", "last_read_seq")
+    # A read position is the member's own; moderators see it but do not move it.
+    readonly_fields = ("joined_at", "last_read_seq")
+    raw_id_fields = ("user",)
+    ordering = ("joined_at", "id")
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("id", "__str__", "kind", "is_public", "member_count", "last_seq", "last_message_at", "created_at")
+    list_filter = ("kind", "is_public")
+    search_fields = ("=id", "name", "participants__user__username")
+    ordering = ("-last_message_at", "-id")
+    date_hierarchy = "created_at"
+    fields = (
+        "kind",
+        "name",
+        "is_public",
+        "created_by",
+        "direct_key",
+        "last_seq",
+        "last_message_at",
+        "last_message_preview",
+        "created_at",
+    )
+    readonly_fields = (
+        "kind",
+        "created_by",
+        "direct_key",
+        "last_seq",
+        "last_message_at",
+        "last_message_preview",
+        "created_at",
+    )
+    inlines = [ParticipantInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_members=Count("participants", distinct=True))
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, _ = super().get_search_results(request, queryset, search_term)
+        return queryset.distinct(), False
+
+    @admin.display(description="members", ordering="n_members")
+    def member_count(self, room: Room) -> int:
+        return room.n_members
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.kind == Room.Kind.DIRECT:
+            return (*self.readonly_fields, "name", "is_public")
+        return self.readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        # Rooms are made by their users (a direct room needs its pair's key).
+        return False
+
+    def save_model(self, request, obj: Room, form, change) -> None:
+        if change and form.changed_data:
+            try:
+                services.room_update_by_moderator(room=obj, name=obj.name, is_public=obj.is_public)
+            except ChatError as exc:
+                self.message_user(request, exc.detail, messages.ERROR)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not Participant:
+            super().save_formset(request, form, formset, change)
+            return
+        with transaction.atomic():
+            changed = formset.save(commit=False)
+            for participant in formset.deleted_objects:
+                services.participant_remove_by_moderator(participant=participant)
+            for participant in changed:
+                _save_participant(self, request, participant)
+
+    def delete_model(self, request, obj: Room) -> None:
+        services.room_delete_by_moderator(room=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for room in queryset:
+                services.room_delete_by_moderator(room=room)
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    list_display = ("id", "room", "user", "role", "last_read_seq", "joined_at")
+    list_filter = ("role", "room__kind")
+    search_fields = ("user__username", "room__name", "=room__id")
+    list_select_related = ("room", "user")
+    raw_id_fields = ("room", "user")
+    readonly_fields = ("joined_at", "last_read_seq")
+    ordering = ("-joined_at", "-id")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a membership to another room or user is a removal plus an invitation.
+        return (*self.readonly_fields, "room", "user") if obj is not None else self.readonly_fields
+
+    def save_model(self, request, obj: Participant, form, change) -> None:
+        _save_participant(self, request, obj)
+
+    def delete_model(self, request, obj: Participant) -> None:
+        services.participant_remove_by_moderator(participant=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for participant in queryset:
+                services.participant_remove_by_moderator(participant=participant)
+
+
+def _save_participant(model_admin, request, participant: Participant) -> None:
+    """Add a new participant or apply a role change, through the services."""
+    try:
+        if participant.pk is None:
+            added = services.participant_add(room=participant.room, user_id=participant.user_id)
+            if participant.role != added.role:
+                services.participant_role_set_by_moderator(participant=added, role=participant.role)
+            participant.pk = added.pk
+        else:
+            services.participant_role_set_by_moderator(
+                participant=Participant.objects.get(pk=participant.pk), role=participant.role
+            )
+    except ChatError as exc:
+        model_admin.message_user(request, exc.detail, messages.ERROR)
