@@ -202,7 +202,8 @@ def account_purge(*, deletion_id: int) -> AccountDeletion:
             pass
         with transaction.atomic():
             deletion = AccountDeletion.objects.select_for_update().get(pk=deletion.pk)
-            _account_remove(deletion=deletion)
+            if deletion.status != AccountDeletion.Status.DONE:  # else a concurrent run finished it
+                _account_remove(deletion=deletion)
     except Exception as exc:
         AccountDeletion.objects.filter(pk=deletion.pk).update(
             status=AccountDeletion.Status.FAILED, error=f"{type(exc).__name__}: {exc}"
@@ -314,7 +315,8 @@ def _rooms_delete(*, room_ids: list[int]) -> None:
 
     Deleting through the ORM alone would load the messages and delete them a hundred at a
     time, because other rows (drawer entries) point at messages. Those rows are let go first
-    in bulk, as their foreign keys ask, then the messages go in one statement.
+    in bulk, as their foreign keys ask, then the messages go in one statement. The room rows
+    themselves go through the ORM (their links cascade), one statement per hundred rooms.
     """
     messages = Message.objects.filter(room_id__in=room_ids)
     # Hidden relations too (``related_name="+"``, as the drawer's link to its message).
