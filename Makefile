@@ -1,7 +1,8 @@
 # Two commands: `make run` (the whole chat server) and `make test` (lint + every test).
 # Both create .venv and install the pinned requirements on first use.
 
-PYTHON ?= python3.11
+# python3.11 where installed under that name, else python3 (which must then be 3.11).
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint format install bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { echo "error: Python 3.11 is required ($(PYTHON) is not it)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
