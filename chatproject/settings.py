@@ -114,6 +114,12 @@ CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
 CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
 CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 200)
 
+# --- Accounts -----------------------------------------------------------------------------------
+# Deleting an account with more messages than this deactivates it at once and purges it in the
+# accounts.tasks.account_purge Celery task, ACCOUNT_PURGE_CHUNK messages per transaction.
+ACCOUNT_PURGE_INLINE_MAX = env_int("ACCOUNT_PURGE_INLINE_MAX", 5000)
+ACCOUNT_PURGE_CHUNK = env_int("ACCOUNT_PURGE_CHUNK", 2000)
+
 # --- Kafka --------------------------------------------------------------------------------------
 KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6)
 KAFKA_REPLICATION = env_int("KAFKA_REPLICATION", 1)
@@ -136,6 +142,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "streams.api.exception_handler",
+    # Proxies in front of daphne that append to X-Forwarded-For (1 behind nginx). With 0 the
+    # client address is the socket's, so a forged header cannot dodge the throttles.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "DEFAULT_THROTTLE_RATES": {
         "send": env_str("THROTTLE_SEND", "60/min"),
         "read": env_str("THROTTLE_READ", "600/min"),

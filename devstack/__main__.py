@@ -31,7 +31,7 @@ def process_commands(port: str) -> dict[str, list[str]]:
     manage = [_python(), str(ROOT / "manage.py")]
     return {
         "web": [_python(), "-m", "daphne", "-b", os.environ.get("BIND", "127.0.0.1"), "-p", port,
-                "--proxy-headers", "chatproject.asgi:application"],
+                "chatproject.asgi:application"],
         "persist": [*manage, "consume", "persist"],
         "index": [*manage, "consume", "index"],
         "worker": [_python(), "-m", "celery", "-A", "chatproject", "worker", "--loglevel=INFO",

@@ -61,8 +61,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        await self.accept()
         if user is None or not user.is_authenticated:
+            await self.accept()  # a close code needs an accepted socket
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
@@ -75,7 +75,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.hub_groups.add(session_group(self.scope["session_key"]))
         if self.scope.get("auth_via") == "token":
             self.hub_groups.add(token_group(self.scope["auth_token"]))
+        # Subscribe before accepting: a logout or removal published from now on reaches this socket.
         await get_hub().join(self, self.hub_groups)
+        await self.accept()
 
     async def disconnect(self, code):
         if self.user_id is not None:
