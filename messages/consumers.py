@@ -68,7 +68,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_id = user.pk
         self.username = user.username
         self.outbox: deque[str] = deque()
-        self.draining = False
+        self.draining = True  # frames that arrive before the accept wait in the outbox
         self.rooms: set[int] = set(await database_sync_to_async(room_selectors.room_ids_for_user)(user_id=user.pk))
         self.hub_groups = {user_group(user.pk), *(room_group(r) for r in self.rooms)}
         if self.scope.get("auth_via") == "session" and self.scope.get("session_key"):
@@ -78,6 +78,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Subscribe before accepting: a logout or removal published from now on reaches this socket.
         await get_hub().join(self, self.hub_groups)
         await self.accept()
+        self.draining = False
+        if self.outbox:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self._drain())
 
     async def disconnect(self, code):
         if self.user_id is not None:
@@ -187,6 +191,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             user_id=self.user_id, room_id=room_id, seq=seq
         )
 
+    async def on_mark_unread(self, data: dict, req) -> None:
+        room_id = _room_id(data)
+        self._require_member(room_id)
+        seq = data.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise ChatError(INVALID, "`seq` must be a positive integer.")
+        await database_sync_to_async(room_services.read_position_mark_unread)(
+            user_id=self.user_id, room_id=room_id, seq=seq
+        )
+
     async def on_sync(self, data: dict, req) -> None:
         rooms = data.get("rooms")
         if not isinstance(rooms, dict):
@@ -227,6 +241,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "message.send": on_send,
         "room.enter": on_enter,
         "room.read": on_read,
+        "room.mark_unread": on_mark_unread,
         "sync": on_sync,
         "typing": on_typing,
     }
