@@ -22,7 +22,9 @@ def _stack_urls() -> dict[str, str]:
 
 def service_url(name: str, default: str) -> str:
     """The URL of a service: its variable, else the running `make run` stack, else a default."""
-    return os.environ.get(name) or _stack_urls().get(name) or default
+    if name in os.environ:  # set, even to "" (which switches an optional service off)
+        return os.environ[name] or default
+    return _stack_urls().get(name) or default
 
 
 def env_str(name: str, default: str) -> str:

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "rooms",
     "messages.apps.MessagesConfig",
     "drawer",
+    "backup",
 ]
 
 MIDDLEWARE = [
@@ -70,8 +71,12 @@ TEMPLATES = [
 DATABASE_URL = service_url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
-# A backup database kept in sync by change capture (`consume backup`); unset = no backup.
-BACKUP_DATABASE_URL = env_str("BACKUP_DATABASE_URL", "")
+# A backup database kept in sync by change capture (`capture_changes` + `consume backup`);
+# `make run` makes one beside its embedded PostgreSQL; unset = no backup.
+BACKUP_DATABASE_URL = service_url("BACKUP_DATABASE_URL", "")
+if BACKUP_DATABASE_URL:
+    DATABASES["backup"] = dj_database_url.parse(BACKUP_DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    DATABASES["backup"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -131,6 +136,7 @@ KAFKA_PRODUCE_TIMEOUT_S = env_float("KAFKA_PRODUCE_TIMEOUT_S", 5.0)
 KAFKA_CONSUMERS = {
     "persist": "messages.workers.PersistWorker",
     "index": "messages.workers.IndexWorker",
+    "backup": "backup.workers.BackupWorker",
 }
 
 # --- REST ---------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ def process_commands(port: str) -> dict[str, list[str]]:
                 "chatproject.asgi:application"],
         "persist": [*manage, "consume", "persist"],
         "index": [*manage, "consume", "index"],
+        "capture": [*manage, "capture_changes"],
+        "backup": [*manage, "consume", "backup"],
         "worker": [_python(), "-m", "celery", "-A", "chatproject", "worker", "--loglevel=INFO",
                    "--concurrency=2", "--without-gossip", "--without-mingle"],
         "beat": [_python(), "-m", "celery", "-A", "chatproject", "beat", "--loglevel=INFO",
@@ -74,6 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         subprocess.run([_python(), str(ROOT / "manage.py"), "bootstrap"], env=env, check=True)
         port = env.get("PORT", "8000")
         commands = process_commands(port)
+        if not env.get("BACKUP_DATABASE_URL"):
+            commands = {k: v for k, v in commands.items() if k not in ("capture", "backup")}
         only = set(args.only.split(",")) if args.only else None
         if only:
             commands = {k: v for k, v in commands.items() if k in only}

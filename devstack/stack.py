@@ -16,6 +16,7 @@ SERVICES = {
     "KAFKA_BOOTSTRAP_SERVERS": (Tansu, "Kafka", 19092),
 }
 STATE_FILE = "services.json"
+BACKUP_DATABASE = "chat_backup"
 
 
 class Stack:
@@ -50,6 +51,10 @@ class Stack:
                 service.start()
                 self.services[variable] = service
                 self.urls[variable] = service.url
+                if variable == "DATABASE_URL" and not self.environ.get("BACKUP_DATABASE_URL"):
+                    # The backup database that change capture keeps in sync, on the same server.
+                    service.ensure_database(BACKUP_DATABASE)
+                    self.urls["BACKUP_DATABASE_URL"] = service.url.rsplit("/", 1)[0] + "/" + BACKUP_DATABASE
         except BaseException:
             self.stop()
             raise
@@ -95,7 +100,7 @@ def unreachable(urls: dict[str, str]) -> list[str]:
     """One line per configured service that does not accept connections, naming it and its address."""
     problems = []
     for variable, url in urls.items():
-        label = SERVICES[variable][1]
+        label = SERVICES[variable][1] if variable in SERVICES else "Backup PostgreSQL"
         for host, port in _addresses(variable, url):
             if not port_open(host, port, timeout=2.0):
                 problems.append(f"{label} is unreachable at {host}:{port} ({variable}={url})")
@@ -110,5 +115,5 @@ def _addresses(variable: str, url: str) -> list[tuple[str, int]]:
             result.append((host or "127.0.0.1", int(port or 9092)))
         return result
     parts = urlsplit(url)
-    default = 5432 if variable == "DATABASE_URL" else 6379
+    default = 6379 if variable == "REDIS_URL" else 5432
     return [(parts.hostname or "127.0.0.1", parts.port or default)]

@@ -129,6 +129,7 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
     env.update(
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=settings.REDIS_URL,
+        BACKUP_DATABASE_URL="",  # change capture has tests of its own
         KAFKA_BOOTSTRAP_SERVERS=settings.KAFKA_BOOTSTRAP_SERVERS,
         PYTHONUNBUFFERED="1",
         # Load-style tests send thousands of messages; the limits have tests of their own.

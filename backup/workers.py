@@ -1,0 +1,18 @@
+"""``chat-backup``: keep the backup database in sync from ``chat.cdc``."""
+
+from streams import kafka
+from streams.worker import PermanentError, Record, Worker
+
+from . import services
+
+
+class BackupWorker(Worker):
+    group_id = "chat-backup"
+    topics = (kafka.CDC,)
+
+    def consume(self, records: list[Record]) -> None:
+        changes = [r.value for r in records]
+        try:
+            services.backup_apply(changes=changes)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from exc
