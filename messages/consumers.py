@@ -88,7 +88,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await get_hub().leave(self, self.hub_groups)
 
     # -- outgoing ----------------------------------------------------------------------------------
-    def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
+    async def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
         """Called by the hub for each event of a group this socket is in."""
         if control:
             self._control(control)
@@ -96,7 +96,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if group.startswith("room.") and int(group[5:]) not in self.rooms:
             return  # removed from the room: stop at once, even before the unsubscribe lands
-        self.push(frame_text)
+        if self.draining or self.outbox:
+            self.outbox.append(frame_text)
+            return
+        # The common case: write now. Daphne's send only hands the frame to Twisted's buffer, so
+        # awaiting it here costs far less than a task per frame and keeps the hub's order.
+        try:
+            await self.send(text_data=frame_text)
+        except Exception:  # noqa: BLE001 - the socket went away; disconnect() cleans up
+            log.debug("send to a closing socket of user %s failed", self.user_id)
 
     def push(self, text: str) -> None:
         self.outbox.append(text)

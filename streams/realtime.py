@@ -7,8 +7,9 @@ of its group (``room.42``, ``user.7``, ``session.<key>``); every ASGI process ho
 subscription for the groups its local sockets are in, decodes the event once, and writes the
 same frame text to each local socket.
 
-An event is ``{"f": frame_text_or_null, "c": control_or_null}``. The frame goes to clients as
-is; the control tells sockets to change their own state (stop receiving a room, close).
+On the wire an event is ``<control JSON or empty>\n<frame text or empty>``: the frame goes to
+clients byte for byte (never re-encoded), the control tells sockets to change their own state
+(stop receiving a room, close). JSON text never holds a raw newline, so the split is exact.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ def frame(event_type: str, **fields) -> str:
 
 
 def _payload(frame_text: str | None, control: dict | None) -> str:
-    return dumps({"f": frame_text, "c": control})
+    return (dumps(control) if control else "") + "\n" + (frame_text or "")
+
+
+def _parse(payload: bytes) -> tuple[str | None, dict | None]:
+    head, _, body = payload.decode().partition("\n")
+    return (body or None), (json.loads(head) if head else None)
 
 
 # -- publishing (sync code: services, Kafka consumers, Celery) ------------------------------------
@@ -109,7 +115,7 @@ def _publish_logged(events: list[Event]) -> None:
 
 # -- receiving (one Hub per ASGI process) -----------------------------------------------------------
 class Subscriber(Protocol):
-    def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None: ...
+    async def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None: ...
 
 
 class Hub:
@@ -175,9 +181,12 @@ class Hub:
                     members = self.groups.get(group)
                     if not members:
                         continue
-                    data = json.loads(message["data"])
+                    frame_text, control = _parse(message["data"])
                     for subscriber in list(members):
-                        subscriber.deliver(group, data["f"], data["c"])
+                        try:
+                            await subscriber.deliver(group, frame_text, control)
+                        except Exception:  # one bad socket must not stop the others
+                            log.exception("delivery to a socket in %s failed", group)
             except asyncio.CancelledError:
                 raise
             except Exception:
