@@ -1,3 +1,9 @@
-"""Web (template) routes of this app."""
+"""Web (template) routes of this app: the drawer page."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("drawer/", views.drawer_page, name="drawer-page"),
+]
