@@ -67,8 +67,8 @@ def room_detail(request, room_id: int):
     else:
         at = None
     members = ParticipantSerializer(room_selectors.participant_list(room_id=room_id, user_id=user_id), many=True).data
+    room = RoomSerializer(summary).data
     rooms = _rooms(request)
-    room = next(r for r in rooms if r["id"] == room_id)
     config = _chat_config(
         request,
         rooms=rooms,
