@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from streams.api import ReadThrottle, SignupThrottle, WriteThrottle, error_responses
+from streams.api import ChatAPIView, SignupThrottle, error_responses
 
 from . import selectors, services
 from .serializers import (
@@ -32,16 +31,9 @@ def _valid(serializer_class, data) -> dict:
     return serializer.validated_data
 
 
-class _ThrottledView(APIView):
-    """Reads count against the ``read`` rate, changes against the ``write`` rate."""
-
-    def get_throttles(self):
-        return [ReadThrottle() if self.request.method in SAFE_METHODS else WriteThrottle()]
-
-
-class SignupView(APIView):
+class SignupView(ChatAPIView):
     permission_classes = [AllowAny]
-    throttle_classes = [SignupThrottle]
+    write_throttle = SignupThrottle
 
     @extend_schema(
         operation_id="accounts_create",
@@ -57,7 +49,7 @@ class SignupView(APIView):
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class TokenView(_ThrottledView):
+class TokenView(ChatAPIView):
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
 
@@ -86,7 +78,7 @@ class TokenView(_ThrottledView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(_ThrottledView):
+class MeView(ChatAPIView):
     @extend_schema(
         operation_id="accounts_me_retrieve",
         summary="The caller's account",
@@ -111,7 +103,7 @@ class MeView(_ThrottledView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UsersView(_ThrottledView):
+class UsersView(ChatAPIView):
     @extend_schema(
         operation_id="users_list",
         summary="Find people to invite by username",

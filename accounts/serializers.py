@@ -5,22 +5,24 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from streams.api import JSONBodySerializer, QuerySerializer
+
 
 # -- requests -------------------------------------------------------------------------------------
-class CredentialsSerializer(serializers.Serializer):
+class CredentialsSerializer(JSONBodySerializer):
     """``{username, password}``: for signing up and for getting a token."""
 
     username = serializers.CharField(max_length=150, trim_whitespace=True)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
-class AccountDeleteSerializer(serializers.Serializer):
+class AccountDeleteSerializer(JSONBodySerializer):
     erase_messages = serializers.BooleanField(
         required=False, default=False, help_text="Also erase the bodies of the user's messages."
     )
 
 
-class UserSearchQuerySerializer(serializers.Serializer):
+class UserSearchQuerySerializer(QuerySerializer):
     q = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
 
 

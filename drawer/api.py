@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from streams.api import ErrorSerializer, ReadThrottle, WriteThrottle
+from streams.api import ChatAPIView, ErrorSerializer, path_id
 
 from . import selectors, services
 from .serializers import (
@@ -36,13 +34,7 @@ RATE_LIMITED = _error("`rate_limited`: too many requests.")
 ENTRY_NOT_FOUND = _error("`not_found`: no such entry in your drawer (another user's entry answers the same).")
 
 
-class _DrawerView(APIView):
-    def get_throttles(self):
-        # The shared per-user rates: reads are cheap and frequent, changes are not.
-        return [ReadThrottle()] if self.request.method in SAFE_METHODS else [WriteThrottle()]
-
-
-class DrawerListView(_DrawerView):
+class DrawerListView(ChatAPIView):
     @extend_schema(
         tags=TAGS,
         operation_id="drawer_list",
@@ -112,7 +104,8 @@ class DrawerListView(_DrawerView):
         )
 
 
-class DrawerEntryView(_DrawerView):
+@extend_schema(parameters=[path_id("entry_id", "The entry's id.")])
+class DrawerEntryView(ChatAPIView):
     @extend_schema(
         tags=TAGS,
         operation_id="drawer_entry_retrieve",
@@ -166,7 +159,7 @@ class DrawerEntryView(_DrawerView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class DrawerFiltersView(_DrawerView):
+class DrawerFiltersView(ChatAPIView):
     @extend_schema(
         tags=TAGS,
         operation_id="drawer_filters",

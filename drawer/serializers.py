@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from streams.api import JSONBodySerializer, QuerySerializer
 
 from .models import TAG_MAX_CHARS
 from .selectors import PAGE_SIZE, PAGE_SIZE_MAX, QUERY_MAX_CHARS
@@ -60,7 +63,16 @@ class DrawerFiltersSerializer(serializers.Serializer):
     tags = DrawerTagChoiceSerializer(many=True)
 
 
-class UntilField(serializers.DateTimeField):
+DATE_OR_DATE_TIME = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+
+
+@extend_schema_field(DATE_OR_DATE_TIME)
+class DateOrDateTimeField(serializers.DateTimeField):
+    """An ISO date-time, or a date alone (its midnight): documented as either."""
+
+
+@extend_schema_field(DATE_OR_DATE_TIME)
+class UntilField(DateOrDateTimeField):
     """An exclusive upper bound; a date alone (``2026-01-31``) means up to the end of that day."""
 
     def to_internal_value(self, value):
@@ -70,14 +82,14 @@ class UntilField(serializers.DateTimeField):
         return moment
 
 
-class DrawerListQuerySerializer(serializers.Serializer):
+class DrawerListQuerySerializer(QuerySerializer):
     room = serializers.IntegerField(required=False, min_value=1, help_text="Entries saved from this room.")
     tag = serializers.ListField(
         child=serializers.CharField(max_length=TAG_MAX_CHARS),
         required=False,
         help_text="Entries carrying this tag (repeat for entries carrying all of them).",
     )
-    since = serializers.DateTimeField(required=False, help_text="Saved at or after (ISO date or date-time).")
+    since = DateOrDateTimeField(required=False, help_text="Saved at or after (ISO date or date-time).")
     until = UntilField(required=False, help_text="Saved before (a date alone includes that whole day).")
     q = serializers.CharField(
         required=False, max_length=QUERY_MAX_CHARS, help_text="Text in the body, note, sender, room or a tag."
@@ -86,7 +98,7 @@ class DrawerListQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=PAGE_SIZE_MAX, default=PAGE_SIZE)
 
 
-class DrawerSaveSerializer(serializers.Serializer):
+class DrawerSaveSerializer(JSONBodySerializer):
     """Name the message by ``message`` (its id), or by ``room`` and ``seq``."""
 
     message = serializers.IntegerField(required=False, min_value=1)
@@ -103,7 +115,7 @@ class DrawerSaveSerializer(serializers.Serializer):
         return attrs
 
 
-class DrawerUpdateSerializer(serializers.Serializer):
+class DrawerUpdateSerializer(JSONBodySerializer):
     note = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     tags = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
 

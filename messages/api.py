@@ -1,11 +1,10 @@
 """REST endpoints of the messages app: history, send, edit, delete. One call thick."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from streams.api import ReadThrottle, SendThrottle, WriteThrottle, error_responses
+from streams.api import ChatAPIView, SendThrottle, error_responses, path_id
 
 from . import selectors, services
 from .serializers import (
@@ -16,15 +15,18 @@ from .serializers import (
     SendSerializer,
 )
 
+ROOM_ID = path_id("room_id", "The room's id.")
+SEQ = path_id("seq", "The message's seq in the room.")
 
-class RoomMessagesView(APIView):
-    def get_throttles(self):
-        return [SendThrottle()] if self.request.method == "POST" else [ReadThrottle()]
+
+@extend_schema(parameters=[ROOM_ID])
+class RoomMessagesView(ChatAPIView):
+    write_throttle = SendThrottle  # sending has its own, stricter rate
 
     @extend_schema(
         operation_id="messages_history",
         parameters=[HistoryQuerySerializer],
-        responses={200: HistoryPageSerializer, **error_responses(400, 403)},
+        responses={200: HistoryPageSerializer, **error_responses(400, 403, 404)},
         description="History in seq order, each message with its unread counter. Non-members get 403.",
     )
     def get(self, request, room_id: int):
@@ -36,7 +38,7 @@ class RoomMessagesView(APIView):
     @extend_schema(
         operation_id="messages_send",
         request=SendSerializer,
-        responses={202: AcceptedSerializer, **error_responses(400, 403, 413, 503)},
+        responses={202: AcceptedSerializer, **error_responses(400, 403, 404, 413, 503)},
         description="Accepted once Kafka acknowledged it; stored and broadcast as `message.new` shortly after. "
         "Re-sending the same client_msg_id stores nothing new.",
     )
@@ -47,14 +49,12 @@ class RoomMessagesView(APIView):
         return Response({"client_msg_id": str(msg_id)}, status=status.HTTP_202_ACCEPTED)
 
 
-class MessageView(APIView):
-    throttle_classes = [WriteThrottle]
-
+@extend_schema(parameters=[ROOM_ID, SEQ])
+class MessageView(ChatAPIView):
     @extend_schema(
         operation_id="messages_edit",
         request=EditSerializer,
         responses={202: None, **error_responses(400, 403, 404, 413, 503)},
-        parameters=[OpenApiParameter("seq", int, OpenApiParameter.PATH)],
         description="Edit your own message; members get `message.updated` once applied.",
     )
     def patch(self, request, room_id: int, seq: int):
@@ -66,7 +66,6 @@ class MessageView(APIView):
     @extend_schema(
         operation_id="messages_delete",
         responses={202: None, **error_responses(403, 404, 503)},
-        parameters=[OpenApiParameter("seq", int, OpenApiParameter.PATH)],
         description="Delete your own message; its seq stays, its body is erased; members get `message.deleted`.",
     )
     def delete(self, request, room_id: int, seq: int):

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from streams.api import ReadThrottle, WriteThrottle, error_responses
+from streams.api import ChatAPIView, ReadThrottle, error_responses, path_id
 
 from . import selectors, services
 from .models import Room
@@ -29,20 +27,16 @@ from .serializers import (
     RoomUpdateSerializer,
 )
 
-
-class _RoomsView(APIView):
-    # Reads count against the ``read`` rate, changes against the ``write`` rate.
-    write_throttle = WriteThrottle
-
-    def get_throttles(self):
-        return [ReadThrottle() if self.request.method in SAFE_METHODS else self.write_throttle()]
+ROOM_ID = path_id("room_id", "The room's id.")
+USER_ID = path_id("user_id", "The member's user id.")
+SEQ = path_id("seq", "The message's seq in the room.")
 
 
 def _summary(request, room_id: int) -> dict:
     return RoomSerializer(selectors.room_summary_for_member(room_id=room_id, user_id=request.user.pk)).data
 
 
-class RoomsView(_RoomsView):
+class RoomsView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_list",
         summary="The user's rooms, latest activity first, with unread counts and last message",
@@ -72,11 +66,12 @@ class RoomsView(_RoomsView):
         return Response(_summary(request, room.pk), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class RoomDetailView(_RoomsView):
+@extend_schema(parameters=[ROOM_ID])
+class RoomDetailView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_retrieve",
         summary="One room with the user's read position and unread count",
-        responses={200: RoomSerializer, **error_responses(403)},
+        responses={200: RoomSerializer, **error_responses(403, 404)},
     )
     def get(self, request, room_id: int):
         return Response(_summary(request, room_id))
@@ -85,7 +80,7 @@ class RoomDetailView(_RoomsView):
         operation_id="rooms_partial_update",
         summary="Rename a group room or open it to joining (owner or admin)",
         request=RoomUpdateSerializer,
-        responses={200: RoomSerializer, **error_responses(400, 403)},
+        responses={200: RoomSerializer, **error_responses(400, 403, 404)},
     )
     def patch(self, request, room_id: int):
         data = _valid(RoomUpdateSerializer, request)
@@ -95,18 +90,19 @@ class RoomDetailView(_RoomsView):
     @extend_schema(
         operation_id="rooms_destroy",
         summary="Delete a room with its messages and read positions (owner)",
-        responses={204: None, **error_responses(403)},
+        responses={204: None, **error_responses(403, 404)},
     )
     def delete(self, request, room_id: int):
         services.room_delete(user_id=request.user.pk, room_id=room_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ParticipantsView(_RoomsView):
+@extend_schema(parameters=[ROOM_ID])
+class ParticipantsView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_participants_list",
         summary="The room's members, owner first",
-        responses={200: ParticipantSerializer(many=True), **error_responses(403)},
+        responses={200: ParticipantSerializer(many=True), **error_responses(403, 404)},
     )
     def get(self, request, room_id: int):
         participants = selectors.participant_list(room_id=room_id, user_id=request.user.pk)
@@ -116,7 +112,7 @@ class ParticipantsView(_RoomsView):
         operation_id="rooms_participants_create",
         summary="Invite a user into a group room (owner or admin)",
         request=ParticipantAddSerializer,
-        responses={201: ParticipantSerializer, **error_responses(400, 403, 409)},
+        responses={201: ParticipantSerializer, **error_responses(400, 403, 404, 409)},
     )
     def post(self, request, room_id: int):
         data = _valid(ParticipantAddSerializer, request)
@@ -124,7 +120,8 @@ class ParticipantsView(_RoomsView):
         return Response(ParticipantSerializer(participant).data, status=status.HTTP_201_CREATED)
 
 
-class ParticipantDetailView(_RoomsView):
+@extend_schema(parameters=[ROOM_ID, USER_ID])
+class ParticipantDetailView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_participants_partial_update",
         summary="Change a member's role (owner); making someone owner hands the room over",
@@ -150,26 +147,28 @@ class ParticipantDetailView(_RoomsView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RoomJoinView(_RoomsView):
+@extend_schema(parameters=[ROOM_ID])
+class RoomJoinView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_join",
         summary="Join a public group room",
         request=None,
-        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(403)},
+        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(403, 404)},
     )
     def post(self, request, room_id: int):
         _, joined = services.participant_join(user_id=request.user.pk, room_id=room_id)
         return Response(_summary(request, room_id), status=status.HTTP_201_CREATED if joined else status.HTTP_200_OK)
 
 
-class RoomReadView(_RoomsView):
+@extend_schema(parameters=[ROOM_ID])
+class RoomReadView(ChatAPIView):
     write_throttle = ReadThrottle  # clients report reading often; it is cheap and idempotent
 
     @extend_schema(
         operation_id="rooms_read",
         summary="Move the user's last-read position forward (never backward)",
         request=ReadSerializer,
-        responses={200: ReadPositionSerializer, **error_responses(400, 403)},
+        responses={200: ReadPositionSerializer, **error_responses(400, 403, 404)},
     )
     def post(self, request, room_id: int):
         data = _valid(ReadSerializer, request)
@@ -177,12 +176,13 @@ class RoomReadView(_RoomsView):
         return Response({"last_read_seq": position})
 
 
-class RoomUnreadView(_RoomsView):
+@extend_schema(parameters=[ROOM_ID])
+class RoomUnreadView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_mark_unread",
         summary="Mark the room unread from message `seq` on (last_read_seq becomes seq - 1)",
         request=MarkUnreadSerializer,
-        responses={200: ReadPositionSerializer, **error_responses(400, 403)},
+        responses={200: ReadPositionSerializer, **error_responses(400, 403, 404)},
     )
     def post(self, request, room_id: int):
         data = _valid(MarkUnreadSerializer, request)
@@ -190,7 +190,8 @@ class RoomUnreadView(_RoomsView):
         return Response({"last_read_seq": position})
 
 
-class MessageReadersView(_RoomsView):
+@extend_schema(parameters=[ROOM_ID, SEQ])
+class MessageReadersView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_messages_readers",
         summary="Who has read up to message `seq`, and how many members have not",

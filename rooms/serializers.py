@@ -5,12 +5,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from streams.api import JSONBodySerializer
+
 from .models import Participant, Room
 from .selectors import MAX_ID
 
 
 # -- requests -------------------------------------------------------------------------------------
-class RoomCreateSerializer(serializers.Serializer):
+class RoomCreateSerializer(JSONBodySerializer):
     """``{kind: "group", name, members?, is_public?}`` or ``{kind: "direct", user}``."""
 
     kind = serializers.ChoiceField(choices=Room.Kind.choices)
@@ -29,24 +31,24 @@ class RoomCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class RoomUpdateSerializer(serializers.Serializer):
+class RoomUpdateSerializer(JSONBodySerializer):
     name = serializers.CharField(max_length=100, required=False)
     is_public = serializers.BooleanField(required=False)
 
 
-class ParticipantAddSerializer(serializers.Serializer):
+class ParticipantAddSerializer(JSONBodySerializer):
     user = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
-class ParticipantUpdateSerializer(serializers.Serializer):
+class ParticipantUpdateSerializer(JSONBodySerializer):
     role = serializers.ChoiceField(choices=Participant.Role.choices)
 
 
-class ReadSerializer(serializers.Serializer):
+class ReadSerializer(JSONBodySerializer):
     seq = serializers.IntegerField(min_value=0, max_value=MAX_ID, help_text="The newest message read.")
 
 
-class MarkUnreadSerializer(serializers.Serializer):
+class MarkUnreadSerializer(JSONBodySerializer):
     seq = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The first message to show as unread.")
 
 

@@ -1,17 +1,25 @@
-"""REST plumbing shared by the apps: one error shape for every failure."""
+"""REST plumbing shared by the apps: one error shape for every failure, per-user throttles."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import errors
 from .kafka import KafkaUnavailable
+
+BIGINT_MAX = 2**63 - 1  # ids and seqs are PostgreSQL bigints
 
 _DRF_CODES = {
     exceptions.NotAuthenticated: errors.UNAUTHENTICATED,
@@ -51,7 +59,16 @@ def exception_handler(exc, context):
 
 
 class _ScopedUserThrottle(UserRateThrottle):
-    """Per-user (per-IP when anonymous) throttle of one endpoint class; off with RATE_LIMITS=off."""
+    """Per-user (per-IP when anonymous) throttle of one endpoint class; off with RATE_LIMITS=off.
+
+    Each class (``scope``) has its own rate (settings ``THROTTLE_<SCOPE>``) and its own counter,
+    so a client sending fast still reads, and reading fast never eats into sending.
+    """
+
+    def get_rate(self):
+        # DRF binds the rates when it is imported; reading them per request lets a changed
+        # setting (a test's override) take effect.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def allow_request(self, request, view):
         if not settings.RATE_LIMITS_ENABLED:
@@ -60,19 +77,114 @@ class _ScopedUserThrottle(UserRateThrottle):
 
 
 class SendThrottle(_ScopedUserThrottle):
+    """Sending messages: the strictest, each send is a Kafka write and a fan-out to every member."""
+
     scope = "send"
 
 
 class ReadThrottle(_ScopedUserThrottle):
+    """Reads, and reporting a read position (cheap, idempotent, frequent)."""
+
     scope = "read"
 
 
 class WriteThrottle(_ScopedUserThrottle):
+    """Other changes: rooms, members, edits, the drawer, tokens."""
+
     scope = "write"
 
 
 class SignupThrottle(_ScopedUserThrottle):
+    """Sign-ups, per client address: each one costs a password hash."""
+
     scope = "signup"
+
+
+class ChatAPIView(APIView):
+    """The base of every REST view: JSON bodies only, reads and changes throttled apart.
+
+    JSON only: one body format for every client keeps the schema exact (a form-encoded
+    ``is_public=0`` is not the boolean the schema promises). Reads (GET, HEAD, OPTIONS) count
+    against ``read_throttle``, everything else against ``write_throttle``.
+    """
+
+    parser_classes = [JSONParser]
+    read_throttle: type[_ScopedUserThrottle] = ReadThrottle
+    write_throttle: type[_ScopedUserThrottle] = WriteThrottle
+
+    def get_throttles(self):
+        return [self.read_throttle() if self.request.method in SAFE_METHODS else self.write_throttle()]
+
+
+_STRING_FIELDS = (serializers.CharField, serializers.ChoiceField, serializers.DateTimeField, serializers.UUIDField)
+
+
+def _json_type_error(field: serializers.Field, value) -> str | None:
+    """Why ``value`` (parsed JSON) is not of the JSON type the schema gives ``field``, or None."""
+    if value is None:
+        return None if field.allow_null else "This field may not be null."
+    if isinstance(field, serializers.BooleanField):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(field, serializers.IntegerField):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(field, _STRING_FIELDS):
+        ok, expected = isinstance(value, str), "a string"
+    elif isinstance(field, serializers.ListField):
+        if not isinstance(value, list):
+            return "Expected a list."
+        for item in value:
+            problem = _json_type_error(field.child, item)
+            if problem:
+                return f"Each item: {problem}"
+        return None
+    else:
+        return None  # nested serializers and JSON fields check their own shape
+    return None if ok else f"Must be {expected}."
+
+
+class JSONBodySerializer(serializers.Serializer):
+    """A request body whose values must have exactly the types the schema shows.
+
+    DRF reads form data, so it turns ``"5"`` into 5, ``1`` or ``"yes"`` into true and 5 into
+    ``"5"``. JSON has real types: a client sending the wrong one has a bug, and hearing so at once
+    beats a guess that happens to work.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {}
+            for name, field in self.fields.items():
+                if not field.read_only and name in data:
+                    problem = _json_type_error(field, data[name])
+                    if problem:
+                        errors[name] = [problem]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class QuerySerializer(serializers.Serializer):
+    """Query parameters: an empty value (``?before=``) is refused unless the field allows blank.
+
+    DRF would take it as "not given"; the schema says a number, a date or a non-empty text, and
+    a client sending an empty one most likely lost the value it meant to send.
+    """
+
+    def to_internal_value(self, data):
+        errors = {
+            name: ["Give a value, or leave the parameter out."]
+            for name, field in self.fields.items()
+            if name in data and data.get(name) == "" and not getattr(field, "allow_blank", False)
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def path_id(name: str, description: str) -> OpenApiParameter:
+    """A bigint id in the path, documented as the route accepts it (a positive integer)."""
+    schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX}
+    return OpenApiParameter(name, schema, OpenApiParameter.PATH, description=description)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -90,7 +202,39 @@ class ErrorSerializer(serializers.Serializer):
     error = Detail()
 
 
+ERROR_DESCRIPTIONS = {
+    400: "`invalid`: a parameter or the body is wrong; `detail` says which (by field for bodies).",
+    401: "`unauthenticated`: no valid token or session.",
+    403: "`not_member`: you are not in the room (or it does not exist: the answer is the same); "
+    "`forbidden`: your role in it does not allow this.",
+    404: "`not_found`: no such item (message, member, entry), or the URL names nothing.",
+    409: "`conflict`: it exists already.",
+    413: "`too_large`: the text is longer than the limit.",
+    429: "`rate_limited`: too many requests of this kind; retry after the `Retry-After` header's seconds.",
+    503: "`unavailable`: the message log (Kafka) did not acknowledge in time; retry with the same client_msg_id.",
+}
+
+
 def error_responses(*statuses: int) -> dict:
     """drf-spectacular ``responses`` entries for the given error statuses (plus 401 and 429)."""
     wanted = {401, 429, *statuses}
-    return {code: ErrorSerializer for code in sorted(wanted)}
+    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in sorted(wanted)}
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request, exception=None):
+    """Django's 404 for pages; the JSON error body for an unknown URL under /api/."""
+    if _is_api(request):
+        return JsonResponse({"error": {"code": errors.NOT_FOUND, "detail": "No such endpoint."}}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    """Django's 500 page for pages; the JSON error body under /api/, so clients parse one shape."""
+    if _is_api(request):
+        detail = "The server failed to answer this request; it has been logged."
+        return JsonResponse({"error": {"code": errors.UNAVAILABLE, "detail": detail}}, status=500)
+    return defaults.server_error(request)

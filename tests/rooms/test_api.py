@@ -183,10 +183,10 @@ def test_readers_of_a_message(make_user, make_room, post, api):
     room = make_room(owner=owner, members=[reader, lagging])
     post(room, owner, count=2)
     services.read_position_advance(user_id=reader.pk, room_id=room.pk, seq=2)
-    body = api(lagging).get(f"/api/v1/rooms/{room.pk}/messages/2/readers").json()
+    body = api(lagging).get(f"/api/v1/rooms/{room.pk}/messages/2/readers/").json()
     assert body["unread_count"] == 1
     assert [(r["id"], r["username"]) for r in body["readers"]] == [(owner.pk, "olga"), (reader.pk, "rita")]
-    missing = api(lagging).get(f"/api/v1/rooms/{room.pk}/messages/3/readers")
+    missing = api(lagging).get(f"/api/v1/rooms/{room.pk}/messages/3/readers/")
     assert (missing.status_code, error_code(missing)) == (404, "not_found")
 
 
@@ -201,7 +201,7 @@ ENDPOINTS = [
     ("post", "/api/v1/rooms/{id}/read/", {"seq": 1}),
     ("post", "/api/v1/rooms/{id}/unread/", {"seq": 1}),
     ("post", "/api/v1/rooms/{id}/join/", None),
-    ("get", "/api/v1/rooms/{id}/messages/1/readers", None),
+    ("get", "/api/v1/rooms/{id}/messages/1/readers/", None),
 ]
 
 
