@@ -60,7 +60,8 @@ def _payload(frame_text: str | None, control: dict | None) -> str:
     return (dumps(control) if control else "") + "\n" + (frame_text or "")
 
 
-def _parse(payload: bytes) -> tuple[str | None, dict | None]:
+def parse_event(payload: bytes) -> tuple[str | None, dict | None]:
+    """(frame text, control) of an event as published on Redis."""
     head, _, body = payload.decode().partition("\n")
     return (body or None), (json.loads(head) if head else None)
 
@@ -181,7 +182,7 @@ class Hub:
                     members = self.groups.get(group)
                     if not members:
                         continue
-                    frame_text, control = _parse(message["data"])
+                    frame_text, control = parse_event(message["data"])
                     for subscriber in list(members):
                         try:
                             await subscriber.deliver(group, frame_text, control)

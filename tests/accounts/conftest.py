@@ -11,7 +11,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from streams.realtime import CHANNEL_PREFIX, redis_client
+from streams.realtime import CHANNEL_PREFIX, parse_event, redis_client
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -109,9 +109,9 @@ class Listener:
         got = []
         while (message := self.pubsub.get_message(ignore_subscribe_messages=True, timeout=quiet)) is not None:
             if message["type"] == "message":
-                data = json.loads(message["data"])
+                text, control = parse_event(message["data"])
                 group = message["channel"].decode()[len(CHANNEL_PREFIX) :]
-                got.append((group, json.loads(data["f"]) if data["f"] else None, data["c"]))
+                got.append((group, json.loads(text) if text else None, control))
         return got
 
     def close(self) -> None:

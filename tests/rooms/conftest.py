@@ -10,7 +10,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from streams.realtime import CHANNEL_PREFIX
+from streams.realtime import CHANNEL_PREFIX, parse_event
 
 
 class Feed:
@@ -29,9 +29,9 @@ class Feed:
         while time.monotonic() < deadline:
             message = self.pubsub.get_message(timeout=0.05)
             if message and message["type"] == "pmessage":
-                data = json.loads(message["data"])
-                frame = json.loads(data["f"]) if data["f"] else None
-                self.seen.append((message["channel"].decode()[len(CHANNEL_PREFIX) :], frame, data["c"]))
+                text, control = parse_event(message["data"])
+                frame = json.loads(text) if text else None
+                self.seen.append((message["channel"].decode()[len(CHANNEL_PREFIX) :], frame, control))
         return list(self.seen)
 
     def clear(self) -> None:
