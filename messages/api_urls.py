@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from . import api
+from . import api, search_api
 
 urlpatterns = [
     path("rooms/<int:room_id>/messages/", api.RoomMessagesView.as_view(), name="room-messages"),
     path("rooms/<int:room_id>/messages/<int:seq>/", api.MessageView.as_view(), name="room-message"),
+    path("search/", search_api.SearchView.as_view(), name="search"),
 ]

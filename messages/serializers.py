@@ -2,6 +2,11 @@
 
 from rest_framework import serializers
 
+from rooms.selectors import MAX_ID
+from streams.api import JSONBodySerializer, QuerySerializer
+
+from .search import SEARCH_PAGE_SIZE, SEARCH_PAGE_SIZE_MAX, SEARCH_QUERY_MAX_CHARS
+
 
 class SenderSerializer(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True)
@@ -23,14 +28,14 @@ class MessageSerializer(serializers.Serializer):
     unread_count = serializers.IntegerField(help_text="Members who have not read this message yet.")
 
 
-class HistoryQuerySerializer(serializers.Serializer):
+class HistoryQuerySerializer(QuerySerializer):
     anchor = serializers.RegexField(
         r"^(\d+|first_unread|newest)$",
         required=False,
         help_text="A seq, `first_unread` or `newest` (default): a page around it.",
     )
-    before = serializers.IntegerField(required=False, min_value=1, help_text="Older than this seq.")
-    after = serializers.IntegerField(required=False, min_value=0, help_text="Newer than this seq.")
+    before = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Older than this seq.")
+    after = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, help_text="Newer than this seq.")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
     def validate(self, attrs):
@@ -47,7 +52,7 @@ class HistoryPageSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField()
 
 
-class SendSerializer(serializers.Serializer):
+class SendSerializer(JSONBodySerializer):
     client_msg_id = serializers.UUIDField(help_text="Chosen by the client; re-sending it is a no-op.")
     body = serializers.CharField(trim_whitespace=False)
 
@@ -56,5 +61,43 @@ class AcceptedSerializer(serializers.Serializer):
     client_msg_id = serializers.UUIDField()
 
 
-class EditSerializer(serializers.Serializer):
+class EditSerializer(JSONBodySerializer):
     body = serializers.CharField(trim_whitespace=False)
+
+
+# -- search ---------------------------------------------------------------------------------------
+class SearchQuerySerializer(QuerySerializer):
+    q = serializers.CharField(
+        max_length=SEARCH_QUERY_MAX_CHARS, help_text="Words to find, all of them, whole words, any case."
+    )
+    room = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="Search this room only (you must be in it)."
+    )
+    before = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="The `next_before` of the previous page."
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=SEARCH_PAGE_SIZE_MAX, default=SEARCH_PAGE_SIZE
+    )
+
+
+class SearchSenderSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True, help_text="Null once the sender's account is deleted.")
+    username = serializers.CharField()
+
+
+class SearchHitSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The message's id (save it to the drawer with it).")
+    room = serializers.IntegerField()
+    seq = serializers.IntegerField(help_text="Open the room's history with `anchor=<seq>` to show it in context.")
+    sender = SearchSenderSerializer()
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    edited_at = serializers.DateTimeField(allow_null=True)
+
+
+class SearchPageSerializer(serializers.Serializer):
+    hits = SearchHitSerializer(many=True, help_text="Newest first.")
+    next_before = serializers.IntegerField(
+        allow_null=True, help_text="Pass as `before` for older hits; null at the end."
+    )
