@@ -92,16 +92,13 @@ def history_page(*, room_id: int, user_id: int, anchor=None, before=None, after=
     elif after is not None:
         messages, has_newer = messages_after(room_id=room_id, user_id=user_id, after_seq=after, limit=limit)
         has_older = after > 0
+    elif anchor in (None, "newest"):
+        # The last ``limit`` messages: a page around a seq would keep half of it for older ones.
+        messages, has_older = messages_before(room_id=room_id, user_id=user_id, before_seq=last_seq + 1, limit=limit)
+        has_newer = False
     else:
-        if anchor in (None, "newest"):
-            seq = max(1, last_seq - limit + 1)
-        elif anchor == "first_unread":
-            seq = min(participant.last_read_seq + 1, max(last_seq, 1))
-        else:
-            seq = int(anchor)
+        seq = min(participant.last_read_seq + 1, max(last_seq, 1)) if anchor == "first_unread" else int(anchor)
         messages = messages_around(room_id=room_id, user_id=user_id, seq=seq, limit=limit) if last_seq else []
-        if anchor in (None, "newest"):
-            messages = [m for m in messages if m["seq"] >= seq] or messages
         has_older = bool(messages) and messages[0]["seq"] > 1
         has_newer = bool(messages) and messages[-1]["seq"] < last_seq
     return {
