@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 MAX_FRAME_BYTES = 64 * 1024
+TYPING_INTERVAL_S = 1.0
 
 
 class TokenBucket:
@@ -69,6 +70,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.username = user.username
         self.outbox: deque[str] = deque()
         self.draining = True  # frames that arrive before the accept wait in the outbox
+        self.typing_sent: dict[int, float] = {}
         self.rooms: set[int] = set(await database_sync_to_async(room_selectors.room_ids_for_user)(user_id=user.pk))
         self.hub_groups = {user_group(user.pk), *(room_group(r) for r in self.rooms)}
         if self.scope.get("auth_via") == "session" and self.scope.get("session_key"):
@@ -235,6 +237,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_typing(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
+        # Typing is advisory and fans out to the whole room: at most one per room per interval,
+        # whatever a client sends, so a chatty client cannot amplify load on every member.
+        now = time.monotonic()
+        if now - self.typing_sent.get(room_id, float("-inf")) < TYPING_INTERVAL_S:
+            return
+        self.typing_sent[room_id] = now
         await get_hub().publish(
             room_group(room_id), frame("typing", room=room_id, user={"id": self.user_id, "username": self.username})
         )

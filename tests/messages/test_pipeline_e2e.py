@@ -124,3 +124,23 @@ async def test_sync_replays_what_a_client_missed_in_order(server, make_user, mak
     assert [m["client_msg_id"] for m in late.new_messages(room.pk)] == ids[2:]
     await sender.close()
     await late.close()
+
+
+async def test_typing_reaches_the_other_members_at_most_once_a_second(server, make_user, make_room):
+    alice, bob, outsider = await in_thread(lambda: [make_user() for _ in range(3)])
+    room = await in_thread(make_room, owner=alice, members=[bob])
+    typist = await ChatClient.connect(server.ws, alice)
+    reader = await ChatClient.connect(server.ws, bob)
+    stranger = await ChatClient.connect(server.ws, outsider)
+    for _ in range(5):
+        await typist.send(type="typing", room=room.pk)
+    await stranger.send(type="typing", room=room.pk, req="t")
+    await reader.wait_for(lambda c: c.of_type("typing"))
+    await stranger.wait_for(lambda c: c.of_type("error"))
+    await asyncio.sleep(0.3)
+
+    assert [f["user"]["username"] for f in reader.of_type("typing")] == [alice.username]
+    assert stranger.of_type("error")[0]["code"] == "not_member"
+    assert await in_thread(Message.objects.filter(room=room).count) == 0  # typing is never stored
+    for client in (typist, reader, stranger):
+        await client.close()
