@@ -141,3 +141,25 @@ async def test_messages_sent_while_the_consumer_is_down_arrive_after_it_restarts
     assert [m["client_msg_id"] for m in client.new_messages(room.pk)] == ids
     await sender.close()
     await client.close()
+
+
+async def test_a_user_over_the_send_rate_gets_rate_limited_and_keeps_the_socket(server, make_user, make_room):
+    alice, bob = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=alice, members=[bob])
+    port = free_port()
+    server.start("web:limited", port=port, RATE_LIMITS="on", CHAT_SEND_BURST="3", CHAT_SEND_RATE="0.2")
+    try:
+        client = await ChatClient.connect(f"ws://127.0.0.1:{port}/ws/chat/", alice)
+        ids = [await client.send_message(room.pk, f"m{i}") for i in range(5)]
+        await client.wait_for(lambda c: len(c.of_type("message.accepted")) + len(c.of_type("error")) == 5)
+        assert [f["client_msg_id"] for f in client.of_type("message.accepted")] == ids[:3]
+        assert [(f["code"], f["client_msg_id"]) for f in client.of_type("error")] == [
+            ("rate_limited", ids[3]),
+            ("rate_limited", ids[4]),
+        ]
+        await client.wait_for(lambda c: len(c.new_messages(room.pk)) == 3)
+        assert not client.ws.close_code
+        await client.close()
+    finally:
+        server.stop("web:limited")
+    assert await in_thread(Message.objects.filter(room=room).count) == 3
