@@ -1,0 +1,30 @@
+"""Helpers of the cross-cutting API tests."""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+
+from django.conf import settings
+
+
+def json_404_wired() -> bool:
+    """Whether the project's URLconf answers unknown URLs with streams.api's JSON-aware handlers."""
+    urls = import_module(settings.ROOT_URLCONF)
+    return getattr(urls, "handler404", None) == "streams.api.handler404"
+
+
+def schema_document() -> dict:
+    """The OpenAPI document as /api/schema/ serves it, generated from the code in this process."""
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.renderers import OpenApiJsonRenderer
+
+    return json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+
+
+def operations(document: dict):
+    """(method, path, operation) of every operation in the document."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield method, path, operation
