@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections
+from kafka import ConsumerRebalanceListener
 
 from . import kafka
 
@@ -71,8 +72,7 @@ class Worker(ABC):
     def make_consumer(self):
         from kafka import KafkaConsumer
 
-        return KafkaConsumer(
-            *[kafka.topic(name) for name in self.topics],
+        consumer = KafkaConsumer(
             bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","),
             group_id=kafka.topic(self.group_id),
             enable_auto_commit=False,
@@ -83,6 +83,8 @@ class Worker(ABC):
             fetch_max_wait_ms=20,
             client_id=f"{self.group_id}-worker",
         )
+        consumer.subscribe([kafka.topic(name) for name in self.topics], listener=_RebalanceLog(self.group_id))
+        return consumer
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -180,6 +182,24 @@ class Worker(ABC):
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
             close_old_connections()
+
+
+class _RebalanceLog(ConsumerRebalanceListener):
+    """Log which partitions this copy owns after each rebalance (operators ask "who has what")."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+
+    def on_partitions_revoked(self, revoked) -> None:
+        if revoked:
+            log.info("%s: partitions revoked: %s", self.group_id, _names(revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        log.info("%s: partitions assigned: %s", self.group_id, _names(assigned) or "none")
+
+
+def _names(partitions) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions))
 
 
 def _db_address() -> str:

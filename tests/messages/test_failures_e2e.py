@@ -163,3 +163,27 @@ async def test_a_user_over_the_send_rate_gets_rate_limited_and_keeps_the_socket(
     finally:
         server.stop("web:limited")
     assert await in_thread(Message.objects.filter(room=room).count) == 3
+
+
+async def test_two_persist_consumers_share_the_rooms_and_one_stops_cleanly_on_sigterm(server, make_user, make_room):
+    users = await in_thread(lambda: [make_user() for _ in range(2)])
+    rooms = await in_thread(lambda: [make_room(owner=users[0], members=users[1:], name=f"p{i}") for i in range(6)])
+    second = server.start("persist:2")
+    await asyncio.sleep(4)  # let the group rebalance onto two members
+    sender = await ChatClient.connect(server.ws, users[0])
+    for i in range(60):
+        await sender.send_message(rooms[i % 6].pk, f"m{i}")
+    await asyncio.wait_for(_until(lambda: Message.objects.filter(room__in=rooms).count() >= 60), 60)
+
+    server.stop("persist:2")  # SIGTERM: finish the batch, commit, leave the group
+    assert second.returncode == 0
+    log = (server.log_dir / "persist-2.log").read_text()
+    assert "partitions assigned: chat.messages[" in log  # the second copy really took a share
+    for i in range(60, 90):
+        await sender.send_message(rooms[i % 6].pk, f"m{i}")
+    await asyncio.wait_for(_until(lambda: Message.objects.filter(room__in=rooms).count() >= 90), 60)
+    await asyncio.sleep(0.5)
+
+    stats = await in_thread(_room_stats, [r.pk for r in rooms])
+    assert sorted((row["n"], row["keys"], row["lo"], row["hi"]) for row in stats.values()) == [(15, 15, 1, 15)] * 6
+    await sender.close()
