@@ -214,6 +214,13 @@ def test_user_search_answers_at_most_20(api_client, make_user):
     assert [u["username"] for u in found] == [f"sam{i:02}" for i in range(20)]
 
 
+def test_a_user_search_longer_than_a_username_is_invalid(api_client, make_user):
+    response = api_client(make_user()).get("/api/v1/users/", {"q": "a" * 151})
+
+    assert (response.status_code, error_code(response)) == (400, "invalid")
+    assert "q" in response.json()["error"]["detail"]
+
+
 def test_the_schema_documents_the_account_endpoints(api_client, make_user):
     schema = api_client(make_user()).get("/api/schema/", {"format": "json"}).json()
 

@@ -232,3 +232,36 @@ def test_an_anonymous_client_is_refused(make_user, make_room, api, method, path,
     room = make_room()
     response = getattr(api(None), method)(path.format(id=room.pk), body, format="json")
     assert (response.status_code, error_code(response)) == (401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("patch", "/api/v1/rooms/{group}/", {"name": ""}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/", {"name": "x" * 101}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{direct}/", {"name": "ours"}, 400, "invalid"),
+        ("delete", "/api/v1/rooms/{direct}/", None, 403, "forbidden"),
+        ("post", "/api/v1/rooms/{group}/participants/", {}, 400, "invalid"),
+        ("post", "/api/v1/rooms/{group}/participants/", {"user": 10**12}, 400, "invalid"),
+        ("post", "/api/v1/rooms/{direct}/participants/", {"user": "{stranger}"}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/participants/{member}/", {"role": "king"}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/participants/{stranger}/", {"role": "admin"}, 404, "not_found"),
+        ("post", "/api/v1/rooms/{group}/unread/", {"seq": 0}, 400, "invalid"),
+        ("post", "/api/v1/rooms/{group}/unread/", {"seq": 3}, 404, "not_found"),
+        ("post", "/api/v1/rooms/{group}/read/", {}, 400, "invalid"),
+        ("get", "/api/v1/rooms/{group}/messages/0/readers/", None, 404, "not_found"),
+    ],
+)
+def test_refusals_carry_their_code_and_a_detail(make_user, make_room, post, api, method, path, body, status, code):
+    owner, member, stranger = make_user(), make_user(), make_user()
+    group = make_room(owner=owner, members=[member])
+    direct, _ = services.room_open_direct(user=owner, other=member)
+    post(group, owner, count=2)
+    ids = {"group": group.pk, "direct": direct.pk, "member": member.pk, "stranger": stranger.pk}
+    if body is not None:
+        body = {k: int(v.format(**ids)) if isinstance(v, str) and v.startswith("{") else v for k, v in body.items()}
+
+    response = getattr(api(owner), method)(path.format(**ids), body, format="json")
+
+    assert (response.status_code, error_code(response)) == (status, code)
+    assert response.json()["error"]["detail"]
