@@ -152,14 +152,14 @@ class JSONBodySerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
-            errors = {}
+            problems = {}
             for name, field in self.fields.items():
                 if not field.read_only and name in data:
                     problem = _json_type_error(field, data[name])
                     if problem:
-                        errors[name] = [problem]
-            if errors:
-                raise serializers.ValidationError(errors)
+                        problems[name] = [problem]
+            if problems:
+                raise serializers.ValidationError(problems)
         return super().to_internal_value(data)
 
 
@@ -171,13 +171,13 @@ class QuerySerializer(serializers.Serializer):
     """
 
     def to_internal_value(self, data):
-        errors = {
+        problems = {
             name: ["Give a value, or leave the parameter out."]
             for name, field in self.fields.items()
             if name in data and data.get(name) == "" and not getattr(field, "allow_blank", False)
         }
-        if errors:
-            raise serializers.ValidationError(errors)
+        if problems:
+            raise serializers.ValidationError(problems)
         return super().to_internal_value(data)
 
 
