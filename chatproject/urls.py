@@ -20,3 +20,7 @@ urlpatterns = [
     path("", include("drawer.urls")),
     path("", include("messages.urls")),
 ]
+
+# Under /api/ errors keep the API's JSON error shape; elsewhere Django's pages.
+handler404 = "streams.api.handler404"
+handler500 = "streams.api.handler500"

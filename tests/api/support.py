@@ -3,15 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import import_module
-
-from django.conf import settings
-
-
-def json_404_wired() -> bool:
-    """Whether the project's URLconf answers unknown URLs with streams.api's JSON-aware handlers."""
-    urls = import_module(settings.ROOT_URLCONF)
-    return getattr(urls, "handler404", None) == "streams.api.handler404"
 
 
 def schema_document() -> dict:

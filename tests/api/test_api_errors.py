@@ -6,8 +6,6 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.api.support import json_404_wired
-
 pytestmark = pytest.mark.django_db
 
 
@@ -60,11 +58,6 @@ def test_a_crash_under_api_answers_the_json_error_and_a_page_crash_the_html_page
 
 
 def test_the_project_answers_unknown_api_urls_in_json(api):
-    if not json_404_wired():
-        pytest.skip(
-            'chatproject/urls.py has no handler404 = "streams.api.handler404" / handler500 = '
-            '"streams.api.handler500" yet: unknown /api/ URLs get the HTML page meanwhile'
-        )
     assert error(api.get("/api/v1/nothing-here/")) == (404, "not_found")
 
 

@@ -23,12 +23,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
     positive_data_acceptance,
-    response_schema_conformance,
 )
 
-from tests.api.support import json_404_wired, operations, schema_document
+from tests.api.support import operations, schema_document
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -90,7 +88,13 @@ class World:
         return value if value % 4 == 0 else (self.member.pk, self.other.pk, self.owner.pk)[value % 4 - 1]
 
     def point(self, case) -> None:
-        """Aim the case's integer ids at real data (other values are left to test validation)."""
+        """Aim the case's integer ids at real data (other values are left to test validation).
+
+        A case made to break the schema is left as generated: re-aiming one of its ids could
+        turn the broken value into a valid one, and the server would rightly accept it.
+        """
+        if case.meta is not None and any(case.meta.is_negative_at(location) for location in ParameterLocation):
+            return
         path = case.path_parameters or {}
         for name, value in list(path.items()):
             if not isinstance(value, int) or isinstance(value, bool):
@@ -151,10 +155,6 @@ def test_every_operation_answers_as_documented(case, world, server):
     # a cursor this server gave, `message` or else `room` and `seq`), so a 400 for a
     # schema-valid request is not a fault; a 5xx or an undocumented answer still is.
     excluded = [positive_data_acceptance]
-    if not json_404_wired() and case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH):
-        # A malformed id misses every route: Django's HTML 404 until chatproject/urls.py sets
-        # handler404 = "streams.api.handler404" (test_api_errors.py checks that separately).
-        excluded += [content_type_conformance, response_schema_conformance]
     case.call_and_validate(
         base_url=server.http, headers={"Authorization": f"Token {world.token}"}, excluded_checks=excluded
     )
