@@ -14,10 +14,10 @@ from django.utils import timezone
 from psycopg2.extras import execute_values
 
 from rooms.models import Participant, Room
-from rooms.selectors import participant_get
+from rooms.selectors import participant_get, unread_counter
 from streams import kafka
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
-from streams.realtime import frame, publish_on_commit, room_group, user_group
+from streams.realtime import announced_positions, frame, publish, publish_on_commit, room_group, user_group
 
 from .models import Message
 from .selectors import message_payload
@@ -145,13 +145,19 @@ def _store(sends: list[dict]) -> StoreResult:
     if not items:
         return result
     senders = {i["sender"] for i in items}
-    existing = set(
-        Message.objects.filter(
+    keys = {(i["sender"], i["client_msg_id"]) for i in items}
+    stored = {
+        (sender, msg_id): (room_id, seq)
+        for sender, msg_id, room_id, seq in Message.objects.filter(
             sender_id__in=senders, client_msg_id__in={i["client_msg_id"] for i in items}
-        ).values_list("sender_id", "client_msg_id")
-    )
-    fresh = [i for i in items if (i["sender"], i["client_msg_id"]) not in existing]
+        ).values_list("sender_id", "client_msg_id", "room_id", "seq")
+        if (sender, msg_id) in keys
+    }
+    fresh = [i for i in items if (i["sender"], i["client_msg_id"]) not in stored]
     result.duplicates = len(items) - len(fresh)
+    if stored:
+        replayed = sorted(stored.values())
+        transaction.on_commit(lambda: _announce_missed(replayed))
     if not fresh:
         return result
     room_ids = sorted({i["room"] for i in fresh})
@@ -250,7 +256,47 @@ def _announce(messages: list[Message]) -> None:
             m, sender_name=names.get(m.sender_id), unread_count=member_counts.get(m.room_id, 1) - 1
         )
         events.append((room_group(m.room_id), frame("message.new", message=payload), None))
-    publish_on_commit(events)
+    publish_on_commit(events, announced=_newest_per_room(messages))
+
+
+def _newest_per_room(messages: list[Message]) -> dict[str, int]:
+    newest: dict[str, int] = {}
+    for m in messages:
+        group = room_group(m.room_id)
+        newest[group] = max(newest.get(group, 0), m.seq)
+    return newest
+
+
+def _announce_missed(replayed: list[tuple[int, int]]) -> None:
+    """Announce stored messages whose ``message.new`` never went out.
+
+    A consumer that crashed between the database commit and the publish replays the batch: its
+    messages are found stored, and those above the room's announced position are published now
+    (a client re-sending an announced message gets nothing twice). Runs only for replays.
+    """
+    try:
+        announced = announced_positions(room_group(room_id) for room_id in {r for r, _ in replayed})
+        missed = [(room_id, seq) for room_id, seq in replayed if seq > announced[room_group(room_id)]]
+        if not missed:
+            return
+        rows = list(
+            Message.objects.filter(room_id__in={r for r, _ in missed}, seq__in={s for _, s in missed})
+            .select_related("sender")
+            .order_by("room_id", "seq")
+        )
+        wanted = set(missed)
+        rows = [m for m in rows if (m.room_id, m.seq) in wanted]
+        counters = {room_id: unread_counter(room_id=room_id) for room_id in {m.room_id for m in rows}}
+        events = [
+            (room_group(m.room_id), frame("message.new", message=message_payload(
+                m, sender_name=m.sender.username if m.sender_id else None,
+                unread_count=counters[m.room_id](m.seq))), None)
+            for m in rows
+        ]  # fmt: skip
+        publish(events, announced=_newest_per_room(rows))
+        log.info("announced %d stored messages that a crash kept from their members", len(events))
+    except Exception:  # the messages are stored; clients still catch up with `sync`
+        log.exception("re-announcing %d replayed messages failed", len(replayed))
 
 
 def _refuse(items: list[dict]) -> None:

@@ -82,24 +82,40 @@ def redis_client():
 Event = tuple[str, str | None, dict | None]  # (group, frame text, control)
 
 
-def publish(events: Iterable[Event]) -> None:
-    """Publish events now, in order, in one round trip."""
-    pipe = redis_client().pipeline(transaction=False)
+# group -> the highest position (a room's seq) whose event was published to it; written in the
+# same MULTI/EXEC as the events, so "published" and "marked" cannot disagree after a crash.
+ANNOUNCED = "rt:announced"
+
+
+def publish(events: Iterable[Event], *, announced: dict[str, int] | None = None) -> None:
+    """Publish events now, in order, in one round trip; optionally record positions announced."""
+    pipe = redis_client().pipeline(transaction=bool(announced))
     count = 0
     for group, frame_text, control in events:
         pipe.publish(CHANNEL_PREFIX + group, _payload(frame_text, control))
         count += 1
-    if count:
+    if announced:
+        pipe.hset(ANNOUNCED, mapping=announced)
+    if count or announced:
         pipe.execute()
 
 
-def publish_on_commit(events: Iterable[Event]) -> None:
+def announced_positions(groups: Iterable[str]) -> dict[str, int]:
+    """The positions recorded by ``publish(..., announced=)`` for these groups (0 when none)."""
+    groups = list(groups)
+    if not groups:
+        return {}
+    values = redis_client().hmget(ANNOUNCED, groups)
+    return {group: int(value or 0) for group, value in zip(groups, values, strict=True)}
+
+
+def publish_on_commit(events: Iterable[Event], *, announced: dict[str, int] | None = None) -> None:
     """Publish once the current transaction commits (at once outside a transaction).
 
     Like Zulip's send_event_on_commit: a client never hears of a change that was rolled back.
     """
     events = list(events)
-    transaction.on_commit(lambda: _publish_logged(events))
+    transaction.on_commit(lambda: _publish_logged(events, announced))
 
 
 def send_event_on_commit(group: str, event_type: str, **fields) -> None:
@@ -107,9 +123,9 @@ def send_event_on_commit(group: str, event_type: str, **fields) -> None:
     publish_on_commit([(group, frame(event_type, **fields), None)])
 
 
-def _publish_logged(events: list[Event]) -> None:
+def _publish_logged(events: list[Event], announced: dict[str, int] | None = None) -> None:
     try:
-        publish(events)
+        publish(events, announced=announced)
     except Exception:
         log.exception("real-time publish of %d events failed", len(events))
 

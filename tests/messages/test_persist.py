@@ -101,3 +101,57 @@ def test_edit_and_delete_apply_in_order_and_keep_the_seq(make_user, make_room):
     assert rows[1].body == "final" and rows[1].edited_at is not None
     assert rows[2].body == "" and rows[2].deleted_at is not None
     assert sorted(rows) == [1, 2]
+
+
+class RoomListener:
+    """A Redis subscription to one room's real-time channel, as a daphne process holds one."""
+
+    def __init__(self, room) -> None:
+        import redis
+        from django.conf import settings
+
+        from streams.realtime import CHANNEL_PREFIX, room_group
+
+        self.pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(CHANNEL_PREFIX + room_group(room.pk))
+        self.pubsub.get_message(timeout=1.0)
+
+    def seqs(self) -> list[int]:
+        import json
+
+        from streams.realtime import parse_event
+
+        out = []
+        while (message := self.pubsub.get_message(timeout=0.3)) is not None:
+            text, _ = parse_event(message["data"])
+            out.append(json.loads(text)["message"]["seq"])
+        return out
+
+
+@pytest.mark.django_db(transaction=True)  # publishing happens on commit
+def test_a_crash_between_commit_and_publish_is_announced_on_replay_once(make_user, make_room, settings):
+    import redis
+
+    from streams import realtime
+    from tests.conftest import free_port
+
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    listener = RoomListener(room)
+    batch = records(send(room, alice, "one"), send(room, bob, "two"))
+
+    # Redis unreachable right after the commit: the messages are stored, nobody hears of them.
+    realtime._redis = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
+    try:
+        PersistWorker().consume(batch)
+    finally:
+        realtime._redis = None
+    assert Message.objects.filter(room=room).count() == 2
+    assert listener.seqs() == []
+
+    PersistWorker().consume(batch)  # the replay after the consumer restarts
+    assert listener.seqs() == [1, 2]
+    PersistWorker().consume(batch)  # announced now: a further replay or re-send is silent
+    PersistWorker().consume(records(send(room, alice, "one", batch[0].value["client_msg_id"])))
+    assert listener.seqs() == []
+    assert Message.objects.filter(room=room).count() == 2
