@@ -149,6 +149,9 @@ def room_delete_by_moderator(*, room: Room) -> None:
 
 def _room_destroy(room: Room) -> None:
     room_id = room.pk
+    # Locked first, like every membership change: a member added concurrently is either
+    # counted here (and told to drop the room) or finds the room gone.
+    _lock_room(room_id)
     member_ids = list(Participant.objects.filter(room_id=room_id).values_list("user_id", flat=True))
     # Participants and messages cascade; drawer entries keep their own snapshot (SET_NULL).
     Room.objects.filter(pk=room_id).delete()
@@ -178,6 +181,11 @@ def _announce_room_updated(room: Room) -> None:
     publish_on_commit([(room_group(room.pk), update, None)])
 
 
+def _lock_room(room_id: int) -> None:
+    """Take the room row's lock: membership and role changes of one room happen one at a time."""
+    list(Room.objects.select_for_update().filter(pk=room_id).values_list("id", flat=True))
+
+
 # -- participants ------------------------------------------------------------------------------------
 def participant_add(*, room: Room, user_id: int, role: str = Participant.Role.MEMBER) -> Participant:
     """Add a user to a room (no permission check: callers authorise).
@@ -186,7 +194,7 @@ def participant_add(*, room: Room, user_id: int, role: str = Participant.Role.ME
     them, and messages everyone had read do not get a "1" back.
     """
     with transaction.atomic():
-        last_seq = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).first()
+        last_seq = Room.objects.select_for_update().filter(pk=room.pk).values_list("last_seq", flat=True).first()
         if last_seq is None:
             raise ChatError(NOT_FOUND, "The room was deleted.")
         participant, created = Participant.objects.get_or_create(
@@ -249,6 +257,7 @@ def participant_remove(*, actor_id: int, room_id: int, user_id: int) -> None:
         participant_leave(user_id=user_id, room_id=room_id)
         return
     with transaction.atomic():
+        _lock_room(room_id)  # the actor's role cannot change between this check and the removal
         actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=MANAGERS, action="remove people")
         if actor.room.kind == Room.Kind.DIRECT:
             raise ChatError(FORBIDDEN, "Nobody can be removed from a direct room.")
@@ -311,6 +320,7 @@ def participant_role_set(*, actor_id: int, room_id: int, user_id: int, role: str
     Handing it over makes the previous owner an admin. Members get ``participant.updated``
     {room, user, role} for each change.
     """
+    _lock_room(room_id)  # two owners handing over at once: the second sees the first's result
     actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=OWNER_ONLY, action="change roles")
     if actor.room.kind == Room.Kind.DIRECT:
         raise ChatError(INVALID, "A direct room has no roles to change.")
