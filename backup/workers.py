@@ -9,6 +9,8 @@ from . import services
 class BackupWorker(Worker):
     group_id = "chat-backup"
     topics = (kafka.CDC,)
+    databases = ("backup",)
+    retry_topic = None  # an older row image re-driven later would overwrite a newer one
 
     def consume(self, records: list[Record]) -> None:
         changes = [r.value for r in records]

@@ -326,6 +326,10 @@ def message_apply_edit(*, env: dict) -> None:
         message.body = env["body"]
         message.edited_at = timezone.now()
         message.save(update_fields=["body", "edited_at"])
+        # The room list shows the newest message: it must not keep the words that were replaced.
+        Room.objects.filter(pk=message.room_id, last_seq=message.seq).update(
+            last_message_preview=message.body[:PREVIEW_CHARS]
+        )
         publish_on_commit([(room_group(message.room_id), frame(
             "message.updated", room=message.room_id, seq=message.seq, body=message.body,
             edited_at=message.edited_at.isoformat()), None)])  # fmt: skip
@@ -338,12 +342,14 @@ def message_apply_delete(*, env: dict) -> None:
             room_id=env["room"], seq=env["seq"], sender_id=env["sender"], deleted_at__isnull=True
         ).update(deleted_at=timezone.now(), body="")
         if updated:
+            # A deleted newest message must vanish from the room list too.
+            Room.objects.filter(pk=env["room"], last_seq=env["seq"]).update(last_message_preview="")
             publish_on_commit([(room_group(env["room"]), frame(
                 "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip
 
 
 def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
-    """Re-produce records from the retry topic onto chat.messages, keyed by room as before.
+    """Re-produce records from the retry topic onto the topic they came from, keyed as before.
 
     Offsets of the retry topic are committed only after every re-produced record was
     acknowledged, so a crash re-drives a record twice at worst, which the idempotent consumers
@@ -374,8 +380,19 @@ def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
                     break
                 continue
             for record in records:
-                value = json.loads(record.value)
-                kafka.produce(kafka.MESSAGES, key=(record.key or b"none").decode(), value=value)
+                try:
+                    value = json.loads(record.value)
+                    target = value.get("source_topic", kafka.MESSAGES)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    payload = {
+                        "failed_group": "chat-retry",
+                        "reason": f"undecodable: {exc}",
+                        "record": str(record.value),
+                    }
+                    kafka.produce(kafka.DLQ, key=(record.key or b"none").decode(), value=payload)
+                    continue
+                # Back where it failed, keyed as before.
+                kafka.produce(target, key=(record.key or b"none").decode(), value=value)
                 moved += 1
             consumer.commit()
     finally:

@@ -20,6 +20,7 @@ class PersistWorker(Worker):
 
     group_id = "chat-persist"
     topics = (kafka.MESSAGES,)
+    retry_topic = None  # a parked send would take a later seq, and an edit would miss its message
 
     def consume(self, records: list[Record]) -> None:
         # Consecutive sends are stored as one batch; an edit or delete between them keeps its place.
@@ -31,12 +32,15 @@ class PersistWorker(Worker):
                 continue
             self._store(run)
             run = []
-            if kind == "message.edit":
-                services.message_apply_edit(env=record.value)
-            elif kind == "message.delete":
-                services.message_apply_delete(env=record.value)
-            elif kind not in ANNOUNCEMENTS:
+            if kind not in ("message.edit", "message.delete", *ANNOUNCEMENTS):
                 raise PermanentError(f"unknown kind {kind!r}")
+            try:
+                if kind == "message.edit":
+                    services.message_apply_edit(env=record.value)
+                elif kind == "message.delete":
+                    services.message_apply_delete(env=record.value)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PermanentError(f"malformed {kind}: {exc!r}") from exc
         self._store(run)
 
     def _store(self, sends: list[dict]) -> None:

@@ -8,11 +8,14 @@ makes the replay harmless. Tests call ``consume()`` directly.
 Failures:
 - a record that cannot be decoded, or that ``consume`` rejects with ``PermanentError``, goes to
   the dead-letter topic with the reason;
-- a database or other transient error retries the whole batch with backoff, without
-  committing, so nothing is skipped while PostgreSQL is down;
-- after ``max_batch_attempts`` failures the batch is split and each record tried alone; a record
-  that still fails goes to the retry topic (re-driven later by a Celery task) with its attempt
-  count, and to the dead-letter topic once it has used up its attempts.
+- while a database the worker writes to is down, the batch waits and is retried, without
+  committing, so nothing is skipped (the partitions are paused meanwhile, so the group keeps
+  the member);
+- after ``max_batch_attempts`` failures the batch is split and each record tried alone. A worker
+  whose order matters (``retry_topic = None``: persist, backup) retries that record in place with
+  backoff, so no later record of its room or row overtakes it, and dead-letters it after
+  ``MAX_ATTEMPTS``. Others send it to the retry topic (re-driven later by a Celery task onto the
+  topic it came from) with its attempt count, and to the dead-letter topic once it has used them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import close_old_connections
 from kafka import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError
 
 from . import kafka
 
@@ -53,6 +57,11 @@ class Record:
 class Worker(ABC):
     group_id: str = ""
     topics: tuple[str, ...] = (kafka.MESSAGES,)
+    # The databases consume() writes to: while one is down the batch waits.
+    databases: tuple[str, ...] = ("default",)
+    # Where a record that keeps failing is parked; None retries it in place (order matters).
+    retry_topic: str | None = kafka.RETRY
+    retry_backoff_s: float = 0.5
     max_records: int = 500
     max_batch_attempts: int = 3
 
@@ -98,7 +107,12 @@ class Worker(ABC):
                     continue
                 raws = [raw for partition_records in polled.values() for raw in partition_records]
                 self.handle(raws)
-                self.consumer.commit()
+                try:
+                    self.consumer.commit()
+                except CommitFailedError:
+                    # The group moved our partitions on while we waited; their new owner replays
+                    # the batch and idempotency absorbs it.
+                    log.warning("%s: offsets not committed after a rebalance", self.group_id)
         finally:
             self.consumer.close(autocommit=False)
             log.info("%s: stopped", self.group_id)
@@ -111,7 +125,7 @@ class Worker(ABC):
                 value = json.loads(raw.value)
                 if not isinstance(value, dict) or "kind" not in value:
                     raise ValueError("not an envelope")
-            except ValueError as exc:
+            except (TypeError, ValueError) as exc:  # TypeError: a null value (a tombstone)
                 self.dead_letter(raw.key, raw.value, reason=f"undecodable: {exc}")
                 continue
             records.append(Record(raw.topic, raw.partition, raw.offset, raw.key, value))
@@ -121,7 +135,7 @@ class Worker(ABC):
     def process(self, records: list[Record]) -> None:
         delay = 0.2
         for attempt in range(1, self.max_batch_attempts + 1):
-            close_old_connections()
+            _refresh_connections()
             try:
                 self.consume(records)
                 return
@@ -144,19 +158,39 @@ class Worker(ABC):
             self.process_one(records[0])
 
     def process_one(self, record: Record) -> None:
-        try:
-            self.consume([record])
-        except PermanentError as exc:
-            self.dead_letter(record.key, record.value, reason=str(exc))
-        except Exception as exc:
-            log.exception("%s: record %s/%s failed", self.group_id, record.partition, record.offset)
-            self.send_to_retry(record, reason=f"{type(exc).__name__}: {exc}")
+        delay = self.retry_backoff_s
+        attempts = int(record.value.get("attempts", 0))
+        while True:
+            _refresh_connections()
+            try:
+                self.consume([record])
+                return
+            except PermanentError as exc:
+                self.dead_letter(record.key, record.value, reason=str(exc))
+                return
+            except Exception as exc:
+                log.exception("%s: record %s/%s failed", self.group_id, record.partition, record.offset)
+                reason = f"{type(exc).__name__}: {exc}"
+                if not self.running:
+                    raise
+                if self._database_down():
+                    self._wait_for_database()
+                    continue
+                if self.retry_topic is not None:
+                    self.send_to_retry(record, reason=reason)
+                    return
+                attempts += 1
+                if attempts >= MAX_ATTEMPTS:
+                    self.dead_letter(record.key, record.value, reason=f"failed {attempts} times: {reason}")
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def send_to_retry(self, record: Record, *, reason: str) -> None:
         value = dict(record.value)
         attempts = int(value.get("attempts", 0)) + 1
-        value.update(attempts=attempts, last_error=reason, failed_group=self.group_id)
-        target = kafka.RETRY if attempts < MAX_ATTEMPTS else kafka.DLQ
+        value.update(attempts=attempts, last_error=reason, failed_group=self.group_id, source_topic=record.topic)
+        target = self.retry_topic if attempts < MAX_ATTEMPTS else kafka.DLQ
         kafka.produce(target, key=(record.key or b"").decode() or "none", value=value)
 
     def dead_letter(self, key: bytes | None, value, *, reason: str) -> None:
@@ -166,22 +200,39 @@ class Worker(ABC):
         kafka.produce(kafka.DLQ, key=(key or b"").decode() or "none", value=payload)
         log.error("%s: dead-lettered a record: %s", self.group_id, reason)
 
-    def _database_down(self) -> bool:
-        from django.db import connection
+    def _database_down(self) -> str | None:
+        """The alias of a database this worker writes to that cannot be reached, else None."""
+        from django.db import connections
 
-        try:
-            connection.ensure_connection()
-            return False
-        except Exception:  # noqa: BLE001
-            return True
+        for alias in self.databases:
+            try:
+                connections[alias].ensure_connection()
+            except Exception:  # noqa: BLE001 - any failure to connect means "down"
+                return alias
+        return None
 
     def _wait_for_database(self) -> None:
+        # Paused partitions deliver nothing, but poll() keeps this member in the group.
+        assigned = self.consumer.assignment() if self.consumer is not None else set()
+        if assigned:
+            self.consumer.pause(*assigned)
         delay = 0.5
-        while self.running and self._database_down():
-            log.warning("%s: PostgreSQL at %s is unreachable; waiting", self.group_id, _db_address())
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            close_old_connections()
+        try:
+            while self.running and (alias := self._database_down()):
+                log.warning("%s: PostgreSQL at %s is unreachable; waiting", self.group_id, _db_address(alias))
+                if self.consumer is not None:
+                    stray = self.consumer.poll(timeout_ms=int(delay * 1000))
+                    # Partitions assigned by a rebalance meanwhile are not paused: rewind what
+                    # they delivered so it is neither lost nor committed unprocessed.
+                    for partition, records in stray.items():
+                        self.consumer.seek(partition, records[0].offset)
+                else:
+                    time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                _refresh_connections()
+        finally:
+            if assigned:
+                self.consumer.resume(*assigned)
 
 
 class _RebalanceLog(ConsumerRebalanceListener):
@@ -202,6 +253,15 @@ def _names(partitions) -> str:
     return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions))
 
 
-def _db_address() -> str:
-    db = settings.DATABASES["default"]
+def _refresh_connections() -> None:
+    """Drop broken or expired connections between attempts (not inside a caller's transaction,
+    as in tests that call consume() directly)."""
+    from django.db import connection
+
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
+def _db_address(alias: str) -> str:
+    db = settings.DATABASES[alias]
     return f"{db.get('HOST')}:{db.get('PORT')}"

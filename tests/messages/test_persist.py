@@ -155,3 +155,40 @@ def test_a_crash_between_commit_and_publish_is_announced_on_replay_once(make_use
     PersistWorker().consume(records(send(room, alice, "one", batch[0].value["client_msg_id"])))
     assert listener.seqs() == []
     assert Message.objects.filter(room=room).count() == 2
+
+
+def test_editing_or_deleting_the_newest_message_updates_the_room_list_preview(make_user, make_room):
+    alice = make_user()
+    room = make_room(owner=alice)
+    PersistWorker().consume(records(send(room, alice, "older"), send(room, alice, "secret")))
+    PersistWorker().consume(
+        records({"v": 1, "kind": "message.edit", "room": room.pk, "seq": 1, "sender": alice.pk, "body": "older!"})
+    )
+    room.refresh_from_db()
+    assert room.last_message_preview == "secret"  # an older message's edit leaves it alone
+    PersistWorker().consume(
+        records({"v": 1, "kind": "message.edit", "room": room.pk, "seq": 2, "sender": alice.pk, "body": "public"})
+    )
+    room.refresh_from_db()
+    assert room.last_message_preview == "public"
+    PersistWorker().consume(records({"v": 1, "kind": "message.delete", "room": room.pk, "seq": 2, "sender": alice.pk}))
+    room.refresh_from_db()
+    assert room.last_message_preview == ""
+
+
+def test_a_malformed_edit_is_dead_lettered_and_the_batch_goes_on(make_user, make_room):
+    from streams import kafka
+    from tests.support import KafkaTap
+
+    alice = make_user()
+    room = make_room(owner=alice)
+    dlq = KafkaTap(kafka.DLQ)
+    try:
+        worker = PersistWorker()
+        worker.max_batch_attempts = 1
+        worker.process(records({"v": 1, "kind": "message.edit", "room": room.pk}, send(room, alice, "after")))
+        dead = dlq.records(1)
+    finally:
+        dlq.close()
+    assert "malformed message.edit" in dead[0].value["reason"]
+    assert list(Message.objects.filter(room=room).values_list("body", flat=True)) == ["after"]

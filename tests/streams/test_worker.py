@@ -79,3 +79,41 @@ def test_a_record_that_keeps_failing_ends_in_the_dead_letter_topic(taps):
     worker.process_one(record)
     dead = taps[kafka.DLQ].records(1)
     assert dead and dead[0].value["attempts"] == 5
+
+
+class Ordered(Flaky):
+    """A worker whose records must not be overtaken (retry_topic = None), like persist and backup."""
+
+    retry_topic = None
+    retry_backoff_s = 0.01
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def consume(self, records: list[Record]) -> None:
+        if any(r.value.get("body") == "flaky" for r in records) and self.failures:
+            self.failures -= 1
+            raise RuntimeError("not yet")
+        super().consume(records)
+
+
+@pytest.mark.django_db
+def test_an_ordered_worker_retries_a_failing_record_in_place_and_keeps_the_order(taps):
+    worker = Ordered(failures=4)
+    worker.max_batch_attempts = 1
+    worker.process([
+        Record("chat.messages", 0, i, b"7", kafka.envelope("message.send", room=7, body=body))
+        for i, body in enumerate(["a", "flaky", "b"])
+    ])  # fmt: skip
+    assert worker.seen == ["a", "flaky", "b"]
+    assert taps[kafka.RETRY].records(1, timeout=1) == []
+
+
+@pytest.mark.django_db
+def test_an_ordered_worker_dead_letters_a_record_that_never_succeeds(taps):
+    worker = Ordered(failures=100)
+    worker.process_one(Record("chat.messages", 0, 0, b"7", kafka.envelope("message.send", room=7, body="flaky")))
+    dead = taps[kafka.DLQ].records(1)
+    assert dead and dead[0].value["reason"].startswith("failed 5 times: RuntimeError")
+    assert taps[kafka.RETRY].records(1, timeout=1) == []
