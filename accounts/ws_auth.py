@@ -7,6 +7,7 @@ browser page cannot set on a WebSocket, so those need no Origin check.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
@@ -15,8 +16,11 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 
+# Handshakes of all sockets must not queue behind each other on one shared thread.
+_off_loop = functools.partial(database_sync_to_async, thread_sensitive=False)
 
-@database_sync_to_async
+
+@_off_loop
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 
@@ -27,7 +31,7 @@ def _user_for_token(key: str):
     return token.user if token.user.is_active else None
 
 
-@database_sync_to_async
+@_off_loop
 def _user_for_session(session):
     from django.contrib.auth import get_user
     from django.http import HttpRequest

@@ -71,14 +71,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.outbox: deque[str] = deque()
         self.draining = True  # frames that arrive before the accept wait in the outbox
         self.typing_sent: dict[int, float] = {}
-        self.rooms: set[int] = set(await database_sync_to_async(room_selectors.room_ids_for_user)(user_id=user.pk))
-        self.hub_groups = {user_group(user.pk), *(room_group(r) for r in self.rooms)}
+        self.closed = False
+        self.rooms: set[int] = set()
+        # Controls (room joins and leaves) that arrive before the room snapshot is read wait here,
+        # then apply on top of it: a removal committed while connecting is never missed.
+        self.pending_controls: list[dict] | None = []
+        personal = {user_group(user.pk)}
         if self.scope.get("auth_via") == "session" and self.scope.get("session_key"):
-            self.hub_groups.add(session_group(self.scope["session_key"]))
+            personal.add(session_group(self.scope["session_key"]))
         if self.scope.get("auth_via") == "token":
-            self.hub_groups.add(token_group(self.scope["auth_token"]))
+            personal.add(token_group(self.scope["auth_token"]))
+        self.hub_groups: set[str] = set(personal)
+        hub = get_hub()
         # Subscribe before accepting: a logout or removal published from now on reaches this socket.
-        await get_hub().join(self, self.hub_groups)
+        await hub.join(self, personal)
+        try:
+            self.rooms = set(await _db(room_selectors.room_ids_for_user)(user_id=user.pk))
+        except BaseException:
+            await hub.leave(self, self.hub_groups)
+            raise
+        pending, self.pending_controls = self.pending_controls, None
+        for control in pending:
+            self._control(control)
+        rooms = {room_group(r) for r in self.rooms}
+        self.hub_groups |= rooms
+        await hub.join(self, rooms)
         await self.accept()
         self.draining = False
         if self.outbox:
@@ -86,6 +103,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             asyncio.get_running_loop().create_task(self._drain())
 
     async def disconnect(self, code):
+        self.closed = True
         if self.user_id is not None:
             await get_hub().leave(self, self.hub_groups)
 
@@ -93,7 +111,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
         """Called by the hub for each event of a group this socket is in."""
         if control:
-            self._control(control)
+            if self.pending_controls is not None and control.get("op") != "close":
+                self.pending_controls.append(control)
+            else:
+                self._control(control)
         if frame_text is None:
             return
         if group.startswith("room.") and int(group[5:]) not in self.rooms:
@@ -129,13 +150,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if op == room_services.JOIN_ROOM:
             self.rooms.add(control["room"])
             self.hub_groups.add(room_group(control["room"]))
-            loop.create_task(get_hub().join(self, [room_group(control["room"])]))
+            loop.create_task(self._join_room(control["room"]))
         elif op == room_services.LEAVE_ROOM:
             self.rooms.discard(control["room"])
             self.hub_groups.discard(room_group(control["room"]))
             loop.create_task(get_hub().leave(self, [room_group(control["room"])]))
         elif op == "close":
             loop.create_task(self.close(code=control.get("code", CLOSE_UNAUTHENTICATED)))
+
+    async def _join_room(self, room_id: int) -> None:
+        group = room_group(room_id)
+        await get_hub().join(self, [group])
+        if self.closed:  # the socket went away while subscribing: do not leave it in the hub
+            await get_hub().leave(self, [group])
 
     def error(self, req, code: str, detail: str, **extra) -> None:
         self.push(frame("error", req=req, code=code, detail=detail, **extra))
@@ -186,7 +213,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_enter(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
-        state = await database_sync_to_async(selectors.room_enter_state)(
+        state = await _db(selectors.room_enter_state)(
             room_id=room_id, user_id=self.user_id, limit=settings.CHAT_PAGE_SIZE
         )
         self.push(frame("room.entered", req=req, **state))
@@ -197,9 +224,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         seq = data.get("seq")
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
             raise ChatError(INVALID, "`seq` must be a non-negative integer.")
-        await database_sync_to_async(room_services.read_position_advance)(
-            user_id=self.user_id, room_id=room_id, seq=seq
-        )
+        await _db(room_services.read_position_advance)(user_id=self.user_id, room_id=room_id, seq=seq)
 
     async def on_mark_unread(self, data: dict, req) -> None:
         room_id = _room_id(data)
@@ -207,9 +232,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         seq = data.get("seq")
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
             raise ChatError(INVALID, "`seq` must be a positive integer.")
-        await database_sync_to_async(room_services.read_position_mark_unread)(
-            user_id=self.user_id, room_id=room_id, seq=seq
-        )
+        await _db(room_services.read_position_mark_unread)(user_id=self.user_id, room_id=room_id, seq=seq)
 
     async def on_sync(self, data: dict, req) -> None:
         rooms = data.get("rooms")
@@ -224,7 +247,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if room_id not in self.rooms:
                 self.error(req, NOT_MEMBER, "You are not a member of this room.", room=room_id)
                 continue
-            messages, more = await database_sync_to_async(selectors.messages_after)(
+            messages, more = await _db(selectors.messages_after)(
                 room_id=room_id, user_id=self.user_id, after_seq=seq, limit=settings.CHAT_SYNC_MAX
             )
             if more:
@@ -261,6 +284,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "sync": on_sync,
         "typing": on_typing,
     }
+
+
+def _db(fn):
+    """Run ORM code off the event loop, in the thread pool rather than on one shared thread.
+
+    Each call is self-contained (its own queries, its own transaction), so the thread affinity of
+    database_sync_to_async's default would only queue every socket's reads behind each other.
+    """
+    return database_sync_to_async(fn, thread_sensitive=False)
 
 
 def _room_id(data: dict) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -26,6 +27,9 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "rt:"
+# Application close code: events may have been lost; reconnect and `sync` (daphne only
+# allows 1000 and 3000-4999, so not RFC 6455's 1012).
+CLOSE_SERVICE_RESTART = 4012
 
 
 def room_group(room_id: int) -> str:
@@ -145,6 +149,10 @@ class Hub:
         self.pubsub = None
         self.reader: asyncio.Task | None = None
         self.lock = asyncio.Lock()
+        # Sockets whose first subscription is in flight: a reconnect during it cannot have cost
+        # them anything, so they are not restarted. `known` forgets closed sockets by itself.
+        self.joining: set[Subscriber] = set()
+        self.known: weakref.WeakSet[Subscriber] = weakref.WeakSet()
 
     async def _ensure_started(self) -> None:
         if self.reader is not None and not self.reader.done():
@@ -152,22 +160,66 @@ class Hub:
         import redis.asyncio as aioredis
 
         self.client = aioredis.Redis.from_url(self.url)
+        await self._subscribe_all()
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _subscribe_all(self) -> None:
         self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         # The reader needs at least one subscription before listening.
-        await self.pubsub.subscribe(CHANNEL_PREFIX + "hub")
-        self.reader = asyncio.get_running_loop().create_task(self._read())
+        await self.pubsub.subscribe(CHANNEL_PREFIX + "hub", *(CHANNEL_PREFIX + g for g in self.groups))
+        # redis-py reconnects a dropped subscription by itself; whatever was published meanwhile
+        # is lost, so treat a reconnect like a lost subscription.
+        self.pubsub.connection.register_connect_callback(self._on_reconnect)
+
+    def _on_reconnect(self, connection) -> None:
+        # A pooled connection outlives its PubSub: only our current subscription counts.
+        if self.pubsub is None or connection is not self.pubsub.connection:
+            return
+        asyncio.get_running_loop().create_task(self._restart_sockets(self._subscribers()))
+
+    def _subscribers(self) -> set[Subscriber]:
+        """Sockets subscribed now, less those still joining (they cannot have missed anything)."""
+        return {s for members in self.groups.values() for s in members} - self.joining
+
+    async def _restart_sockets(self, subscribers: set[Subscriber]) -> None:
+        """Close every local socket with 4012 ("reconnect") after events may have been lost.
+
+        Events published while the subscription was down are gone, controls included (a removed
+        member must stop receiving a room). Clients reconnect, re-read their rooms and `sync`.
+        """
+        log.warning("real-time hub: Redis subscription was interrupted; restarting %d sockets", len(subscribers))
+        for subscriber in subscribers:
+            try:
+                await subscriber.deliver("hub", None, {"op": "close", "code": CLOSE_SERVICE_RESTART})
+            except Exception:  # keep closing the others
+                log.exception("closing a socket after a Redis interruption failed")
 
     async def join(self, subscriber: Subscriber, groups: Iterable[str]) -> None:
         async with self.lock:
             await self._ensure_started()
-            new = []
+            new, added = [], []
             for group in groups:
                 members = self.groups.setdefault(group, set())
                 if not members:
                     new.append(CHANNEL_PREFIX + group)
-                members.add(subscriber)
-            if new:
-                await self.pubsub.subscribe(*new)
+                if subscriber not in members:
+                    members.add(subscriber)
+                    added.append(group)
+            if subscriber not in self.known:
+                self.joining.add(subscriber)
+            try:
+                if new:
+                    await self.pubsub.subscribe(*new)
+                self.known.add(subscriber)
+            except BaseException:
+                # Not subscribed: forget the socket here too, or it would stay forever.
+                for group in added:
+                    self.groups[group].discard(subscriber)
+                    if not self.groups[group]:
+                        del self.groups[group]
+                raise
+            finally:
+                self.joining.discard(subscriber)
 
     async def leave(self, subscriber: Subscriber, groups: Iterable[str]) -> None:
         async with self.lock:
@@ -207,14 +259,11 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # redis-py reconnects and resubscribes this same PubSub on the next read.
                 log.exception("real-time hub lost Redis at %s; resubscribing", self.url)
-                await asyncio.sleep(1)
-                try:
-                    channels = [CHANNEL_PREFIX + "hub"] + [CHANNEL_PREFIX + g for g in self.groups]
-                    self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                    await self.pubsub.subscribe(*channels)
-                except Exception:  # noqa: BLE001
-                    continue
+                affected = self._subscribers()  # only sockets subscribed now can have missed events
+                await asyncio.sleep(0.5)
+                await self._restart_sockets(affected)
 
 
 _hub: Hub | None = None

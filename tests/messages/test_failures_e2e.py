@@ -187,3 +187,27 @@ async def test_two_persist_consumers_share_the_rooms_and_one_stops_cleanly_on_si
     stats = await in_thread(_room_stats, [r.pk for r in rooms])
     assert sorted((row["n"], row["keys"], row["lo"], row["hi"]) for row in stats.values()) == [(15, 15, 1, 15)] * 6
     await sender.close()
+
+
+async def test_a_lost_redis_subscription_restarts_the_sockets_so_nothing_is_missed(server, make_user, make_room):
+    import redis
+    from django.conf import settings
+
+    alice, bob = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=alice, members=[bob])
+    client = await ChatClient.connect(server.ws, bob)
+    await client.send(type="room.enter", room=room.pk)
+    await client.wait_for(lambda c: c.of_type("room.entered"))
+
+    # Events published while a subscription is down are gone: the server must say so.
+    killed = redis.Redis.from_url(settings.REDIS_URL).client_kill_filter(_type="pubsub")
+    assert killed >= 1
+    await asyncio.wait_for(client.reader, 20)
+    assert client.ws.close_code == 4012  # "reconnect and sync"
+
+    again = await ChatClient.connect(server.ws, bob)
+    sender = await ChatClient.connect(server.ws, alice)
+    sent = await sender.send_message(room.pk, "after the blip")
+    await again.wait_for(lambda c: [m["client_msg_id"] for m in c.new_messages(room.pk)] == [sent])
+    for c in (again, sender):
+        await c.close()
