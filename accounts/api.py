@@ -12,7 +12,7 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, SignupThrottle, error_responses
+from streams.api import ChatAPIView, LoginThrottle, SignupThrottle, error_responses
 
 from . import selectors, services
 from .serializers import (
@@ -50,6 +50,8 @@ class SignupView(ChatAPIView):
 
 
 class TokenView(ChatAPIView):
+    write_throttle = LoginThrottle  # a password check: limited like the log-in page
+
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
 

@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_http_methods
 
-from streams.api import SignupThrottle
+from streams.api import LoginThrottle, SignupThrottle
 from streams.errors import CONFLICT, ChatError
 
 from . import services
@@ -49,6 +49,13 @@ def signup(request):
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if not LoginThrottle().allow_request(request, None):
+            form = self.get_form()
+            form.add_error(None, "Too many log-in attempts from your address; try again in a minute.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
 
 
 @login_required

@@ -49,11 +49,21 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def origin_allowed(origin: str | None) -> bool:
-    if not origin:
+def origin_allowed(origin: str | None, host: str | None) -> bool:
+    """Whether a cookie-authenticated handshake comes from one of our own pages.
+
+    Like Django's CSRF check: the Origin must be this very site (scheme-less netloc equal to the
+    Host the browser connected to, itself an allowed host), or a listed CSRF_TRUSTED_ORIGINS
+    entry. Comparing hostnames alone would let any page on another port of the same host in.
+    """
+    if not origin or origin == "null":
         return False
-    host = urlsplit(origin).hostname
-    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    parts = urlsplit(origin)
+    if not parts.netloc or not host or parts.netloc != host:
+        return False
+    return validate_host(parts.hostname or "", settings.ALLOWED_HOSTS)
 
 
 class _Authenticate:
@@ -69,7 +79,7 @@ class _Authenticate:
             user = await _user_for_token(authorization[6:].strip())
             if user is not None:
                 scope.update(user=user, auth_via="token", auth_token=authorization[6:].strip())
-        elif scope.get("session") is not None and origin_allowed(_header(scope, b"origin")):
+        elif scope.get("session") is not None and origin_allowed(_header(scope, b"origin"), _header(scope, b"host")):
             user = await _user_for_session(scope["session"])
             if user is not None:
                 scope.update(user=user, auth_via="session", session_key=scope["session"].session_key)

@@ -156,6 +156,7 @@ REST_FRAMEWORK = {
         "read": env_str("THROTTLE_READ", "600/min"),
         "write": env_str("THROTTLE_WRITE", "120/min"),
         "signup": env_str("THROTTLE_SIGNUP", "20/hour"),
+        "login": env_str("THROTTLE_LOGIN", "10/min"),
     },
 }
 SPECTACULAR_SETTINGS = {

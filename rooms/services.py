@@ -100,6 +100,7 @@ def room_update(*, user_id: int, room_id: int, name: str | None = None, is_publi
 
     Members get ``room.updated`` {room, name, is_public, owner}.
     """
+    _lock_room(room_id)
     participant = participant_get_with_role(room_id=room_id, user_id=user_id, roles=MANAGERS, action="change it")
     return _room_change(participant.room, name=name, is_public=is_public)
 
@@ -135,6 +136,7 @@ def room_delete(*, user_id: int, room_id: int) -> None:
     A direct room belongs to both its users, so neither may delete it; each may leave it.
     """
     with transaction.atomic():
+        _lock_room(room_id)
         participant = participant_get_with_role(room_id=room_id, user_id=user_id, roles=OWNER_ONLY, action="delete it")
         if participant.room.kind == Room.Kind.DIRECT:
             raise ChatError(FORBIDDEN, "A direct room cannot be deleted; leave it instead.")
@@ -220,6 +222,7 @@ def _announce_joined(room: Room, user_ids: list[int], *, to_room: bool = True) -
 @transaction.atomic
 def participant_invite(*, actor_id: int, room_id: int, user_id: int) -> Participant:
     """Add a user to a group room (its owner or an admin)."""
+    _lock_room(room_id)
     actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=MANAGERS, action="invite people")
     if actor.room.kind == Room.Kind.DIRECT:
         raise ChatError(INVALID, "A direct room is for its two users only.")

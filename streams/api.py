@@ -100,6 +100,12 @@ class SignupThrottle(_ScopedUserThrottle):
     scope = "signup"
 
 
+class LoginThrottle(_ScopedUserThrottle):
+    """Password attempts per client address (web log-in and API token), against guessing."""
+
+    scope = "login"
+
+
 class ChatAPIView(APIView):
     """The base of every REST view: JSON bodies only, reads and changes throttled apart.
 

@@ -30,6 +30,12 @@ def kafka_topics():
     kafka.ensure_topics()
 
 
+@pytest.fixture(autouse=True)
+def no_rate_limits(settings):
+    """Rate limits off, as on the `server` fixture; tests of the limits turn them on."""
+    settings.RATE_LIMITS_ENABLED = False
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str | None = None, password: str = "correct-horse-battery"):

@@ -198,3 +198,30 @@ def test_the_base_layout_has_a_nav_for_visitors_and_members(browser, make_user):
     assert 'href="/signup/"' in visitor and 'href="/login/"' in visitor
     assert 'href="/account/"' in member and 'action="/logout/"' in member and "alice" in member
     assert "/static/css/app.css" in member
+
+
+@pytest.mark.django_db
+def test_password_guessing_on_the_login_page_and_the_token_api_is_limited(settings, make_user):
+    from django.core.cache import cache
+    from django.test import Client
+
+    settings.RATE_LIMITS_ENABLED = True
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login": "3/min"},
+    }
+    cache.clear()
+    make_user("victim")
+    page = Client()
+    statuses = [page.post("/login/", {"username": "victim", "password": f"guess{i}"}).status_code for i in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert "Too many log-in attempts" in page.post("/login/", {"username": "victim", "password": "x"}).content.decode()
+    cache.clear()
+    api = Client()
+    codes = [
+        api.post("/api/v1/auth/token/", {"username": "victim", "password": "nope"}, content_type="application/json")
+        for _ in range(4)
+    ]
+    assert [c.status_code for c in codes] == [400, 400, 400, 429]
+    assert codes[-1].json()["error"]["code"] == "rate_limited"
+    cache.clear()

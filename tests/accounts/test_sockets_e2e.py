@@ -140,3 +140,22 @@ async def test_deleting_an_account_closes_its_sockets_and_tells_the_room(server,
     assert {"type": "participant.updated", "room": room.pk, "user": bob.pk, "role": "owner"} in heard
     assert {"type": "account.erased", "room": room.pk, "user": alice.pk, "erase_messages": True} in heard
     await bob_ws.close()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://127.0.0.1:1", "http://evil.example", "null", None],
+    ids=["another-port", "another-site", "opaque", "none"],
+)
+async def test_a_session_socket_from_a_foreign_origin_is_refused(server, make_user, origin):
+    await in_thread(make_user, "alice", password=PASSWORD)
+    browser = HttpClient(server.http)
+    assert await asyncio.to_thread(browser.submit, "/login/", {"username": "alice", "password": PASSWORD}) == 302
+    cookie = {"Cookie": f"sessionid={browser.cookie('sessionid')}"}
+
+    # A page elsewhere (even on another port of this host) cannot ride the user's cookie.
+    foreign = await websockets.connect(server.ws, additional_headers=cookie, origin=origin)
+    assert await close_code(foreign) == 4401
+    own = await websockets.connect(server.ws, additional_headers=cookie, origin=server.http)
+    await ready(own)
+    await own.close()

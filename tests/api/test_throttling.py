@@ -91,6 +91,8 @@ def test_by_default_sending_is_stricter_than_reading(settings):
 def expected_scope(method: str, path: str) -> str:
     if method == "post" and path == "/api/v1/accounts/":
         return "signup"
+    if path == "/api/v1/auth/token/":
+        return "login"  # a password check (and its revocation), limited like the log-in page
     if method == "post" and path.endswith("/messages/"):
         return "send"
     if method == "get" or path.endswith("/read/"):
