@@ -81,6 +81,16 @@ def message_delete_request(*, user, room_id: int, seq: int) -> None:
         "message.delete", room=room_id, seq=seq, sender=user.pk))  # fmt: skip
 
 
+def message_delete_by_moderator(*, message: Message, moderator) -> None:
+    """A moderator removes a message (from the admin): the same path as its sender deleting it."""
+    if message.deleted_at is not None:
+        return
+    log.info("moderator %s deleted message %s#%s", moderator.pk, message.room_id, message.seq)
+    kafka.produce(kafka.MESSAGES, key=message.room_id, value=kafka.envelope(
+        "message.delete", room=message.room_id, seq=message.seq, sender=message.sender_id,
+        moderator=moderator.pk))  # fmt: skip
+
+
 def _own_message(*, user, room_id: int, seq: int) -> Message:
     participant_get(room_id=room_id, user_id=user.pk)
     message = Message.objects.filter(room_id=room_id, seq=seq, deleted_at__isnull=True).first()
