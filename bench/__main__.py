@@ -12,13 +12,15 @@ import json
 import os
 import platform
 import shlex
+import signal
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .report import markdown, summary_rows, table
-from .scenarios import KEY_METRICS, PRODUCT, TUTORIAL, Config, Runner, median_run
+from .scenarios import PRODUCT, TUTORIAL, Config, Runner, median_run, round_figure
 from .stack import ROOT, BenchStack
 
 SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
@@ -35,12 +37,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--s1-rates", help="comma-separated offered deliveries/s for S1")
     parser.add_argument("--s2-rates", help="comma-separated offered deliveries/s for S2")
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; report the median runs")
-    parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--client-cpu", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=ROOT / ".devstack" / "bench")
+    parser.add_argument("--server-cpu", type=int, default=0, help="the core of every server-side process (0)")
+    parser.add_argument("--client-cpu", type=int, default=1, help="the core of the load generator (1)")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of every bench process (e.g. -10 on a machine shared with other work; below 0 needs root)",
+    )
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / ".devstack" / "bench", help="the bench's own embedded services"
+    )
     parser.add_argument("--json", type=Path, help="also write every result to this file")
     parser.add_argument("--profile", type=Path, help="py-spy the servers during S1/S2 into this folder")
     parser.add_argument("--readme", action="store_true", help="write the results into bench/README.md")
+    parser.add_argument("--from-json", type=Path, help="run nothing: print (and --readme) a saved run's results")
     return parser.parse_args(argv)
 
 
@@ -59,22 +70,52 @@ def config_from(args: argparse.Namespace) -> Config:
     return config
 
 
+def in_own_session(argv: list[str]) -> int:
+    """Run the bench again as the leader of a new session, so that raising its priority raises
+    only its own processes (Linux schedules whole sessions against each other)."""
+    child = subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=ROOT, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        return child.wait()
+
+
+def report_saved(path: Path, readme: bool) -> int:
+    results = json.loads(path.read_text())
+    for scenario, targets in results.get("spread", {}).items():
+        for target in targets:
+            runs = [run[scenario][target] for run in results["runs"] if target in run.get(scenario, {})]
+            targets[target] = [round_figure(scenario, run) for run in runs]
+    config = Config(**{k: v for k, v in results["config"].items() if k in Config.__dataclass_fields__})
+    rows = summary_rows(results, config)
+    print(table(rows))
+    if readme:
+        write_readme(ROOT / "bench" / "README.md", markdown(results, rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.from_json:
+        return report_saved(args.from_json, args.readme)
+    if args.nice and os.getsid(0) != os.getpid():
+        return in_own_session(sys.argv[1:] if argv is None else argv)
     config = config_from(args)
     scenarios = [s.strip().upper() for s in args.scenarios.split(",") if s.strip()]
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     pin = (os.cpu_count() or 1) >= 2 and args.server_cpu != args.client_cpu
     if not pin:
         print("warning: fewer than two cores; nothing is pinned and results will not compare", file=sys.stderr)
-    bench = BenchStack(args.data, server_cpu=args.server_cpu, client_cpu=args.client_cpu, pin=pin)
+    bench = BenchStack(args.data, server_cpu=args.server_cpu, client_cpu=args.client_cpu, pin=pin, nice=args.nice)
     started = datetime.now(UTC)
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     results: dict = {
         "command": command.strip(),
         "started": started.isoformat(timespec="seconds"),
+        "commit": _commit(),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
-        "layout": {"server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "pinned": pin},
+        "layout": {"server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "pinned": pin, "nice": args.nice},
         "config": config.__dict__,
         "repeat": args.repeat,
         "runs": [],
@@ -97,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             for scenario in scenarios:
                 # Alternate which target goes first, so neither always gets the warmer machine.
                 for target in targets if repeat % 2 == 0 else list(reversed(targets)):
-                    outcomes.setdefault(scenario, {})[target] = getattr(runner, scenario.lower())(target)
+                    try:
+                        outcome = getattr(runner, scenario.lower())(target)
+                    except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the others
+                        outcome = {"error": f"{type(exc).__name__}: {exc}"}
+                        print(f"{scenario} {target}: FAILED: {outcome['error']}", flush=True)
+                    outcomes.setdefault(scenario, {})[target] = outcome
             results["runs"].append(outcomes)
     finally:
         bench.stop()
@@ -107,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             if runs:
                 results["scenarios"].setdefault(scenario, {})[target] = median_run(scenario, runs)
                 results.setdefault("spread", {}).setdefault(scenario, {})[target] = [
-                    round(KEY_METRICS[scenario](run), 3) for run in runs
+                    round_figure(scenario, run) for run in runs
                 ]
     results["seconds"] = round(time.monotonic() - clock, 1)
     rows = summary_rows(results, config)
@@ -122,6 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         write_readme(readme, markdown(results, rows))
         print(f"bench | results written to {readme}")
     return 0
+
+
+def _commit() -> str | None:
+    """The commit measured (plus "+changes" when the working tree differs from it)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -16,30 +16,60 @@ class Row:
     met: bool | None
 
 
-def _fmt_best(run: dict | None) -> tuple[str, float | None]:
+def _fmt_best(run: dict | None) -> tuple[str, float | None, float | None]:
+    """(text, best held deliveries/s or None, the lowest rate tried when none was held)."""
     if not run:
-        return "-", None
+        return "-", None, None
     best = run.get("best")
     if not best:
         first = run["steps"][0] if run.get("steps") else None
-        detail = (
-            f" (first step {first['offered']:,}/s: p99 {first['p99_ms']} ms, lost {first['lost']})" if first else ""
-        )
-        return "none held" + detail, 0.0
-    return f"{best['delivered_per_s']:,.0f}/s (p99 {best['p99_ms']:.0f} ms)", best["delivered_per_s"]
+        if not first:
+            return "none held", None, None
+        detail = f"p99 {first['p99_ms']:.0f} ms" if first["p99_ms"] is not None else "nothing delivered"
+        if first["lost"]:
+            detail += f", {first['lost']} lost"
+        return f"none held ({detail} already at {first['offered']:,}/s)", None, float(first["offered"])
+    return f"{best['delivered_per_s']:,.0f}/s (p99 {best['p99_ms']:.0f} ms)", best["delivered_per_s"], None
 
 
-def _ratio(product: float | None, tutorial: float | None) -> tuple[str, float | None]:
-    if product is None or tutorial is None:
+def _ratio(
+    product: float | None, tutorial: float | None, tutorial_floor: float | None = None
+) -> tuple[str, float | None]:
+    """product / tutorial; a lower bound when the tutorial held nothing, even at its lowest rate."""
+    if product is None:
+        return "-", None
+    if tutorial is None:
+        if tutorial_floor:
+            value = product / tutorial_floor
+            return f"> {value:.1f}x", value
         return "-", None
     if tutorial == 0:
-        return ("inf" if product else "-"), (float("inf") if product else None)
+        return "-", None
     value = product / tutorial
     return f"{value:.1f}x", value
 
 
 def summary_rows(results: dict, config) -> list[Row]:
-    scenarios = results["scenarios"]
+    failed = {
+        (name, target): run["error"]
+        for name, runs in results["scenarios"].items()
+        for target, run in runs.items()
+        if "error" in run
+    }
+    scenarios = {
+        name: {target: run for target, run in runs.items() if "error" not in run}
+        for name, runs in results["scenarios"].items()
+    }
+    rows = _rows(scenarios, config)
+    for row in rows:
+        if (row.scenario, "tutorial") in failed:
+            row.tutorial = "failed: " + failed[(row.scenario, "tutorial")]
+        if (row.scenario, "product") in failed:
+            row.product, row.met = "failed: " + failed[(row.scenario, "product")], False
+    return rows
+
+
+def _rows(scenarios: dict, config) -> list[Row]:
     rows = []
     for name, label in (
         (
@@ -51,13 +81,17 @@ def summary_rows(results: dict, config) -> list[Row]:
         if name not in scenarios:
             continue
         runs = scenarios[name]
-        tutorial, t_value = _fmt_best(runs.get("tutorial"))
-        product, p_value = _fmt_best(runs.get("product"))
+        tutorial, t_value, t_floor = _fmt_best(runs.get("tutorial"))
+        product, p_value, _ = _fmt_best(runs.get("product"))
         stored = (runs.get("product") or {}).get("stored")
         if stored:
             product += ", all stored once" if stored["exact"] else f", STORAGE {stored}"
-        ratio, value = _ratio(p_value, t_value)
+            if stored.get("unacknowledged"):
+                product += f", {stored['unacknowledged']} more stored after an `unavailable` answer"
+        ratio, value = _ratio(p_value, t_value, t_floor)
         met = None if value is None else (value >= 5 and bool(stored and stored["exact"]))
+        if p_value is None and "product" in runs:
+            met = False
         rows.append(Row(name, label, tutorial, product, ratio, ">= 5x, every message stored", met))
     if "S3" in scenarios:
         runs = scenarios["S3"]
@@ -141,7 +175,7 @@ def _steps_md(run: dict) -> str:
             s["duplicates"], refused, s["accept_p99_ms"] if s["accept_p99_ms"] is not None else "-",
             f"{s['generator_cpu']:.0%}",
             f"{s['server_cpu']:.0%}" if s.get("server_cpu") is not None else "-",
-            f"{max(0.0, s['server_core_busy'] - s['server_cpu']):.0%}" if s.get("server_core_busy") is not None else "-",
+            f"{s['server_core_others']:.0%}" if s.get("server_core_others") is not None else "-",
         ])  # fmt: skip
     header = [
         "offered/s", "delivered/s", "p50 ms", "p99 ms", "max ms", "lost", "dup", "refused", "accept p99 ms",
@@ -154,9 +188,10 @@ def markdown(results: dict, rows: list[Row]) -> str:
     parts = [
         f"Run of {results['started']} ({results['seconds']:.0f} s), {results['machine']['cores']} cores, Python"
         f" {results['machine']['python']}, servers pinned to CPU {results['layout']['server_cpu']}, load generator"
-        f" to CPU {results['layout']['client_cpu']} (pinned: {results['layout']['pinned']}).",
+        f" to CPU {results['layout']['client_cpu']} (pinned: {results['layout']['pinned']},"
+        f" niceness {results['layout'].get('nice', 0)}).",
         "",
-        f"Command: `{results['command']}`",
+        f"Command: `{results['command']}`" + (f", at commit {results['commit']}." if results.get("commit") else ""),
         "",
         _md_table(
             ["", "measure", "tutorial", "product", "ratio", "target", "met"],
@@ -177,8 +212,12 @@ def markdown(results: dict, rows: list[Row]) -> str:
     if results.get("repeat", 1) > 1:
         parts += ["", f"Medians of {results['repeat']} rounds; the key figure of every round:", ""]
         for name, targets in results.get("spread", {}).items():
-            parts.append(f"- {name}: " + "; ".join(f"{t} {values}" for t, values in targets.items()))
+            parts.append(
+                f"- {name}: " + "; ".join(f"{t} " + ", ".join(map(str, values)) for t, values in targets.items())
+            )
     for name in ("S1", "S2"):
         for target, run in results["scenarios"].get(name, {}).items():
+            if "error" in run:
+                continue
             parts += ["", f"**{name}, {target}** ({run['rooms']} rooms, {run['clients']} sockets)", "", _steps_md(run)]
     return "\n".join(parts)

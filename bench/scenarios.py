@@ -11,6 +11,7 @@ S5  500 clients connecting at the same instant (the product's with ``sync``): ti
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -33,11 +34,11 @@ class Config:
     s1_rooms: int = 10
     s1_members: int = 10
     s1_rates: list[int] = field(
-        default_factory=lambda: [1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000, 25000, 30000]
+        default_factory=lambda: [500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000, 25000]
     )
     s2_members: int = 500
     s2_rates: list[int] = field(
-        default_factory=lambda: [1000, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000, 25000, 30000]
+        default_factory=lambda: [250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000]
     )
     s3_count: int = 20000
     s3_orm_count: int = 3000
@@ -66,13 +67,19 @@ class Runner:
         self.servers = servers
         self.log = log
         self.results: dict = {}
+        self.serial = itertools.count(1)
 
     # -- helpers -------------------------------------------------------------------------------------
     def _watch(self, server: Server) -> dict[str, int]:
         return {**server.named_pids, **self.bench.service_pids()}
 
+    def _unique(self, prefix: str) -> str:
+        """A name prefix not used before in this run (scenarios repeat; usernames are unique)."""
+        return f"{prefix}n{next(self.serial)}"
+
     def _clients(self, target: str, prefix: str, rooms: int, members: int) -> tuple[list[dict], list]:
         """Clients for ``rooms`` x ``members``: product users with tokens, or tutorial room names."""
+        prefix = self._unique(prefix)
         if target == TUTORIAL:
             names = [f"{prefix}{r}" for r in range(rooms)]
             return [{"room": name} for name in names for _ in range(members)], names
@@ -157,8 +164,8 @@ class Runner:
 
         c = self.config
         if target == TUTORIAL:
-            users = users_create(prefix="s3orm", count=1)
-            (room_id,) = rooms_create(prefix="s3orm", member_ids=[[users[0][0]]])
+            users = users_create(prefix=self._unique("s3orm"), count=1)
+            (room_id,) = rooms_create(prefix=self._unique("s3orm"), member_ids=[[users[0][0]]])
             seconds = orm_insert_per_row(
                 room_id=room_id, sender_id=users[0][0], count=c.s3_orm_count, payload=c.payload
             )
@@ -168,9 +175,9 @@ class Runner:
             return result
         server = self.servers[PRODUCT]
         persist = server.extra[0]
-        users = users_create(prefix="s3u", count=100)
+        users = users_create(prefix=self._unique("s3u"), count=100)
         ids = [uid for uid, _ in users]
-        room_ids = rooms_create(prefix="s3r", member_ids=[ids[r * 10 : (r + 1) * 10] for r in range(10)])
+        room_ids = rooms_create(prefix=self._unique("s3r"), member_ids=[ids[r * 10 : (r + 1) * 10] for r in range(10)])
         probe = self._persist_ready(room_ids[0], ids[0])
         base = stored_rows(room_ids=room_ids)
         # The consumer is paused while the envelopes are produced, then timed alone from resume
@@ -314,15 +321,37 @@ KEY_METRICS = {
 }
 
 
+def round_figure(scenario: str, run: dict) -> str:
+    """One round's key figure, as the README lists them."""
+    if "error" in run:
+        return "failed"
+    if scenario in ("S1", "S2"):
+        best = run.get("best")
+        return f"{best['delivered_per_s']:,.0f}/s" if best else "none held"
+    if scenario == "S3":
+        return f"{run['rows_per_s']:,.0f} rows/s"
+    if scenario == "S4":
+        return f"{run['bytes_per_connection'] / 1024:.1f} KB"
+    took = f"{run['all_whole_seconds']:.2f} s" if run["all_whole_seconds"] is not None else "not all"
+    return f"{run['whole']}/{run['clients']} whole, {took}"
+
+
 def median_run(scenario: str, runs: list[dict]) -> dict:
-    """The run whose key figure is the median of the repeats (the lower one for an even count)."""
-    ordered = sorted(runs, key=KEY_METRICS[scenario])
+    """The run whose key figure is the median of the repeats (the lower one for an even count).
+
+    Runs that failed outright are left out, unless every run failed.
+    """
+    finished = [run for run in runs if "error" not in run]
+    if not finished:
+        return runs[-1]
+    ordered = sorted(finished, key=KEY_METRICS[scenario])
     return ordered[(len(ordered) - 1) // 2]
 
 
 def _ok(step: dict, p99_ms: float) -> bool:
     return (
-        step["lost"] == 0
+        not step.get("closed_by_server")
+        and step["lost"] == 0
         and step["duplicates"] == 0
         and not step["refused"]
         and step["sent"] > 0
@@ -334,10 +363,17 @@ def _ok(step: dict, p99_ms: float) -> bool:
 def step_line(step: dict) -> str:
     """One line per offered rate, for the live log."""
     refused = f" refused {step['refused']}" if step["refused"] else ""
+    if step.get("refused_but_delivered"):
+        refused += f" (of which {step['refused_but_delivered']} were delivered anyway)"
+    if step.get("closed_by_server"):
+        refused += f" sockets closed by server {step['closed_by_server']}"
     server = f" server cpu {step['server_cpu']:.0%}" if step.get("server_cpu") is not None else ""
     core = ""
-    if step.get("server_core_busy") is not None:
-        core = f" others on core {max(0.0, step['server_core_busy'] - step['server_cpu']):.0%}"
+    if step.get("server_core_others") is not None:
+        core = (
+            f" core: others {step['server_core_others']:.0%} irq {step['server_core_irq']:.0%}"
+            f" steal {step['server_core_steal']:.0%}"
+        )
     if step.get("cpu_by_process"):
         core += " (" + " ".join(f"{k} {v:.0%}" for k, v in step["cpu_by_process"].items()) + ")"
     accept = f" accept p99 {step['accept_p99_ms']} ms" if step.get("accept_p99_ms") is not None else ""

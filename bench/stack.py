@@ -46,8 +46,9 @@ class Server:
 class BenchStack:
     """Embedded services in ``data`` (fresh database per run) and the servers under test."""
 
-    def __init__(self, data: Path, *, server_cpu: int, client_cpu: int, pin: bool = True) -> None:
+    def __init__(self, data: Path, *, server_cpu: int, client_cpu: int, pin: bool = True, nice: int = 0) -> None:
         self.data = Path(data).resolve()
+        self.nice = nice
         self.server_cpu = server_cpu
         self.client_cpu = client_cpu
         self.pin = pin
@@ -60,12 +61,17 @@ class BenchStack:
     def start(self) -> None:
         if self.pin:
             os.sched_setaffinity(0, {self.server_cpu})
+        if self.nice:
+            set_niceness(os.getpid(), self.nice)
         # The bench's own services: never the ones in the environment (someone else's stack).
         environ = {
             k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
         }
         self.stack = Stack(self.data, environ=environ, fixed_ports=False)
         urls = self.stack.start()
+        if self.nice:
+            for pid in self.stack.pids().values():
+                set_niceness(pid, self.nice)  # each service runs in its own session
         self.logs.mkdir(parents=True, exist_ok=True)
         database_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
         self._fresh_database(urls["DATABASE_URL"])
@@ -73,6 +79,8 @@ class BenchStack:
             **environ,
             **urls,
             "DATABASE_URL": database_url,
+            # web + persist only: no change capture to a backup database (it is not under test).
+            "BACKUP_DATABASE_URL": "",
             "RATE_LIMITS": "off",
             "PYTHONUNBUFFERED": "1",
             "DJANGO_SETTINGS_MODULE": "chatproject.settings",
@@ -202,6 +210,19 @@ def _terminate(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def set_niceness(pid: int, nice: int) -> None:
+    """Run a process (and its session: Linux schedules sessions as autogroups) at ``nice``.
+
+    With autogroup scheduling a process's own niceness only weighs it against its own session;
+    the session's autogroup niceness is what weighs it against the rest of the machine.
+    """
+    os.setpriority(os.PRIO_PROCESS, pid, nice)
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
+        pass  # no autogroup scheduling here: the process niceness is all there is
 
 
 def rss_bytes(pid: int) -> int:
