@@ -1,6 +1,7 @@
 """Moderation of messages in the Django admin: find a message, remove it for everyone."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
 from streams.kafka import KafkaUnavailable
 
@@ -31,9 +32,19 @@ class MessageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Row deletion would leave a gap in the room's seqs and skip the members' sockets.
-        return False
+    # Deleting a row here would leave a gap in the room's seqs and skip the members' sockets, so
+    # the admin's own delete is off. (The delete permission itself stays: deleting a room or an
+    # account removes its messages by cascade, and Django checks it for those.)
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied("Use the 'Delete for everyone' action.")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "show_delete": False})
 
     @admin.action(description="Delete for everyone (the body is erased, members are told)")
     def delete_for_everyone(self, request, queryset):
