@@ -49,7 +49,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--data", type=Path, default=ROOT / ".devstack" / "bench", help="the bench's own embedded services"
     )
     parser.add_argument("--json", type=Path, help="also write every result to this file")
-    parser.add_argument("--profile", type=Path, help="py-spy the servers during S1/S2 into this folder")
+    parser.add_argument("--profile", type=Path, help="py-spy the servers during S1, S2 and S3 into this folder")
     parser.add_argument("--readme", action="store_true", help="write the results into bench/README.md")
     parser.add_argument("--from-json", type=Path, help="run nothing: print (and --readme) a saved run's results")
     return parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Sampling profiles of the server processes while a scenario runs (py-spy, on the client core).
 
 ``python -m bench --profile DIR`` records one collapsed-stack file per server process and
-scenario (``DIR/<scenario>-<target>-<process>.txt``, loadable in speedscope or flamegraph.pl)
+scenario (S1, S2; S3's persist consumer) (``DIR/<scenario>-<target>-<process>.txt``, loadable in speedscope or flamegraph.pl)
 and prints the functions that cost most, by own time and by time including callees.
 """
 

@@ -47,7 +47,7 @@ class Config:
     s5_room_size: int = 10
     s5_history: int = 20
     s5_last_seen: int = 10
-    profile: str | None = None  # a folder: py-spy profiles of the servers during S1 and S2
+    profile: str | None = None  # a folder: py-spy profiles of the servers during S1, S2 and S3
 
     @classmethod
     def quick_mode(cls) -> Config:
@@ -189,6 +189,12 @@ class Runner:
                 {"rooms": [[r, ids[i * 10 : (i + 1) * 10]] for i, r in enumerate(room_ids)], "count": c.s3_count,
                  "payload": c.payload},
             )  # fmt: skip
+            profiler = None
+            if self.config.profile:
+                from .profile import Profiler
+
+                profiler = Profiler(Path(self.config.profile), "S3-product", cpu=self.bench.client_cpu)
+                profiler.start({"persist": persist.pid})
         finally:
             os.kill(persist.pid, signal.SIGCONT)
         start = time.perf_counter()
@@ -196,6 +202,8 @@ class Runner:
         while stored_rows(room_ids=room_ids) - base < c.s3_count and time.perf_counter() < deadline:
             time.sleep(0.02)
         seconds = time.perf_counter() - start
+        if profiler:
+            self._report_profiles(profiler.stop())
         stored = stored_rows(room_ids=room_ids) - base
         accepted = produced["client_msg_ids"]
         accepted.setdefault(str(room_ids[0]), []).append(probe)
