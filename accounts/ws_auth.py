@@ -87,5 +87,16 @@ class _Authenticate:
 
 
 def WebSocketAuthMiddleware(app):  # noqa: N802 - named like the Channels middleware stacks
-    """Cookie + session parsing, then token-or-session authentication."""
-    return CookieMiddleware(SessionMiddleware(_Authenticate(app)))
+    """Token authentication; or cookie + session parsing, then session authentication."""
+    authenticate = _Authenticate(app)
+    with_session = CookieMiddleware(SessionMiddleware(authenticate))
+
+    async def route(scope, receive, send):
+        # A token handshake needs no session; without the session middleware in between, the
+        # frames sent on the socket also skip its session check on every send.
+        authorization = _header(scope, b"authorization")
+        if authorization and authorization.lower().startswith("token "):
+            return await authenticate(scope, receive, send)
+        return await with_session(scope, receive, send)
+
+    return route

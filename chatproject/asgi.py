@@ -7,11 +7,16 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 django_asgi_app = get_asgi_application()
 
+import autobahn.util  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 from messages.consumers import ChatConsumer  # noqa: E402
+
+# autobahn builds a coloured debug line for every frame it writes, even with debug logging off;
+# without click's colours that costs a plain string format instead.
+autobahn.util._HAS_CLICK = False
 
 application = ProtocolTypeRouter(
     {

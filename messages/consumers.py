@@ -12,6 +12,7 @@ import logging
 import time
 from collections import deque
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -59,6 +60,15 @@ class TokenBucket:
 
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
+
+    async def dispatch(self, message):
+        # Channels would first close stale database connections in a worker thread: a thread
+        # round trip for every frame, though a message.send touches no database. Every database
+        # call here goes through database_sync_to_async, which does that cleanup itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         user = self.scope.get("user")
