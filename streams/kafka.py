@@ -80,11 +80,11 @@ def get_producer():
                         retries=5,
                         max_in_flight_requests_per_connection=1,  # keeps a room's order on retries
                         max_block_ms=timeout_ms,
-                        # A record not acknowledged within the timeout fails and leaves the
-                        # buffer, so an `unavailable` answer is not followed by a late delivery
-                        # (kafka-python would otherwise keep trying for 120 s).
-                        delivery_timeout_ms=timeout_ms,
-                        request_timeout_ms=max(1000, timeout_ms - 100),
+                        # Not shortening kafka-python's delivery timeout (120 s) to ours: measured
+                        # here, a batch expired while its request was in flight left the partition
+                        # muted and every later send failed. So a send answered `unavailable` may
+                        # still be stored later; clients re-send it with the same client_msg_id.
+                        request_timeout_ms=timeout_ms,
                         bootstrap_timeout_ms=timeout_ms,
                         reconnect_backoff_max_ms=1000,
                         client_id="chat-producer",
@@ -121,7 +121,7 @@ def produce(name: str, *, key, value: dict, timeout: float | None = None) -> Non
 
     future = _send(name, key, value)
     try:
-        future.get(timeout=timeout or settings.KAFKA_PRODUCE_TIMEOUT_S + 1)
+        future.get(timeout=timeout or settings.KAFKA_PRODUCE_TIMEOUT_S)
     except KafkaError as exc:
         raise KafkaUnavailable(type(exc).__name__) from exc
 
@@ -148,8 +148,7 @@ async def produce_async(name: str, *, key, value: dict) -> None:
     future.add_callback(lambda meta: loop.call_soon_threadsafe(settle, meta))
     future.add_errback(lambda exc: loop.call_soon_threadsafe(settle, None, exc))
     try:
-        # A little longer than the producer's own delivery timeout, which answers first.
-        await asyncio.wait_for(done, settings.KAFKA_PRODUCE_TIMEOUT_S + 1)
+        await asyncio.wait_for(done, settings.KAFKA_PRODUCE_TIMEOUT_S)
     except (KafkaError, TimeoutError) as exc:
         raise KafkaUnavailable(type(exc).__name__) from exc
 
