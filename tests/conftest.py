@@ -46,6 +46,21 @@ def make_user(django_user_model):
 
 
 @pytest.fixture
+def api():
+    """``api(user)``: a REST client authenticated by that user's token (``api(None)``: anonymous)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def client(user):
+        c = APIClient()
+        if user is not None:
+            c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        return c
+
+    return client
+
+
+@pytest.fixture
 def make_room(make_user):
     """A group room owned by ``owner`` (made if not given) with ``members``."""
     from rooms.services import room_create_group

@@ -7,8 +7,6 @@ import uuid
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from messages.models import Message
 from messages.services import messages_store, send_envelope
@@ -20,19 +18,6 @@ from tests.support import ChatClient, KafkaTap, in_thread, token_for
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def api():
-    """``api(user)``: a REST client with that user's token (``api(None)``: anonymous)."""
-
-    def client(user):
-        c = APIClient()
-        if user is not None:
-            c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-        return c
-
-    return client
 
 
 def post(room, sender, count: int = 1, body: str = "hello") -> list[int]:

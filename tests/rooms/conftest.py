@@ -76,18 +76,3 @@ def post(django_capture_on_commit_callbacks):
 def fast_passwords(settings):
     # Users are made by the dozen here; the default hasher makes each cost most of a second.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def api():
-    """``api(user)``: a REST client authenticated by that user's token (``api(None)``: anonymous)."""
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
-    def client(user):
-        c = APIClient()
-        if user is not None:
-            c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-        return c
-
-    return client
