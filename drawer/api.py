@@ -52,16 +52,7 @@ class DrawerListView(ChatAPIView):
         params = DrawerListQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        page = selectors.drawer_entries_list(
-            user_id=request.user.pk,
-            room_id=data.get("room"),
-            tags=data.get("tag", []),
-            since=data.get("since"),
-            until=data.get("until"),
-            query=data.get("q"),
-            cursor=data.get("cursor"),
-            limit=data["limit"],
-        )
+        page = selectors.drawer_entries_for_query(user_id=request.user.pk, data=data)
         return Response(
             {"results": [selectors.drawer_entry_payload(e) for e in page.entries], "next_cursor": page.next_cursor}
         )

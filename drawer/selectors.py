@@ -169,3 +169,20 @@ def drawer_tags(*, user_id: int) -> list[dict]:
             [user_id],
         )
         return [{"tag": tag, "count": count} for tag, count in cursor.fetchall()]
+
+
+def drawer_entries_for_query(*, user_id: int, data: dict):
+    """:func:`drawer_entries_list` for the validated fields of a drawer list query.
+
+    One place maps the query's names (``tag``, ``q``...) to the selector's, for REST and the page.
+    """
+    return drawer_entries_list(
+        user_id=user_id,
+        room_id=data.get("room"),
+        tags=data.get("tag", []),
+        since=data.get("since"),
+        until=data.get("until"),
+        query=data.get("q"),
+        cursor=data.get("cursor"),
+        limit=data["limit"],
+    )

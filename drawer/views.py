@@ -41,16 +41,7 @@ def drawer_page(request):
     if query.is_valid():
         data = query.validated_data
         try:
-            page = selectors.drawer_entries_list(
-                user_id=user_id,
-                room_id=data.get("room"),
-                tags=data.get("tag", []),
-                since=data.get("since"),
-                until=data.get("until"),
-                query=data.get("q"),
-                cursor=data.get("cursor"),
-                limit=data["limit"],
-            )
+            page = selectors.drawer_entries_for_query(user_id=user_id, data=data)
         except ChatError as exc:
             error = exc.detail
         else:
