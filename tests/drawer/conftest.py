@@ -43,3 +43,19 @@ def api_client():
         return client
 
     return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def room(make_room, alice, bob):
+    """A group room of alice (owner) and bob."""
+    return make_room(owner=alice, members=[bob], name="team")

@@ -15,21 +15,6 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/drawer/"
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
-@pytest.fixture
-def room(make_room, alice, bob):
-    return make_room(owner=alice, members=[bob], name="team")
-
-
 def entry_url(entry_id: int) -> str:
     return f"{URL}{entry_id}/"
 

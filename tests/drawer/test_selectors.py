@@ -16,16 +16,6 @@ from streams.errors import ChatError
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
 def save(user, message, *, at: datetime | None = None, **fields) -> SavedMessage:
     entry, _ = drawer_entry_save(user=user, message_id=message.pk, **fields)
     if at is not None:

@@ -21,21 +21,6 @@ from streams.errors import ChatError
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
-@pytest.fixture
-def room(make_room, alice, bob):
-    return make_room(owner=alice, members=[bob], name="team")
-
-
 def payload(user, entry_id):
     return drawer_entry_payload(drawer_entry_get(user_id=user.pk, entry_id=entry_id))
 
