@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 # Alternate which target goes first, so neither always gets the warmer machine.
                 for target in targets if repeat % 2 == 0 else list(reversed(targets)):
                     try:
+                        runner.fresh_start(target)
                         outcome = getattr(runner, scenario.lower())(target)
                     except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the others
                         outcome = {"error": f"{type(exc).__name__}: {exc}"}

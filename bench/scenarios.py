@@ -91,6 +91,16 @@ class Runner:
         clients = [{"room": room_id, "token": key} for room_id, g in zip(room_ids, groups, strict=True) for _, key in g]
         return clients, room_ids
 
+    def fresh_start(self, target: str) -> None:
+        """Each scenario starts on freshly started servers; the product's also on an empty broker.
+
+        S4 measures memory per socket from here; S1, S2 and S5 would otherwise pay for what the
+        broker kept from the scenarios before them (``BenchStack.fresh_broker``).
+        """
+        if target == PRODUCT:
+            self.bench.fresh_broker()
+        self.servers[target] = self.bench.restart(self.servers[target])
+
     # -- S1, S2 ------------------------------------------------------------------------------------------
     def fanout(self, name: str, target: str, *, rooms: int, members: int, rates: list[int]) -> dict:
         server = self.servers[target]
@@ -248,7 +258,7 @@ class Runner:
     # -- S4 ------------------------------------------------------------------------------------------------
     def s4(self, target: str) -> dict:
         """Memory per idle connection, measured on a freshly started server."""
-        server = self.servers[target] = self.bench.restart(self.servers[target])
+        server = self.servers[target]
         count = self.config.s4_connections
         clients, _ = self._clients(target, f"s4{target[0]}", max(1, count // 10), 10)
         warm, _ = self._clients(target, f"s4w{target[0]}", 2, 10)
