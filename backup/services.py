@@ -33,17 +33,11 @@ def changes_publish(*, limit: int = 1000) -> int:
         events = list(ChangeEvent.objects.select_for_update(skip_locked=True).order_by("id")[:limit])
         if not events:
             return 0
-        producer = kafka.get_producer()
-        futures = [
-            producer.send(
-                kafka.topic(kafka.CDC),
-                key=f"{e.table_name}:{e.row_id}".encode(),
-                value=kafka.encode(kafka.envelope("row." + e.op, table=e.table_name, pk=e.row_id, row=e.row)),
-            )
+        kafka.produce_many(kafka.CDC, [
+            (f"{e.table_name}:{e.row_id}",
+             kafka.encode(kafka.envelope("row." + e.op, table=e.table_name, pk=e.row_id, row=e.row)))
             for e in events
-        ]
-        for future in futures:
-            future.get(timeout=settings.KAFKA_PRODUCE_TIMEOUT_S)
+        ])  # fmt: skip
         ChangeEvent.objects.filter(id__in=[e.id for e in events]).delete()
     return len(events)
 

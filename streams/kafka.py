@@ -54,43 +54,100 @@ def encode(value: dict) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
-_producer = None
+class Producer:
+    """The process-wide producer: librdkafka (confluent-kafka) plus a thread serving its callbacks.
+
+    librdkafka batches, sends and retries on its own threads, outside the GIL; measured here it
+    costs a few microseconds of Python per message where kafka-python's producer cost 0.1-1 ms
+    inside the web process (bench/README.md). Its delivery reports are served by ``poll()``,
+    which one daemon thread calls in a loop; waiters are settled from there: a thread's Event,
+    or an event loop's future through one ``call_soon_threadsafe`` per poll and loop.
+    """
+
+    def __init__(self) -> None:
+        from confluent_kafka import Producer as KafkaProducer
+
+        self.closed = False
+        self.producer = KafkaProducer(
+            {
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "client.id": "chat-producer",
+                "acks": "all",
+                "linger.ms": settings.KAFKA_LINGER_MS,
+                # One request in flight per broker: a retried batch cannot overtake a later one,
+                # so a room's messages keep their order.
+                "max.in.flight.requests.per.connection": 1,
+                # The delivery timeout: past it a message is reported failed and not retried.
+                "message.timeout.ms": int(settings.KAFKA_PRODUCE_TIMEOUT_S * 1000),
+                "reconnect.backoff.max.ms": 1000,
+                # Java's (and kafka-python's) partitioner: a room maps to the same partition
+                # whatever client produced it.
+                "partitioner": "murmur2_random",
+                "logger": log,
+            }
+        )
+        self.settled: list = []
+        self.thread = threading.Thread(target=self._serve, name="kafka-producer", daemon=True)
+        self.thread.start()
+
+    def send(self, name: str, key, value: bytes, waiter) -> None:
+        """Queue one record; ``waiter`` (a threading.Event or an asyncio future) gets the outcome."""
+        def report(error, _message, waiter=waiter):
+            self.settled.append((waiter, error))
+
+        try:
+            self.producer.produce(topic(name), key=str(key).encode(), value=value, on_delivery=report)
+        except BufferError as exc:  # librdkafka's local queue is full: the broker is not keeping up
+            raise KafkaUnavailable("the local send queue is full") from exc
+        except Exception as exc:  # KafkaException: a configuration or state error
+            raise KafkaUnavailable(str(exc)) from exc
+
+    def _serve(self) -> None:
+        while not self.closed:
+            self.producer.poll(0.05)
+            self._settle()
+
+    def _settle(self) -> None:
+        if not self.settled:
+            return
+        settled, self.settled = self.settled, []
+        by_loop: dict = {}
+        for waiter, error in settled:
+            if isinstance(waiter, threading.Event):
+                waiter.error = error
+                waiter.set()
+            else:
+                by_loop.setdefault(waiter.get_loop(), []).append((waiter, error))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_futures, items)
+            except RuntimeError:  # that event loop is closed; nobody waits any more
+                pass
+
+    def close(self, timeout: float = 1.0) -> None:
+        self.closed = True
+        self.thread.join(timeout)
+        self.producer.flush(timeout)
+        self._settle()
+
+
+def _settle_futures(items) -> None:
+    for future, error in items:
+        if not future.done():
+            future.set_result(error)
+
+
+_producer: Producer | None = None
 _producer_lock = threading.Lock()
 
 
-def get_producer():
-    """The process-wide producer: acks=all, bounded waits, a little linger for batching.
-
-    Raises KafkaUnavailable (naming the broker) when the broker cannot be reached.
-    """
+def get_producer() -> Producer:
+    """The process-wide producer (created on first use; it connects in the background)."""
     global _producer
     if _producer is None:
         with _producer_lock:
             if _producer is None:
-                from kafka import KafkaProducer
-                from kafka.errors import KafkaError
-
-                timeout_ms = int(settings.KAFKA_PRODUCE_TIMEOUT_S * 1000)
-                try:
-                    _producer = KafkaProducer(
-                        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","),
-                        acks="all",
-                        linger_ms=2,
-                        batch_size=64 * 1024,
-                        retries=5,
-                        max_in_flight_requests_per_connection=1,  # keeps a room's order on retries
-                        max_block_ms=timeout_ms,
-                        # Not shortening kafka-python's delivery timeout (120 s) to ours: measured
-                        # here, a batch expired while its request was in flight left the partition
-                        # muted and every later send failed. So a send answered `unavailable` may
-                        # still be stored later; clients re-send it with the same client_msg_id.
-                        request_timeout_ms=timeout_ms,
-                        bootstrap_timeout_ms=timeout_ms,
-                        reconnect_backoff_max_ms=1000,
-                        client_id="chat-producer",
-                    )
-                except KafkaError as exc:
-                    raise KafkaUnavailable(type(exc).__name__) from exc
+                _producer = Producer()
     return _producer
 
 
@@ -106,51 +163,49 @@ def reset_producer() -> None:
         _producer = None
 
 
-def _send(name: str, key, value: dict):
-    from kafka.errors import KafkaError
-
-    try:
-        return get_producer().send(topic(name), key=str(key).encode(), value=encode(value))
-    except KafkaError as exc:
-        raise KafkaUnavailable(type(exc).__name__) from exc
+def _failure(error) -> KafkaUnavailable:
+    return KafkaUnavailable(error.str() if hasattr(error, "str") else str(error))
 
 
-def produce(name: str, *, key, value: dict, timeout: float | None = None) -> None:
+def _wait(waiter: threading.Event, timeout: float) -> None:
+    # librdkafka reports every message by its own delivery timeout; the margin covers the poll.
+    if not waiter.wait(timeout + 1.0):
+        raise KafkaUnavailable("no delivery report in time")
+    if waiter.error is not None:
+        raise _failure(waiter.error)
+
+
+def produce(name: str, *, key, value: dict) -> None:
     """Send one envelope and wait until the broker acknowledged it (acks=all)."""
-    from kafka.errors import KafkaError
+    waiter = threading.Event()
+    waiter.error = None
+    get_producer().send(name, key, encode(value), waiter)
+    _wait(waiter, settings.KAFKA_PRODUCE_TIMEOUT_S)
 
-    future = _send(name, key, value)
-    try:
-        future.get(timeout=timeout or settings.KAFKA_PRODUCE_TIMEOUT_S)
-    except KafkaError as exc:
-        raise KafkaUnavailable(type(exc).__name__) from exc
+
+def produce_many(name: str, records: list[tuple[object, bytes]]) -> None:
+    """Send ``(key, encoded value)`` records and wait until the broker acknowledged every one."""
+    producer = get_producer()
+    waiters = []
+    for key, value in records:
+        waiter = threading.Event()
+        waiter.error = None
+        producer.send(name, key, value, waiter)
+        waiters.append(waiter)
+    for waiter in waiters:
+        _wait(waiter, settings.KAFKA_PRODUCE_TIMEOUT_S)
 
 
 async def produce_async(name: str, *, key, value: dict) -> None:
     """Like :func:`produce`, without blocking the event loop while the broker acknowledges."""
-    from kafka.errors import KafkaError
-
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future = loop.create_future()
-
-    def settle(result=None, error=None):
-        if not done.done():
-            done.set_exception(error) if error is not None else done.set_result(result)
-
-    if _producer is None:
-        # Creating the producer connects to the broker: never on the event loop.
-        await loop.run_in_executor(None, get_producer)
-    if get_producer()._metadata.partitions_for_topic(topic(name)):
-        future = _send(name, key, value)  # metadata known: send() only appends to a batch
-    else:
-        # Without metadata send() blocks up to max_block_ms: keep that off the event loop.
-        future = await loop.run_in_executor(None, _send, name, key, value)
-    future.add_callback(lambda meta: loop.call_soon_threadsafe(settle, meta))
-    future.add_errback(lambda exc: loop.call_soon_threadsafe(settle, None, exc))
+    done = asyncio.get_running_loop().create_future()
+    get_producer().send(name, key, encode(value), done)
     try:
-        await asyncio.wait_for(done, settings.KAFKA_PRODUCE_TIMEOUT_S)
-    except (KafkaError, TimeoutError) as exc:
-        raise KafkaUnavailable(type(exc).__name__) from exc
+        error = await asyncio.wait_for(done, settings.KAFKA_PRODUCE_TIMEOUT_S + 1.0)
+    except TimeoutError as exc:
+        raise KafkaUnavailable("no delivery report in time") from exc
+    if error is not None:
+        raise _failure(error)
 
 
 def ensure_topics(partitions: int | None = None) -> list[str]:
