@@ -92,6 +92,7 @@ class Producer:
 
     def send(self, name: str, key, value: bytes, waiter) -> None:
         """Queue one record; ``waiter`` (a threading.Event or an asyncio future) gets the outcome."""
+
         def report(error, _message, waiter=waiter):
             self.settled.append((waiter, error))
 
