@@ -133,12 +133,16 @@ KAFKA_TOPIC_PREFIX = env_str("KAFKA_TOPIC_PREFIX", "")
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 6000)
 KAFKA_HEARTBEAT_MS = env_int("KAFKA_HEARTBEAT_MS", 300)
 KAFKA_PRODUCE_TIMEOUT_S = env_float("KAFKA_PRODUCE_TIMEOUT_S", 5.0)
-# How long the producer and the consumers wait to fill a batch. Both Kafka clients and the broker
-# pay per request, not per record: at chat rates a few milliseconds of waiting turn requests of
-# one record into requests of tens (bench/README.md, "Where the product's time goes").
-KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 10)
+# How long the producer and the consumers wait to fill a batch. Both Kafka clients, the broker and
+# PostgreSQL pay per request and per transaction, not per record: at chat rates a few milliseconds
+# of waiting turn requests of one record into requests of tens (bench/README.md, "Where the
+# product's time goes"). Together they add about 30 ms before delivery at p50.
+KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 20)
 # A consumer group worker takes at most one batch per interval unless it is behind (a full batch).
 KAFKA_BATCH_INTERVAL_MS = env_int("KAFKA_BATCH_INTERVAL_MS", 10)
+# How long the broker may hold a fetch that finds nothing new (Tansu holds it that long even when
+# records arrive meanwhile, so this bounds the delay it adds).
+KAFKA_FETCH_MAX_WAIT_MS = env_int("KAFKA_FETCH_MAX_WAIT_MS", 20)
 KAFKA_CONSUMERS = {
     "persist": "messages.workers.PersistWorker",
     "index": "messages.workers.IndexWorker",
