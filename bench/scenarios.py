@@ -97,9 +97,7 @@ class Runner:
         S4 measures memory per socket from here; S1, S2 and S5 would otherwise pay for what the
         broker kept from the scenarios before them (``BenchStack.fresh_broker``).
         """
-        if target == PRODUCT:
-            self.bench.fresh_broker()
-        self.servers[target] = self.bench.restart(self.servers[target])
+        self.servers[target] = self.bench.restart(self.servers[target], fresh_broker=target == PRODUCT)
 
     # -- S1, S2 ------------------------------------------------------------------------------------------
     def fanout(self, name: str, target: str, *, rooms: int, members: int, rates: list[int]) -> dict:

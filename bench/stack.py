@@ -183,11 +183,15 @@ class BenchStack:
         self.servers.append(server)
         return server
 
-    def restart(self, server: Server) -> Server:
-        """A fresh server process (memory and caches as after a deploy)."""
+    def restart(self, server: Server, *, fresh_broker: bool = False) -> Server:
+        """A fresh server process (memory and caches as after a deploy), optionally on an empty
+        broker (stopped first: a consumer that rejoins the new broker and is then killed in the
+        middle of its group's rebalance left Tansu's group waiting for it for good)."""
         self.servers.remove(server)
         for process in [server.web, *server.extra]:
             _terminate(process)
+        if fresh_broker:
+            self.fresh_broker()
         return self.start_product() if server.name == "product" else self.start_tutorial()
 
     # -- client side -------------------------------------------------------------------------------
