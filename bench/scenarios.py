@@ -34,7 +34,7 @@ class Config:
     s1_rooms: int = 10
     s1_members: int = 10
     s1_rates: list[int] = field(
-        default_factory=lambda: [500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000, 25000]
+        default_factory=lambda: [500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 7500, 9000, 10000, 12500, 15000]
     )
     s2_members: int = 500
     s2_rates: list[int] = field(
@@ -48,6 +48,9 @@ class Config:
     s5_history: int = 20
     s5_last_seen: int = 10
     profile: str | None = None  # a folder: py-spy profiles of the servers during S1, S2 and S3
+    # S1/S2: each offered rate on freshly started servers (and an empty broker), not after the
+    # earlier steps (see BenchStack.fresh_broker). Off while profiling, which follows one process.
+    fresh_per_step: bool = True
 
     @classmethod
     def quick_mode(cls) -> Config:
@@ -131,7 +134,10 @@ class Runner:
                 profiler.start(server.named_pids)  # the steps only, not connecting and warming up
 
         try:
-            result = self.bench.client("bench.loadgen", spec, on_line=on_line)
+            if self.config.fresh_per_step and not profiler:
+                result = self._steps_on_fresh_servers(target, spec, on_line)
+            else:
+                result = self.bench.client("bench.loadgen", spec, on_line=on_line)
         finally:
             if profiler:
                 self._report_profiles(profiler.stop())
@@ -145,6 +151,37 @@ class Runner:
         best = [s for s in result["steps"] if _ok(s, self.config.p99_ms)]
         result["best"] = max(best, key=lambda s: s["delivered_per_s"]) if best else None
         return result
+
+    def _steps_on_fresh_servers(self, target: str, spec: dict, on_line) -> dict:
+        """One load generator run per offered rate, each on restarted servers; the sweep ends
+        after two failing steps in a row, as the generator's own does."""
+        merged: dict = {"steps": [], "accepted": {}, "warmup_seconds": 0.0}
+        for index, rate in enumerate(spec["rates"]):
+            if index:
+                if target == PRODUCT:
+                    self._stored_all(merged["accepted"])  # an emptied broker must lose nothing accepted
+                self.fresh_start(target)
+            server = self.servers[target]
+            step_spec = {**spec, "rates": [rate], "url": server.ws, "watch_pids": self._watch(server)}
+            result = self.bench.client("bench.loadgen", step_spec, on_line=on_line)
+            for key, value in result.items():
+                if key not in merged:
+                    merged[key] = value
+            merged["steps"] += result["steps"]
+            merged["warmup_seconds"] += result.get("warmup_seconds", 0.0)
+            for room, ids in result.get("accepted", {}).items():
+                merged["accepted"].setdefault(room, []).extend(ids)
+            if len(merged["steps"]) >= 2 and not any(_ok(s, self.config.p99_ms) for s in merged["steps"][-2:]):
+                break
+        return merged
+
+    def _stored_all(self, accepted: dict, timeout: float = 60.0) -> None:
+        """Wait until the persistence consumer has stored everything accepted so far."""
+        from .population import stored_check
+
+        deadline = time.monotonic() + timeout
+        while stored_check(accepted=accepted).missing and time.monotonic() < deadline:
+            time.sleep(0.5)
 
     def _report_profiles(self, files: dict) -> None:
         from .profile import hot_spots
