@@ -34,6 +34,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per offered rate (default 10; quick 2)")
     parser.add_argument("--payload", type=int, default=100, help="message body bytes (default 100)")
     parser.add_argument("--p99-ms", type=float, default=100.0, help="the latency limit of a held rate")
+    parser.add_argument(
+        "--asgi", choices=["daphne", "uvicorn"], default="daphne", help="the ASGI server of both targets (daphne)"
+    )
     parser.add_argument("--s1-rates", help="comma-separated offered deliveries/s for S1")
     parser.add_argument("--s2-rates", help="comma-separated offered deliveries/s for S2")
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; report the median runs")
@@ -107,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     pin = (os.cpu_count() or 1) >= 2 and args.server_cpu != args.client_cpu
     if not pin:
         print("warning: fewer than two cores; nothing is pinned and results will not compare", file=sys.stderr)
-    bench = BenchStack(args.data, server_cpu=args.server_cpu, client_cpu=args.client_cpu, pin=pin, nice=args.nice)
+    bench = BenchStack(
+        args.data, server_cpu=args.server_cpu, client_cpu=args.client_cpu, pin=pin, nice=args.nice, asgi=args.asgi
+    )
     started = datetime.now(UTC)
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     results: dict = {
@@ -115,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.isoformat(timespec="seconds"),
         "commit": _commit(),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
-        "layout": {"server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "pinned": pin, "nice": args.nice},
+        "layout": {
+            "asgi": args.asgi,
+            "server_cpu": args.server_cpu,
+            "client_cpu": args.client_cpu,
+            "pinned": pin,
+            "nice": args.nice,
+        },
         "config": config.__dict__,
         "repeat": args.repeat,
         "runs": [],

@@ -33,6 +33,7 @@ class Server:
     web: subprocess.Popen
     extra: list[subprocess.Popen]
     extra_names: list[str]
+    web_name: str = "daphne"
 
     @property
     def ws(self) -> str:
@@ -40,14 +41,20 @@ class Server:
 
     @property
     def named_pids(self) -> dict[str, int]:
-        return {"daphne": self.web.pid, **{name: p.pid for name, p in zip(self.extra_names, self.extra, strict=True)}}
+        return {
+            self.web_name: self.web.pid,
+            **{name: p.pid for name, p in zip(self.extra_names, self.extra, strict=True)},
+        }
 
 
 class BenchStack:
     """Embedded services in ``data`` (fresh database per run) and the servers under test."""
 
-    def __init__(self, data: Path, *, server_cpu: int, client_cpu: int, pin: bool = True, nice: int = 0) -> None:
+    def __init__(
+        self, data: Path, *, server_cpu: int, client_cpu: int, pin: bool = True, nice: int = 0, asgi: str = "daphne"
+    ) -> None:
         self.data = Path(data).resolve()
+        self.asgi = asgi
         self.nice = nice
         self.server_cpu = server_cpu
         self.client_cpu = client_cpu
@@ -156,9 +163,15 @@ class BenchStack:
             self._pinned(argv, self.server_cpu), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
 
-    def _daphne(self, name: str, app: str, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
+    def _web(self, name: str, app: str, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
+        """The ASGI server (``self.asgi``: daphne, or uvicorn for comparison) serving ``app``."""
         port = free_port()
         argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        if self.asgi == "uvicorn":
+            argv = [
+                sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
+                "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools", "--no-access-log", app,
+            ]  # fmt: skip
         web = self._spawn(name, argv, env)
         deadline = time.monotonic() + 60
         while not port_open("127.0.0.1", port, timeout=0.2):
@@ -169,17 +182,17 @@ class BenchStack:
 
     def start_product(self) -> Server:
         """Daphne with the chat ASGI app and the ``persist`` consumer, as `make run` runs them."""
-        port, web = self._daphne("product-web", "chatproject.asgi:application", self.env)
+        port, web = self._web("product-web", "chatproject.asgi:application", self.env)
         persist = self._spawn("product-persist", [sys.executable, "manage.py", "consume", "persist"], self.env)
-        server = Server("product", port, web, [persist], ["persist"])
+        server = Server("product", port, web, [persist], ["persist"], self.asgi)
         self.servers.append(server)
         return server
 
     def start_tutorial(self) -> Server:
         """Daphne with the Channels tutorial chat, same flags, same core, same Redis."""
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "bench.baseline.settings"}
-        port, web = self._daphne("tutorial-web", "bench.baseline.asgi:application", env)
-        server = Server("tutorial", port, web, [], [])
+        port, web = self._web("tutorial-web", "bench.baseline.asgi:application", env)
+        server = Server("tutorial", port, web, [], [], self.asgi)
         self.servers.append(server)
         return server
 
