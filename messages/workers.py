@@ -21,6 +21,7 @@ class PersistWorker(Worker):
     group_id = "chat-persist"
     topics = (kafka.MESSAGES,)
     retry_topic = None  # a parked send would take a later seq, and an edit would miss its message
+    max_records = 2000
 
     def consume(self, records: list[Record]) -> None:
         # Consecutive sends are stored as one batch; an edit or delete between them keeps its place.
