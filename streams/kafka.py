@@ -80,6 +80,8 @@ class Producer:
                 # The delivery timeout: past it a message is reported failed and not retried.
                 "message.timeout.ms": int(settings.KAFKA_PRODUCE_TIMEOUT_S * 1000),
                 "reconnect.backoff.max.ms": 1000,
+                # librdkafka leaves Nagle on: a small request could wait for a delayed ACK.
+                "socket.nagle.disable": True,
                 # Java's (and kafka-python's) partitioner: a room maps to the same partition
                 # whatever client produced it.
                 "partitioner": "murmur2_random",

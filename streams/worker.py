@@ -102,6 +102,8 @@ class Worker(ABC):
                 "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
                 "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_MS,
                 "fetch.wait.max.ms": settings.KAFKA_FETCH_MAX_WAIT_MS,
+                # librdkafka leaves Nagle on: a small request could wait for a delayed ACK.
+                "socket.nagle.disable": True,
                 "logger": log,
             }
         )
