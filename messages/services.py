@@ -284,7 +284,8 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
 
 def _announce(messages: list[StoredMessage], *, names: dict, member_counts: dict) -> None:
     events = []
-    for m in messages:
+    # Room by room (each in seq order), so a room's frames share one publish.
+    for m in sorted(messages, key=lambda m: (m.room_id, m.seq)):
         # Just stored: every member but the sender is yet to read it.
         payload = message_payload(
             m, sender_name=names.get((m.room_id, m.sender_id)), unread_count=member_counts.get(m.room_id, 1) - 1

@@ -64,10 +64,14 @@ def _payload(frame_text: str | None, control: dict | None) -> str:
     return (dumps(control) if control else "") + "\n" + (frame_text or "")
 
 
-def parse_event(payload: bytes) -> tuple[str | None, dict | None]:
-    """(frame text, control) of an event as published on Redis."""
+def parse_event(payload: bytes) -> tuple[list[str], dict | None]:
+    """(frame texts, control) of an event as published on Redis.
+
+    The wire format is ``<control JSON or nothing>\n<frame>[\n<frame>...]``: frames are compact
+    JSON, which never holds a raw newline, so several frames for one group can share a publish.
+    """
     head, _, body = payload.decode().partition("\n")
-    return (body or None), (json.loads(head) if head else None)
+    return (body.split("\n") if body else []), (json.loads(head) if head else None)
 
 
 # -- publishing (sync code: services, Kafka consumers, Celery) ------------------------------------
@@ -95,13 +99,30 @@ def publish(events: Iterable[Event], *, announced: dict[str, int] | None = None)
     """Publish events now, in order, in one round trip; optionally record positions announced."""
     pipe = redis_client().pipeline(transaction=bool(announced))
     count = 0
-    for group, frame_text, control in events:
-        pipe.publish(CHANNEL_PREFIX + group, _payload(frame_text, control))
+    for group, payload in _coalesced(events):
+        pipe.publish(CHANNEL_PREFIX + group, payload)
         count += 1
     if announced:
         pipe.hset(ANNOUNCED, mapping=announced)
     if count or announced:
         pipe.execute()
+
+
+def _coalesced(events: Iterable[Event]) -> list[tuple[str, str]]:
+    """(group, payload) per publish: consecutive plain frames for one group share one publish.
+
+    A batch of a room's messages costs Redis, the publisher and every subscribing process one
+    message instead of one each; controls are never merged, so their order is kept.
+    """
+    out: list[tuple[str, str]] = []
+    merging: str | None = None  # the group of the last payload if it holds frames only
+    for group, frame_text, control in events:
+        if control is None and frame_text is not None and group == merging:
+            out[-1] = (group, out[-1][1] + "\n" + frame_text)
+            continue
+        out.append((group, _payload(frame_text, control)))
+        merging = group if control is None and frame_text is not None else None
+    return out
 
 
 def announced_positions(groups: Iterable[str]) -> dict[str, int]:
@@ -250,10 +271,13 @@ class Hub:
                     members = self.groups.get(group)
                     if not members:
                         continue
-                    frame_text, control = parse_event(message["data"])
+                    frames, control = parse_event(message["data"])
                     for subscriber in list(members):
                         try:
-                            await subscriber.deliver(group, frame_text, control)
+                            if not frames:
+                                await subscriber.deliver(group, None, control)
+                            for index, frame_text in enumerate(frames):
+                                await subscriber.deliver(group, frame_text, None if index else control)
                         except Exception:  # one bad socket must not stop the others
                             log.exception("delivery to a socket in %s failed", group)
             except asyncio.CancelledError:

@@ -109,9 +109,10 @@ class Listener:
         got = []
         while (message := self.pubsub.get_message(ignore_subscribe_messages=True, timeout=quiet)) is not None:
             if message["type"] == "message":
-                text, control = parse_event(message["data"])
+                texts, control = parse_event(message["data"])
                 group = message["channel"].decode()[len(CHANNEL_PREFIX) :]
-                got.append((group, json.loads(text) if text else None, control))
+                for index, text in enumerate(texts or [None]):
+                    got.append((group, json.loads(text) if text else None, None if index else control))
         return got
 
     def close(self) -> None:

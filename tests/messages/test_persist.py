@@ -123,8 +123,8 @@ class RoomListener:
 
         out = []
         while (message := self.pubsub.get_message(timeout=0.3)) is not None:
-            text, _ = parse_event(message["data"])
-            out.append(json.loads(text)["message"]["seq"])
+            texts, _ = parse_event(message["data"])
+            out.extend(json.loads(text)["message"]["seq"] for text in texts)
         return out
 
 

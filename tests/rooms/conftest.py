@@ -29,9 +29,10 @@ class Feed:
         while time.monotonic() < deadline:
             message = self.pubsub.get_message(timeout=0.05)
             if message and message["type"] == "pmessage":
-                text, control = parse_event(message["data"])
-                frame = json.loads(text) if text else None
-                self.seen.append((message["channel"].decode()[len(CHANNEL_PREFIX) :], frame, control))
+                texts, control = parse_event(message["data"])
+                group = message["channel"].decode()[len(CHANNEL_PREFIX) :]
+                for index, text in enumerate(texts or [None]):
+                    self.seen.append((group, json.loads(text) if text else None, None if index else control))
         return list(self.seen)
 
     def clear(self) -> None:
