@@ -7,9 +7,10 @@ of its group (``room.42``, ``user.7``, ``session.<key>``); every ASGI process ho
 subscription for the groups its local sockets are in, decodes the event once, and writes the
 same frame text to each local socket.
 
-On the wire an event is ``<control JSON or empty>\n<frame text or empty>``: the frame goes to
-clients byte for byte (never re-encoded), the control tells sockets to change their own state
-(stop receiving a room, close). JSON text never holds a raw newline, so the split is exact.
+On the wire an event is ``<control JSON or empty>\n<frame text or empty>[\n<frame>...]``: the
+frames go to clients byte for byte (never re-encoded), in order; the control tells sockets to
+change their own state (stop receiving a room, close). JSON text never holds a raw newline, so
+the split is exact, and a room's consecutive frames (a stored batch) share one publish.
 """
 
 from __future__ import annotations
