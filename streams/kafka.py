@@ -180,10 +180,7 @@ def _wait(waiter: threading.Event, timeout: float) -> None:
 
 def produce(name: str, *, key, value: dict) -> None:
     """Send one envelope and wait until the broker acknowledged it (acks=all)."""
-    waiter = threading.Event()
-    waiter.error = None
-    get_producer().send(name, key, encode(value), waiter)
-    _wait(waiter, settings.KAFKA_PRODUCE_TIMEOUT_S)
+    produce_many(name, [(key, encode(value))])
 
 
 def produce_many(name: str, records: list[tuple[object, bytes]]) -> None:

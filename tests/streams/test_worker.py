@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections import namedtuple
 
 import pytest
 
 from messages.services import retries_redrive
 from streams import kafka
-from streams.worker import PermanentError, Record, Worker
+from streams.worker import PermanentError, Raw, Record, Worker
 from tests.support import KafkaTap
-
-Raw = namedtuple("Raw", "topic partition offset key value")
 
 
 class Flaky(Worker):
