@@ -22,6 +22,35 @@ def backup_configured() -> bool:
     return BACKUP in settings.DATABASES
 
 
+def capture_enabled() -> dict[str, bool]:
+    """Whether each captured table's change-capture triggers are on (tables without them: absent)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, bool_and(t.tgenabled <> 'D') FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE t.tgname LIKE 'backup\\_capture\\_%%' AND c.relname = ANY(%s) GROUP BY c.relname",
+            [list(CAPTURED_TABLES)],
+        )
+        return dict(cursor.fetchall())
+
+
+def capture_set(*, enabled: bool) -> list[str]:
+    """Switch change capture on or off for every captured table; returns the tables switched.
+
+    Capture without a backup fills ``backup_changeevent`` with rows nobody publishes, and costs
+    every write a JSON copy of its rows and a second insert. Only tables whose state differs are
+    altered: ALTER TABLE takes a lock that a busy chat table should not wait for.
+    """
+    switched = [table for table, on in capture_enabled().items() if on != enabled]
+    with transaction.atomic(using="default"), connections["default"].cursor() as cursor:
+        for table in switched:
+            action = "ENABLE" if enabled else "DISABLE"
+            for op in ("insert", "update", "delete"):
+                cursor.execute(f"ALTER TABLE {table} {action} TRIGGER backup_capture_{op}")
+    if switched:
+        log.warning("change capture %s for %s", "on" if enabled else "off", ", ".join(switched))
+    return switched
+
+
 def changes_publish(*, limit: int = 1000) -> int:
     """Publish the oldest captured changes on ``chat.cdc`` (key ``table:id``), then forget them.
 

@@ -96,3 +96,30 @@ def test_a_change_for_an_unknown_table_is_dead_lettered_not_applied(cdc):
     finally:
         dlq.close()
     assert dead and "not a captured table" in dead[0].value["reason"]
+
+
+@pytest.fixture
+def capture_restored():
+    yield
+    services.capture_set(enabled=True)
+
+
+def test_capture_off_records_nothing_and_migrate_turns_it_back_on_when_a_backup_is_configured(
+    capture_restored, make_user, make_room
+):
+    from backup.models import ChangeEvent
+
+    alice = make_user()
+    room = make_room(owner=alice)
+    ChangeEvent.objects.all().delete()
+
+    assert sorted(services.capture_set(enabled=False)) == sorted(services.CAPTURED_TABLES)
+    assert set(services.capture_enabled().values()) == {False}
+    assert services.capture_set(enabled=False) == []  # nothing left to switch: no lock taken
+    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body="x")])
+    assert not ChangeEvent.objects.exists()
+
+    call_command("migrate", verbosity=0)  # a deploy with BACKUP_DATABASE_URL set
+    assert set(services.capture_enabled().values()) == {True}
+    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body="y")])
+    assert ChangeEvent.objects.filter(table_name="chat_messages_message").count() == 1

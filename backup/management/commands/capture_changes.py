@@ -16,6 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="publish what is waiting, then exit")
 
     def handle(self, *args, once, **options):
+        # A primary migrated without a backup configured has capture off; publishing means on.
+        services.capture_set(enabled=True)
         running = [True]
         signal.signal(signal.SIGTERM, lambda *_: running.clear())
         signal.signal(signal.SIGINT, lambda *_: running.clear())
