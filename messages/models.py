@@ -11,11 +11,19 @@ class Message(models.Model):
     (sender, client_msg_id) is the idempotency key that makes a re-sent message a no-op.
     """
 
-    room = models.ForeignKey("rooms.Room", on_delete=models.CASCADE, related_name="messages")
+    # No index of their own on the two foreign keys: the unique constraints below start with
+    # them and serve every lookup by room or by sender, and each extra index is written on every
+    # stored message.
+    room = models.ForeignKey("rooms.Room", on_delete=models.CASCADE, related_name="messages", db_index=False)
     seq = models.BigIntegerField()
     # Null once the sender's account is deleted: shown as "deleted user".
     sender = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        db_index=False,
     )
     client_msg_id = models.UUIDField()
     body = models.TextField()
