@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Protocol
 
+import redis
 from django.conf import settings
 from django.db import transaction
 
@@ -82,8 +83,6 @@ _redis = None
 def redis_client():
     global _redis
     if _redis is None:
-        import redis
-
         _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     return _redis
 
