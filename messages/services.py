@@ -170,7 +170,10 @@ def _parse(sends: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
         if key in seen:
             continue  # the same send twice in one batch
         seen.add(key)
-        valid.append({"room": room_id, "sender": sender, "client_msg_id": msg_id, "body": body, "env": env})
+        # "cmid": the canonical text, formatted once (UUID.__str__ showed in persist's profile).
+        valid.append(
+            {"room": room_id, "sender": sender, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body, "env": env}
+        )
     return valid, rejected
 
 
@@ -182,7 +185,7 @@ def _store(sends: list[dict]) -> StoreResult:
     if not items:
         return result
     senders = sorted({i["sender"] for i in items})
-    keys = {(i["sender"], str(i["client_msg_id"])) for i in items}
+    keys = {(i["sender"], i["cmid"]) for i in items}
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT sender_id, client_msg_id, room_id, seq FROM {Message._meta.db_table}"
@@ -194,7 +197,7 @@ def _store(sends: list[dict]) -> StoreResult:
             for sender, msg_id, room_id, seq in cursor.fetchall()
             if (sender, str(msg_id)) in keys
         }
-        fresh = [i for i in items if (i["sender"], str(i["client_msg_id"])) not in stored]
+        fresh = [i for i in items if (i["sender"], i["cmid"]) not in stored]
         result.duplicates = len(items) - len(fresh)
         if stored:
             replayed = sorted(stored.values())
@@ -265,7 +268,7 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
         [
             now,
             [r["room"] for r in rows], [r["seq"] for r in rows], [r["sender"] for r in rows],
-            [str(r["client_msg_id"]) for r in rows], [r["body"] for r in rows],
+            [r["cmid"] for r in rows], [r["body"] for r in rows],
             now,
             list(newest_in_room), [r["seq"] for r in newest_in_room.values()],
             [r["body"][:PREVIEW_CHARS] for r in newest_in_room.values()],
@@ -341,7 +344,7 @@ def _refuse(items: list[dict]) -> None:
         (
             user_group(i["sender"]),
             frame("error", req=None, code=NOT_MEMBER, detail="You are no longer a member of this room.",
-                  room=i["room"], client_msg_id=str(i["client_msg_id"])),
+                  room=i["room"], client_msg_id=i["cmid"]),
             None,
         )
         for i in items
