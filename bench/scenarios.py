@@ -276,6 +276,7 @@ class Runner:
 
         from messages.services import send_envelope
         from streams import kafka
+        from streams.realtime import announced_positions, room_group
 
         from .population import stored_rows
 
@@ -284,9 +285,12 @@ class Runner:
         envelope = send_envelope(room_id=room_id, sender_id=sender_id, client_msg_id=probe, body="probe")
         kafka.produce(kafka.MESSAGES, key=room_id, value=envelope)
         deadline = time.monotonic() + timeout
-        while stored_rows(room_ids=[room_id]) == before:
+        # Stored and announced: the first publish opens the consumer's Redis connection, which
+        # must not land in S3's timed window.
+        group = room_group(room_id)
+        while stored_rows(room_ids=[room_id]) == before or announced_positions([group])[group] <= before:
             if time.monotonic() > deadline:
-                raise RuntimeError("the persistence consumer stored nothing in 90 s")
+                raise RuntimeError("the persistence consumer stored and announced nothing in 90 s")
             time.sleep(0.1)
         return str(probe)
 
