@@ -185,18 +185,18 @@ def _store(sends: list[dict]) -> StoreResult:
     if not items:
         return result
     senders = sorted({i["sender"] for i in items})
-    keys = {(i["sender"], i["cmid"]) for i in items}
+    keys = [(i["sender"], i["cmid"]) for i in items]
     with connection.cursor() as cursor:
+        # One index probe per key. "sender_id = ANY(..) AND client_msg_id = ANY(..)" walked every
+        # message of the batch's senders: 33 ms instead of 5 for 2,000 keys at 200,000 rows, and
+        # growing with the history.
         cursor.execute(
-            f"SELECT sender_id, client_msg_id, room_id, seq FROM {Message._meta.db_table}"
-            " WHERE sender_id = ANY(%s) AND client_msg_id = ANY(%s::uuid[])",
-            [senders, [cmid for _, cmid in keys]],
+            "SELECT m.sender_id, m.client_msg_id, m.room_id, m.seq"
+            " FROM unnest(%s::bigint[], %s::uuid[]) AS k(sender_id, cmid)"
+            f" JOIN {Message._meta.db_table} m ON m.sender_id = k.sender_id AND m.client_msg_id = k.cmid",
+            [[sender for sender, _ in keys], [cmid for _, cmid in keys]],
         )
-        stored = {
-            (sender, str(msg_id)): (room_id, seq)
-            for sender, msg_id, room_id, seq in cursor.fetchall()
-            if (sender, str(msg_id)) in keys
-        }
+        stored = {(sender, str(msg_id)): (room_id, seq) for sender, msg_id, room_id, seq in cursor.fetchall()}
         fresh = [i for i in items if (i["sender"], i["cmid"]) not in stored]
         result.duplicates = len(items) - len(fresh)
         if stored:
