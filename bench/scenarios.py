@@ -40,7 +40,7 @@ class Config:
     s2_rates: list[int] = field(
         default_factory=lambda: [250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 12500, 15000, 20000]
     )
-    s3_count: int = 20000
+    s3_count: int = 100000
     s3_orm_count: int = 3000
     s4_connections: int = 1000
     s5_clients: int = 500
@@ -242,11 +242,21 @@ class Runner:
                 profiler.start({"persist": persist.pid})
         finally:
             os.kill(persist.pid, signal.SIGCONT)
+        from .loadgen import core_seconds, cpu_between, processes_cpu_seconds
+
+        watched = self._watch(server)
+        cpu0 = {name: processes_cpu_seconds([pid]) for name, pid in watched.items()}
+        core0 = core_seconds(self.bench.server_cpu)
         start = time.perf_counter()
         deadline = start + 300
         while stored_rows(room_ids=room_ids) - base < c.s3_count and time.perf_counter() < deadline:
             time.sleep(0.02)
         seconds = time.perf_counter() - start
+        # Where the core went: CPU seconds of each process, and of the rest of the core.
+        cpu = {name: cpu_between(cpu0[name], processes_cpu_seconds([pid])) for name, pid in watched.items()}
+        core = [b - a for a, b in zip(core0, core_seconds(self.bench.server_cpu), strict=True)]
+        cpu["others"] = max(0.0, core[0] - sum(cpu.values()))
+        cpu["irq"], cpu["steal"] = core[1], core[2]
         if profiler:
             self._report_profiles(profiler.stop())
         stored = stored_rows(room_ids=room_ids) - base
@@ -259,12 +269,14 @@ class Runner:
             "seconds": seconds,
             "rows_per_s": round(stored / seconds, 1),
             "produce_per_s": round(c.s3_count / produced["seconds"], 1),
+            "core_share": {name: round(t / seconds, 3) for name, t in cpu.items()},
             "stored": check.__dict__ | {"exact": check.exact},
         }
         self.log(
             f"S3 persist consumer: {result['rows_per_s']:,.0f} rows/s ({stored} rows in {seconds:.2f} s;"
             f" produced at {result['produce_per_s']:,.0f}/s); database: {check.__dict__}"
         )
+        self.log("   core: " + " ".join(f"{name} {share:.0%}" for name, share in result["core_share"].items()))
         return result
 
     def _persist_ready(self, room_id: int, sender_id: int, timeout: float = 90.0) -> str:
