@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+from chatproject.runtime import gc_tune  # noqa: E402
 from messages.consumers import ChatConsumer  # noqa: E402
 
 # autobahn builds a coloured debug line for every frame it writes, even with debug logging off;
@@ -24,3 +25,6 @@ application = ProtocolTypeRouter(
         "websocket": WebSocketAuthMiddleware(URLRouter([path("ws/chat/", ChatConsumer.as_asgi())])),
     }
 )
+
+# Everything the server needs is imported by now; see gc_tune for why.
+gc_tune()

@@ -31,6 +31,8 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import close_old_connections
 
+from chatproject.runtime import gc_tune
+
 from . import kafka
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ class Worker(ABC):
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.consumer = self.make_consumer()
+        gc_tune()
         log.info("%s: consuming %s", self.group_id, ", ".join(self.topics))
         try:
             while self.running:
