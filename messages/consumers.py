@@ -7,7 +7,6 @@ through the process's real-time hub (streams.realtime), already serialised.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
@@ -19,7 +18,7 @@ from django.conf import settings
 
 from rooms import selectors as room_selectors
 from rooms import services as room_services
-from streams import kafka
+from streams import codec, kafka
 from streams.errors import INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
 from streams.realtime import frame, get_hub, room_group, session_group, token_group, user_group
 
@@ -185,7 +184,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.error(None, INVALID, "Frames must be JSON text of at most 64 KB.")
             return
         try:
-            data = json.loads(text_data)
+            data = codec.loads(text_data)
         except ValueError:
             self.error(None, INVALID, "The frame is not valid JSON.")
             return

@@ -7,13 +7,14 @@ changes land in one partition and every consumer group sees them in the room's o
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import uuid
 from datetime import UTC, datetime
 
 from django.conf import settings
+
+from . import codec
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def envelope(kind: str, **fields) -> dict:
 
 
 def encode(value: dict) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
+    return codec.dumps(value)
 
 
 class Producer:

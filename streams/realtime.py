@@ -16,7 +16,6 @@ the split is exact, and a room's consecutive frames (a stored batch) share one p
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
 from collections.abc import Iterable
@@ -25,6 +24,8 @@ from typing import Protocol
 import redis
 from django.conf import settings
 from django.db import transaction
+
+from . import codec
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def token_group(token_key: str) -> str:
 
 
 def dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return codec.dumps(value).decode()
 
 
 def frame(event_type: str, **fields) -> str:
@@ -73,7 +74,7 @@ def parse_event(payload: bytes) -> tuple[list[str], dict | None]:
     JSON, which never holds a raw newline, so several frames for one group can share a publish.
     """
     head, _, body = payload.decode().partition("\n")
-    return (body.split("\n") if body else []), (json.loads(head) if head else None)
+    return (body.split("\n") if body else []), (codec.loads(head) if head else None)
 
 
 # -- publishing (sync code: services, Kafka consumers, Celery) ------------------------------------

@@ -20,7 +20,6 @@ Failures:
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -33,7 +32,7 @@ from django.db import close_old_connections
 
 from chatproject.runtime import gc_tune
 
-from . import kafka
+from . import codec, kafka
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +192,7 @@ class Worker(ABC):
         records = []
         for raw in raws:
             try:
-                value = json.loads(raw.value)
+                value = codec.loads(raw.value)
                 if not isinstance(value, dict) or "kind" not in value:
                     raise ValueError("not an envelope")
             except (TypeError, ValueError) as exc:  # TypeError: a null value (a tombstone)
