@@ -30,9 +30,8 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import close_old_connections
 
-from chatproject.runtime import gc_tune
-
 from . import codec, kafka
+from .runtime import gc_tune
 
 log = logging.getLogger(__name__)
 
