@@ -1,12 +1,18 @@
 """The message path's JSON: the same text as the standard library wrote, stricter on input."""
 
+import enum
 import json
 import uuid
+from collections import OrderedDict, defaultdict
 from datetime import UTC, datetime
 
 import pytest
 
 from streams import codec
+
+
+class _Level(enum.IntEnum):
+    HIGH = 2
 
 
 def test_frames_keep_the_text_the_standard_library_wrote():
@@ -16,6 +22,9 @@ def test_frames_keep_the_text_the_standard_library_wrote():
         "client_msg_id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
         "at": datetime(2026, 11, 25, 22, 0, tzinfo=UTC),
         "counts": {7: 1},
+        "ordered": OrderedDict(b=2),
+        "default": defaultdict(int, a=1),
+        "level": _Level.HIGH,
         "deleted": False,
         "edited_at": None,
     }
