@@ -124,9 +124,7 @@ class BenchStack:
         """
         from django.db import connection
 
-        connection.ensure_connection()
-        connection.connection.autocommit = True
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor:  # autocommit: VACUUM cannot run in a transaction
             cursor.execute("VACUUM (ANALYZE)")
             cursor.execute("CHECKPOINT")
 
