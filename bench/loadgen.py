@@ -186,6 +186,24 @@ def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
+CoreSnapshot = tuple[dict[str, dict[int, float]], tuple[float, float, float]]
+
+
+def core_snapshot(pids: dict[str, int], cpu: int | None) -> CoreSnapshot:
+    """CPU time so far of each named process (with its descendants) and of the server core."""
+    busy = core_seconds(cpu) if cpu is not None else (0.0, 0.0, 0.0)
+    return {name: processes_cpu_seconds([pid]) for name, pid in pids.items()}, busy
+
+
+def core_shares(before: CoreSnapshot, after: CoreSnapshot, wall: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Shares of the server core between two snapshots: by process, and the rest of the core
+    ({"others": processes not ours, "irq": interrupts, "steal": hypervisor steal})."""
+    by_process = {name: round(cpu_between(before[0][name], after[0][name]) / wall, 3) for name in before[0]}
+    processes, irq, steal = ((b - a) / wall for a, b in zip(before[1], after[1], strict=True))
+    others = max(0.0, processes - round(sum(by_process.values()), 3))
+    return by_process, {"others": round(others, 3), "irq": round(irq, 3), "steal": round(steal, 3)}
+
+
 def core_seconds(cpu: int) -> tuple[float, float, float]:
     """Time of one core so far: (processes, whoever they are; interrupts; hypervisor steal).
 
@@ -384,20 +402,16 @@ class Fanout:
         result = self._summarise(step, deliveries_per_s, duration, first, send_seconds)
         result.generator_cpu = round((own1 - own0) / wall, 3)
         if cpu0 is not None:
-            by_process = {name: round(cpu_between(cpu0[0][name], cpu1[0][name]) / wall, 3) for name in cpu0[0]}
-            result.cpu_by_process = by_process
-            result.server_cpu = round(sum(by_process.values()), 3)
-            processes, irq, steal = ((b - a) / wall for a, b in zip(cpu0[1], cpu1[1], strict=True))
-            result.server_core_others = round(max(0.0, processes - result.server_cpu), 3)
-            result.server_core_irq = round(irq, 3)
-            result.server_core_steal = round(steal, 3)
+            result.cpu_by_process, rest = core_shares(cpu0, cpu1, wall)
+            result.server_cpu = round(sum(result.cpu_by_process.values()), 3)
+            result.server_core_others, result.server_core_irq = rest["others"], rest["irq"]
+            result.server_core_steal = rest["steal"]
         return result
 
-    def _server_cpu(self) -> tuple[dict[str, dict], tuple[float, float, float]] | None:
+    def _server_cpu(self) -> CoreSnapshot | None:
         if not self.spec.watch_pids:
             return None
-        busy = core_seconds(self.spec.server_cpu) if self.spec.server_cpu is not None else (0.0, 0.0, 0.0)
-        return {name: processes_cpu_seconds([pid]) for name, pid in self.spec.watch_pids.items()}, busy
+        return core_snapshot(self.spec.watch_pids, self.spec.server_cpu)
 
     def _expected(self, n: int) -> int:
         answer = self.answer[n]

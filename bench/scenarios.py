@@ -244,21 +244,16 @@ class Runner:
                 profiler.start({"persist": persist.pid})
         finally:
             os.kill(persist.pid, signal.SIGCONT)
-        from .loadgen import core_seconds, cpu_between, processes_cpu_seconds
+        from .loadgen import core_shares, core_snapshot
 
         watched = self._watch(server)
-        cpu0 = {name: processes_cpu_seconds([pid]) for name, pid in watched.items()}
-        core0 = core_seconds(self.bench.server_cpu)
+        core0 = core_snapshot(watched, self.bench.server_cpu)
         start = time.perf_counter()
         deadline = start + 300
         while stored_rows(room_ids=room_ids) - base < c.s3_count and time.perf_counter() < deadline:
             time.sleep(0.02)
         seconds = time.perf_counter() - start
-        # Where the core went: CPU seconds of each process, and of the rest of the core.
-        cpu = {name: cpu_between(cpu0[name], processes_cpu_seconds([pid])) for name, pid in watched.items()}
-        core = [b - a for a, b in zip(core0, core_seconds(self.bench.server_cpu), strict=True)]
-        cpu["others"] = max(0.0, core[0] - sum(cpu.values()))
-        cpu["irq"], cpu["steal"] = core[1], core[2]
+        by_process, rest = core_shares(core0, core_snapshot(watched, self.bench.server_cpu), seconds)
         if profiler:
             self._report_profiles(profiler.stop())
         stored = stored_rows(room_ids=room_ids) - base
@@ -271,7 +266,7 @@ class Runner:
             "seconds": seconds,
             "rows_per_s": round(stored / seconds, 1),
             "produce_per_s": round(c.s3_count / produced["seconds"], 1),
-            "core_share": {name: round(t / seconds, 3) for name, t in cpu.items()},
+            "core_share": by_process | rest,  # where the core went meanwhile
             "stored": check.__dict__ | {"exact": check.exact},
         }
         self.log(
@@ -302,7 +297,7 @@ class Runner:
         # Stored and announced: the first publish opens the consumer's Redis connection, which
         # must not land in S3's timed window.
         group = room_group(room_id)
-        while stored_rows(room_ids=[room_id]) == before or announced_positions([group])[group] <= before:
+        while announced_positions([group])[group] <= before:  # announced after it was stored
             if time.monotonic() > deadline:
                 raise RuntimeError("the persistence consumer stored and announced nothing in 90 s")
             time.sleep(0.1)

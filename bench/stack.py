@@ -117,10 +117,9 @@ class BenchStack:
     def settle_database(self) -> None:
         """Vacuum, analyse and checkpoint the bench database before the next measurement.
 
-        Autovacuum wakes up after an insert-heavy step (S3 stores 100,000 rows) and then runs on
-        the servers' core during whatever comes next: S3 measured 20,000 rows/s right after a
-        quiet start and 13,000 right after another S3. Settling first makes each step start from
-        the same state, for both targets.
+        Autovacuum wakes up after an insert-heavy step (S3 stores 100,000 rows) and would then
+        run on the servers' core during whatever comes next; settling first makes each step
+        start from the same state, for both targets.
         """
         from django.db import connection
 
