@@ -41,9 +41,9 @@ def capture_set(*, enabled: bool) -> list[str]:
     altered: ALTER TABLE takes a lock that a busy chat table should not wait for.
     """
     switched = [table for table, on in capture_enabled().items() if on != enabled]
+    action = "ENABLE" if enabled else "DISABLE"
     with transaction.atomic(using="default"), connections["default"].cursor() as cursor:
         for table in switched:
-            action = "ENABLE" if enabled else "DISABLE"
             for op in ("insert", "update", "delete"):
                 cursor.execute(f"ALTER TABLE {table} {action} TRIGGER backup_capture_{op}")
     if switched:
