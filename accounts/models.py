@@ -4,15 +4,43 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from .usernames import username_key
+
 
 class User(AbstractUser):
     """A person who chats. Deleting one leaves their messages as "deleted user"."""
 
+    # What the name looks like (accounts/usernames.py): two accounts whose names could be taken
+    # for one another cannot both hold it. NULL only for a look-alike accepted before the rule
+    # existed (the older account keeps the key), and for rows written around save().
+    username_skeleton = models.TextField(
+        null=True, blank=True, unique=True, editable=False, help_text="The name's look-alike key (UTS #39 skeleton)."
+    )
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        # The name as stored, to tell a rename on save (None when the query left it out).
+        user._username_loaded = user.__dict__.get("username")
+        return user
+
     def __str__(self) -> str:
         return self.username
+
+    def save(self, *args, **kwargs) -> None:
+        # Recomputed only for a new or renamed account: an old look-alike that holds no key keeps
+        # saving (say, to deactivate it) without clashing with the account that holds it.
+        renamed = "username" in self.__dict__ and self.username != getattr(self, "_username_loaded", None)
+        if self._state.adding or renamed:
+            self.username_skeleton = username_key(self.username)
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None and "username" in update_fields:
+                kwargs["update_fields"] = {*update_fields, "username_skeleton"}
+        super().save(*args, **kwargs)
+        self._username_loaded = self.__dict__.get("username")
 
 
 class UserSession(models.Model):
