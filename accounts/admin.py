@@ -7,19 +7,42 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 
 from . import services
+from .forms import UserAddForm, UserEditForm
 from .models import AccountDeletion, User
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    """Django's user admin, where deleting goes through ``account_delete_request``.
+    """Django's user admin, where deleting and deactivating go through the account services.
 
     The stock delete would cascade without handing rooms on or announcing the change, and its
-    confirmation page lists every message of the user; both actions below replace it.
+    confirmation page lists every message of the user; both delete actions below replace it.
+    Unticking "Active" (or the deactivate action) also signs the user out everywhere at once:
+    their open sockets close with 4401, their sessions and API token go. Usernames added or
+    changed here follow the sign-up rules (accounts/usernames.py).
     """
 
+    form = UserEditForm
+    add_form = UserAddForm
     list_display = ("username", "is_active", "is_staff", "date_joined", "last_login")
-    actions = ["delete_keep_messages", "delete_erase_messages"]
+    actions = ["deactivate", "delete_keep_messages", "delete_erase_messages"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # Saving is_active=False alone would leave their open tabs talking until they reconnect.
+            services.account_deactivate(user=obj)
+
+    @admin.action(description="Deactivate account (sign out everywhere, close open sockets)", permissions=["change"])
+    def deactivate(self, request, queryset: QuerySet) -> None:
+        count = 0
+        for user in queryset.filter(is_active=True):
+            if user.pk == request.user.pk:
+                self.message_user(request, "You cannot deactivate your own account from here.", messages.WARNING)
+                continue
+            services.account_deactivate(user=user)
+            count += 1
+        self.message_user(request, f"Deactivated {count} account(s).", messages.SUCCESS)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -30,6 +30,7 @@ from streams import kafka
 from streams.errors import CONFLICT, INVALID, ChatError
 from streams.realtime import Event, frame, publish_on_commit, room_group, session_group, token_group, user_group
 
+from . import usernames
 from .models import AccountDeletion, UserSession
 
 log = logging.getLogger(__name__)
@@ -46,27 +47,24 @@ CHUNK_DEFAULT = 2000
 def user_create(*, username: str, password: str):
     """Create an account; ``invalid`` for a bad username or weak password, ``conflict`` if taken.
 
-    Usernames are unique regardless of case, so nobody can pass for "Alice" as "alice".
+    The username rules are accounts/usernames.py's: stored in NFKC, one writing system, and not
+    taken in any case, reserved, or mistakable for an existing name ("аlice" beside "alice").
     """
     user_model = get_user_model()
-    username = user_model.normalize_username((username or "").strip())
+    username = usernames.username_shape_check(username)
     user = user_model(username=username)
     try:
-        # Blank, too long, characters outside letters, digits and @/./+/-/_.
-        user_model._meta.get_field("username").clean(username, user)
         if not isinstance(password, str):
             raise ValidationError("A password is required.")
         password_validation.validate_password(password, user)
     except ValidationError as exc:
         raise ChatError(INVALID, " ".join(exc.messages)) from None
-    taken = ChatError(CONFLICT, "That username is taken.")
-    if user_model.objects.filter(username__iexact=username).exists():
-        raise taken
+    username = usernames.username_check(username=username)
     try:
         with transaction.atomic():
             return user_model.objects.create_user(username=username, password=password)
-    except IntegrityError:  # a concurrent sign-up took it between the check and the insert
-        raise taken from None
+    except IntegrityError:  # a concurrent sign-up took it, or a look-alike, between the check and the insert
+        raise ChatError(CONFLICT, usernames.TAKEN) from None
 
 
 # -- API tokens -----------------------------------------------------------------------------------
