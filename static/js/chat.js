@@ -24,6 +24,9 @@
 
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 10000;
+  const TOO_MANY_SOCKETS_RETRY_MS = 30000; // close code 4429: at least this long, or a click on Retry
+  const RESTART_RETRY_MIN_MS = 500; // close code 4503: the server is stopping; another takes over soon
+  const RESTART_RETRY_MAX_MS = 3000;
   const TYPING_SEND_EVERY_MS = 2000;
   const TYPING_SHOW_MS = 4000;
   const GROUP_WITHIN_MS = 5 * 60 * 1000;
@@ -209,8 +212,10 @@
     timer: null,
     connectedOnce: false,
     stopped: false,
+    notBefore: 0, // no automatic reconnection before this time (close code 4429)
     handlers: new Map(),
     openHandlers: [],
+    closeHandlers: [],
 
     on(type, handler) {
       if (!this.handlers.has(type)) this.handlers.set(type, []);
@@ -220,6 +225,11 @@
     /** ``handler(reconnected)`` runs on every successful connection. */
     onOpen(handler) {
       this.openHandlers.push(handler);
+    },
+
+    /** ``handler()`` runs whenever a connection ends (or fails to open). */
+    onClose(handler) {
+      this.closeHandlers.push(handler);
     },
 
     get isOpen() {
@@ -258,15 +268,27 @@
       ws.onclose = (event) => {
         if (this.ws !== ws) return;
         this.ws = null;
+        for (const handler of this.closeHandlers) handler();
         if (this.stopped) return;
         if (event.code === 4401) {
           // Logged out (here or elsewhere), or the account is gone: reconnecting cannot help.
           this.stopped = true;
           banner.show("Your session has ended. Log in again to keep chatting.", false);
           location.assign(`/login/?next=${encodeURIComponent(location.pathname + location.search)}`);
-          return;
+        } else if (event.code === 4429) {
+          // Too many sockets for this user: another try soon would only be refused again.
+          const delay = TOO_MANY_SOCKETS_RETRY_MS * (1 + Math.random() / 2);
+          this.retryIn(delay, "Too many open tabs/devices; close one to keep chatting here.");
+        } else if (event.code === 4503) {
+          // The server is going away on purpose; spread the pages over a short window.
+          this.attempts = 0;
+          const delay = RESTART_RETRY_MIN_MS + Math.random() * (RESTART_RETRY_MAX_MS - RESTART_RETRY_MIN_MS);
+          this.retryIn(delay, "Server restarting… Reconnecting.");
+        } else {
+          // 4012 (events may have been lost), a network failure, a crash: the sync after the
+          // reconnection catches up either way.
+          this.retryLater();
         }
-        this.retryLater();
       };
     },
 
@@ -275,13 +297,22 @@
       const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempts);
       const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
       this.attempts += 1;
-      banner.show("You are offline. Reconnecting…");
+      this.retryIn(delay, "You are offline. Reconnecting…");
+    },
+
+    retryIn(delay, text) {
+      clearTimeout(this.timer);
+      this.notBefore = Date.now() + delay;
+      banner.show(text);
       this.timer = setTimeout(() => this.connect(), delay);
     },
   };
 
+  // "Retry now" is the person's call (they may just have closed another tab); "online" is not.
   if (banner.element) part(banner.element, "retry").addEventListener("click", () => socket.connect());
-  window.addEventListener("online", () => socket.connect());
+  window.addEventListener("online", () => {
+    if (Date.now() >= socket.notBefore) socket.connect();
+  });
   window.addEventListener("offline", () => {
     // The socket can look open for a long while after the network went; start over at once.
     if (socket.ws) socket.ws.close();
