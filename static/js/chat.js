@@ -9,9 +9,12 @@
  *    shown is dropped, one that skips a seq waits while `sync` fetches what is missing;
  *  - after every (re)connection the client sends `sync` with the last seq it has, and pages
  *    over REST when the server answers `sync.gap`;
- *  - a message is sent with a client_msg_id chosen here; until its message.new arrives it stays
- *    "pending", and it is sent again with the same id after a reconnection (the server stores
- *    it once whatever the number of sends);
+ *  - a message is sent with a client_msg_id chosen here and kept in the outbox (localStorage, so
+ *    a reload or a browser restart keeps it) until its own message.new arrives: `message.accepted`
+ *    alone does not settle it. After every (re)connection the outbox's rooms are synced first and
+ *    what is still pending is sent again with the same ids (the server stores it once whatever
+ *    the number of sends); a refusal that cannot change (invalid, too_large, not_member,
+ *    forbidden) marks it failed, never re-sent, until the person deletes it;
  *  - message bodies only ever become text nodes; http(s) URLs become <a> elements built here.
  */
 (function () {
@@ -399,12 +402,13 @@
         this.refreshOne(message.room);
         return;
       }
-      if (message.seq > room.last_seq) {
+      const newer = message.seq > room.last_seq; // a sync also replays older ones
+      if (newer) {
         room.last_seq = message.seq;
         room.last_message = { seq: message.seq, preview: message.body.slice(0, 140), at: message.created_at };
       }
       if (message.sender.id === me.id) room.last_read_seq = Math.max(room.last_read_seq, message.seq);
-      this.render(room, true);
+      this.render(room, newer);
       this.updateTitle();
     },
 
@@ -461,7 +465,8 @@
     socket.on("room.updated", (frame) => {
       const room = roomList.rooms.get(frame.room);
       if (!room) return;
-      room.name = frame.name;
+      if ("name" in frame) room.name = frame.name;
+      if ("read_only" in frame) room.read_only = Boolean(frame.read_only);
       roomList.render(room, false);
     });
     socket.on("room.deleted", (frame) => roomList.remove(frame.room));
@@ -469,6 +474,339 @@
       if (reconnected) roomList.refreshAll();
     });
   }
+
+  // -- the outbox: messages typed here that the server has not stored yet ------------------------
+  /*
+   * Every message goes into the outbox before it is sent, and leaves it only when its own
+   * message.new arrives (stored: seq known) or when the person deletes it after a refusal. The
+   * outbox lives in localStorage, one key per user, so a reload, a crash or a browser restart
+   * keeps it; every tab of the user shares it. Stored shape:
+   *   {"<room id>": [{client_msg_id, room, body, created_at, after_seq, state, code, detail}, …]}
+   * in the order typed; state is "pending" or "failed" (code and detail then say why);
+   * after_seq is the room's last seq known when it was typed (where a sync looks for it).
+   */
+  const Outbox = {
+    key: `chat.outbox.v1.${me.id}`,
+    persistent: true, // false when localStorage is blocked or full: the outbox then lives in memory
+    memory: {},
+    listeners: [],
+    notifyQueued: false,
+
+    /** The whole outbox, read afresh (another tab may have changed it). */
+    load() {
+      if (this.persistent) {
+        try {
+          const data = JSON.parse(localStorage.getItem(this.key) || "{}");
+          this.memory = data && typeof data === "object" && !Array.isArray(data) ? data : {};
+        } catch (error) {
+          if (!(error instanceof SyntaxError)) this.persistent = false; // blocked: keep the memory copy
+          else this.memory = {}; // unreadable: nothing can be re-sent from it
+        }
+      }
+      return this.memory;
+    },
+
+    save(data) {
+      for (const roomId of Object.keys(data)) if (!data[roomId].length) delete data[roomId];
+      this.memory = data;
+      if (this.persistent) {
+        try {
+          if (Object.keys(data).length) localStorage.setItem(this.key, JSON.stringify(data));
+          else localStorage.removeItem(this.key);
+        } catch (error) {
+          this.persistent = false; // quota or privacy settings: keep going in memory
+        }
+      }
+      this.changed();
+    },
+
+    /** Tell the listeners once, after the current frame's handlers ran (so views draw once). */
+    changed() {
+      if (this.notifyQueued) return;
+      this.notifyQueued = true;
+      queueMicrotask(() => {
+        this.notifyQueued = false;
+        for (const listener of this.listeners) listener();
+      });
+    },
+
+    onChange(listener) {
+      this.listeners.push(listener);
+    },
+
+    /** The room's items (pending and failed), oldest first. */
+    items(roomId) {
+      const list = this.load()[roomId];
+      if (!Array.isArray(list)) return [];
+      return list.filter((item) => item && typeof item.client_msg_id === "string" && typeof item.body === "string");
+    },
+
+    /** The room's pending items, oldest first. */
+    pending(roomId) {
+      return this.items(roomId).filter((item) => item.state !== "failed");
+    },
+
+    /** Ids of the rooms with something pending. */
+    rooms() {
+      return Object.keys(this.load())
+        .map(Number)
+        .filter((roomId) => this.pending(roomId).length > 0);
+    },
+
+    get(clientMsgId) {
+      for (const list of Object.values(this.load())) {
+        const item = Array.isArray(list) && list.find((i) => i && i.client_msg_id === clientMsgId);
+        if (item) return item;
+      }
+      return null;
+    },
+
+    add(roomId, body, afterSeq) {
+      const item = {
+        client_msg_id: newId(),
+        room: roomId,
+        body,
+        created_at: new Date().toISOString(),
+        after_seq: afterSeq,
+        state: "pending",
+      };
+      const data = this.load();
+      data[roomId] = [...this.items(roomId), item];
+      this.save(data);
+      return item;
+    },
+
+    /** Drop an item (stored, or deleted by the person); true when it was there. */
+    settle(clientMsgId) {
+      const data = this.load();
+      for (const roomId of Object.keys(data)) {
+        const list = Array.isArray(data[roomId]) ? data[roomId] : [];
+        const kept = list.filter((item) => !item || item.client_msg_id !== clientMsgId);
+        if (kept.length !== list.length) {
+          data[roomId] = kept;
+          this.save(data);
+          return true;
+        }
+      }
+      return false;
+    },
+
+    /** Mark a pending item failed: shown as not sent, never re-sent automatically. */
+    fail(clientMsgId, code, detail) {
+      const data = this.load();
+      for (const list of Object.values(data)) {
+        const item = Array.isArray(list) && list.find((i) => i && i.client_msg_id === clientMsgId);
+        if (!item) continue;
+        Object.assign(item, { state: "failed", code, detail });
+        this.save(data);
+        return item;
+      }
+      return null;
+    },
+
+    /** Make a failed item pending again (Retry, for refusals that may pass another time). */
+    revive(clientMsgId) {
+      const data = this.load();
+      for (const list of Object.values(data)) {
+        const item = Array.isArray(list) && list.find((i) => i && i.client_msg_id === clientMsgId);
+        if (!item) continue;
+        Object.assign(item, { state: "pending", code: undefined, detail: undefined });
+        this.save(data);
+        return item;
+      }
+      return null;
+    },
+  };
+
+  window.addEventListener("storage", (event) => {
+    if (event.key === Outbox.key || event.key === null) Outbox.changed(); // another tab sent, stored or deleted
+  });
+
+  // -- delivery: sending the outbox, and settling it -----------------------------------------------
+  /*
+   * A room's pending items go out only once that room was synced on the current connection: the
+   * sync brings the message.new of whatever was stored before the connection dropped (settling
+   * it without a re-send), and sends keep their order behind it. The room the page shows syncs
+   * itself and calls roomSynced(); the outbox's other rooms are synced here.
+   */
+  const FINAL_REFUSALS = new Set(["invalid", "too_large", "not_member", "forbidden"]);
+  const TRANSIENT_REFUSALS = new Set(["unavailable", "rate_limited"]);
+  const RESEND_BASE_MS = 1000; // after `unavailable` / `rate_limited`, doubling
+  const RESEND_MAX_MS = 30000;
+  const UNSETTLED_RESEND_MS = 20000; // sent, no answer (a broker lost it?): send again, doubling
+  const UNSETTLED_RESEND_MAX_MS = 300000;
+  const OUTBOX_SYNC_REQ = "outbox-sync";
+
+  const Delivery = {
+    viewRoom: null, // the room the page shows and syncs itself
+    synced: new Set(), // rooms synced on this connection: their items may go out
+    syncing: [], // the rooms of the outbox's own sync, until its sync.done
+    inFlight: new Set(), // client_msg_ids sent on this connection with no answer yet
+    retries: new Map(), // room id -> {attempts, timer}: the room's next re-send
+
+    /** Send ``body`` to ``roomId`` (whose last known seq is ``afterSeq``) through the outbox. */
+    send(roomId, body, afterSeq) {
+      const item = Outbox.add(roomId, body, afterSeq);
+      this.flush(roomId); // goes now if the room is synced on an open socket, else after the next sync
+      return item;
+    },
+
+    transmit(item) {
+      const sent = socket.send({
+        type: "message.send",
+        room: item.room,
+        client_msg_id: item.client_msg_id,
+        body: item.body,
+        req: item.client_msg_id,
+      });
+      if (sent) this.inFlight.add(item.client_msg_id);
+      return sent;
+    },
+
+    /** Send the room's pending items not already on their way, in the order they were typed. */
+    flush(roomId) {
+      if (!socket.isOpen || !this.synced.has(roomId)) return;
+      const items = Outbox.pending(roomId).filter((item) => !this.inFlight.has(item.client_msg_id));
+      if (!items.length) return;
+      for (const item of items) this.transmit(item);
+      // No message.new for a long while (a broker lost what it had accepted?): all of them again.
+      const retry = this.retries.get(roomId);
+      const attempts = retry ? retry.attempts : 0;
+      this.schedule(roomId, Math.min(UNSETTLED_RESEND_MAX_MS, UNSETTLED_RESEND_MS * 2 ** attempts), true);
+    },
+
+    /** Flush the room after ``delay`` (``everything``: the ones on their way too) unless it settles first. */
+    schedule(roomId, delay, everything = false) {
+      const retry = this.retries.get(roomId) || { attempts: 0, timer: null };
+      clearTimeout(retry.timer);
+      retry.timer = setTimeout(() => {
+        retry.attempts += 1;
+        if (everything) for (const item of Outbox.pending(roomId)) this.inFlight.delete(item.client_msg_id);
+        this.flush(roomId);
+      }, delay);
+      this.retries.set(roomId, retry);
+    },
+
+    /** A delay for the ``attempts``-th try: doubling, jittered, capped. */
+    backoff(attempts) {
+      const ceiling = Math.min(RESEND_MAX_MS, RESEND_BASE_MS * 2 ** attempts);
+      return ceiling / 2 + (Math.random() * ceiling) / 2;
+    },
+
+    /** The first sync of ``roomId`` on this connection is done: its pending items go out. */
+    roomSynced(roomId) {
+      if (this.synced.has(roomId)) return;
+      this.synced.add(roomId);
+      this.flush(roomId);
+    },
+
+    /** The seq a sync of ``roomId`` starts after: early enough to bring the pending items' message.new. */
+    syncFrom(roomId, knownSeq) {
+      let from = Number.isInteger(knownSeq) ? knownSeq : Infinity;
+      for (const item of Outbox.pending(roomId)) {
+        if (Number.isInteger(item.after_seq) && item.after_seq >= 0) from = Math.min(from, item.after_seq);
+      }
+      return Number.isFinite(from) ? from : 0;
+    },
+
+    /** Sync the outbox's rooms other than the page's own (which syncs itself). */
+    syncRooms() {
+      const rooms = {};
+      this.syncing = Outbox.rooms().filter((roomId) => roomId !== this.viewRoom && !this.synced.has(roomId));
+      for (const roomId of this.syncing) {
+        const known = roomList.rooms.has(roomId) ? roomList.rooms.get(roomId).last_seq : undefined;
+        rooms[roomId] = this.syncFrom(roomId, known);
+      }
+      if (this.syncing.length) socket.send({ type: "sync", rooms, req: OUTBOX_SYNC_REQ });
+    },
+
+    /** A message is stored: if it is one of ours, it leaves the outbox. */
+    stored(message) {
+      if (!message || message.sender.id !== me.id || !message.client_msg_id) return;
+      this.inFlight.delete(message.client_msg_id);
+      if (!Outbox.settle(message.client_msg_id)) return;
+      const retry = this.retries.get(message.room);
+      if (!retry) return;
+      if (Outbox.pending(message.room).length === 0) {
+        clearTimeout(retry.timer);
+        this.retries.delete(message.room);
+      } else {
+        retry.attempts = 0; // it moves: wait the short time again
+      }
+    },
+
+    onOpen() {
+      this.synced.clear();
+      this.inFlight.clear();
+      this.syncRooms();
+      Outbox.changed(); // "Waiting for connection…" becomes "Sending…"
+    },
+
+    onClose() {
+      // Everything pending goes again after the next connection's sync.
+      this.synced.clear();
+      this.inFlight.clear();
+      this.syncing = [];
+      for (const retry of this.retries.values()) clearTimeout(retry.timer);
+      this.retries.clear();
+      Outbox.changed();
+    },
+
+    onError(frame) {
+      if (frame.req === OUTBOX_SYNC_REQ) {
+        // A room we left answers not_member (its sends will fail one by one, then sync.done
+        // comes); a refused sync (rate_limited, unavailable) has no sync.done coming: ask again.
+        if (frame.code !== "not_member") {
+          this.syncing = [];
+          setTimeout(() => socket.isOpen && this.syncRooms(), this.backoff(2));
+        }
+        return;
+      }
+      const clientMsgId = frame.client_msg_id || (typeof frame.req === "string" ? frame.req : null);
+      const item = clientMsgId ? Outbox.get(clientMsgId) : null;
+      if (!item || item.state === "failed") return;
+      this.inFlight.delete(clientMsgId);
+      if (TRANSIENT_REFUSALS.has(frame.code)) {
+        // Outcome unknown or refused for now: the same id goes again later (stored once).
+        const retry = this.retries.get(item.room);
+        const hinted = Number(frame.retry_after) > 0 ? Number(frame.retry_after) * 1000 : 0;
+        this.schedule(item.room, Math.max(hinted, this.backoff(retry ? retry.attempts : 0)));
+      } else {
+        Outbox.fail(clientMsgId, frame.code, frame.detail || frame.code);
+      }
+    },
+
+    /** Words for an item's state, as shown next to it. */
+    status(item) {
+      if (item.state === "failed") return `Not sent: ${item.detail || item.code}`;
+      return socket.isOpen ? "Sending…" : "Waiting for connection…";
+    },
+
+    /** A failed item may be tried again by hand when the refusal was not one that cannot change. */
+    canRetry(item) {
+      return item.state === "failed" && !FINAL_REFUSALS.has(item.code);
+    },
+
+    retry(clientMsgId) {
+      const item = Outbox.revive(clientMsgId);
+      if (item) this.flush(item.room);
+    },
+  };
+
+  socket.on("message.new", (frame) => Delivery.stored(frame.message));
+  socket.on("error", (frame) => Delivery.onError(frame));
+  socket.on("sync.done", (frame) => {
+    if (frame.req !== OUTBOX_SYNC_REQ) return;
+    const rooms = Delivery.syncing;
+    Delivery.syncing = [];
+    for (const roomId of rooms) Delivery.roomSynced(roomId);
+  });
+  socket.onOpen(() => Delivery.onOpen());
+  socket.onClose(() => Delivery.onClose());
+  window.addEventListener("beforeunload", (event) => {
+    // Only when the outbox could not be kept: leaving would lose what is still pending.
+    if (!Outbox.persistent && Outbox.rooms().length) event.preventDefault();
+  });
 
   // -- finding people (new direct room, invitations) --------------------------------------------
   let suggestTimer = null;
@@ -555,7 +893,7 @@
 
     const shown = new Map(); // seq -> {message, element}
     const ahead = new Map(); // seq -> message that arrived past a gap, waiting for sync
-    const pending = new Map(); // client_msg_id -> {body, element, failed}
+    const pendingShown = new Map(); // client_msg_id -> element of an outbox item
     const members = new Map(); // user id -> {id, username, role, last_read_seq}
     const saved = new Map(); // drawer entry id -> message id
     const typers = new Map(); // user id -> {username, timer}
@@ -573,7 +911,9 @@
     let syncAgain = false;
     let gapFilling = false;
     let active = true;
+    let readOnly = false;
     let lastTypingSent = 0;
+    Delivery.viewRoom = roomId;
 
     // -- members and unread counters --
     function setMembers(participants) {
@@ -734,7 +1074,7 @@
       }
       showCounter(entry);
       regroup(element);
-      settlePending(message);
+      dropPending(message);
     }
 
     function flushAhead() {
@@ -746,8 +1086,9 @@
     }
 
     function receive(message) {
+      Delivery.stored(message); // from the page's data, a sync or REST too, not only live
       if (shown.has(message.seq) || message.seq <= lastSeq) {
-        settlePending(message); // a repeat (sync after a reconnection, a re-send): already shown
+        dropPending(message); // a repeat (sync after a reconnection, a re-send): already shown
         return;
       }
       if (message.seq === lastSeq + 1) {
@@ -787,11 +1128,14 @@
         return;
       }
       syncing = true;
-      socket.send({ type: "sync", rooms: { [roomId]: lastSeq }, req: `sync-${roomId}` });
+      // From early enough to bring the message.new of pending messages stored meanwhile; repeats are dropped.
+      const from = Delivery.syncFrom(roomId, lastSeq);
+      socket.send({ type: "sync", rooms: { [roomId]: from }, req: `sync-${roomId}` });
     }
 
     function syncFinished() {
       syncing = false;
+      Delivery.roomSynced(roomId); // the first one on this connection lets the outbox go
       if (ahead.size) {
         // Seqs have no holes, so this should not happen; never keep messages hidden for it.
         for (const seq of Array.from(ahead.keys()).sort((a, b) => a - b)) {
@@ -906,72 +1250,88 @@
       markRead();
     });
 
-    // -- sending --
-    function pendingElement(body) {
-      const message = {
-        id: null,
-        seq: 0,
-        sender: me,
-        body,
-        created_at: new Date().toISOString(),
-        edited_at: null,
-        deleted: false,
-      };
+    // -- sending: the outbox's items of this room, drawn below the stored messages --
+    function pendingElement(item) {
       const element = template.content.firstElementChild.cloneNode(true);
       element.classList.add("message-mine", "message-pending");
+      element.dataset.clientMsgId = item.client_msg_id;
       part(element, "sender").textContent = me.username;
       setAvatar(part(element, "avatar"), me.username, me.id);
-      setTime(part(element, "time"), message.created_at, true);
-      renderText(part(element, "body"), body);
+      setTime(part(element, "time"), item.created_at, true);
+      renderText(part(element, "body"), item.body);
       part(element, "save").hidden = true;
       part(element, "edited").hidden = true;
+      part(element, "retry").addEventListener("click", () => Delivery.retry(item.client_msg_id));
+      part(element, "discard").addEventListener("click", () => Outbox.settle(item.client_msg_id));
       return element;
     }
 
-    function setPendingStatus(item, text, failed) {
-      item.failed = failed;
-      part(item.element, "status").textContent = text;
-      part(item.element, "retry").hidden = !failed;
-      item.element.classList.toggle("message-failed", failed);
+    function showPendingState(element, item) {
+      const failed = item.state === "failed";
+      element.dataset.state = failed ? "failed" : "pending";
+      element.classList.toggle("message-failed", failed);
+      part(element, "status").textContent = Delivery.status(item);
+      part(element, "retry").hidden = !Delivery.canRetry(item);
+      part(element, "discard").hidden = !failed;
     }
 
-    function transmit(clientMsgId) {
-      const item = pending.get(clientMsgId);
-      if (!item) return;
-      const sent = socket.send({ type: "message.send", room: roomId, client_msg_id: clientMsgId, body: item.body, req: clientMsgId });
-      setPendingStatus(item, sent ? "Sending…" : "Waiting for connection…", false);
+    function isArriving(clientMsgId) {
+      // Stored, but waiting behind a gap to be shown: keep the pending one until then.
+      for (const message of ahead.values()) if (message.client_msg_id === clientMsgId) return true;
+      return false;
     }
 
-    function settlePending(message) {
-      if (message.sender.id !== me.id) return;
-      const item = pending.get(message.client_msg_id);
-      if (!item) return;
-      item.element.remove();
-      pending.delete(message.client_msg_id);
+    /** Make the pending list match the outbox (this tab's sends, other tabs', a reload's). */
+    function drawPending() {
+      const items = Outbox.items(roomId);
+      const ids = new Set(items.map((item) => item.client_msg_id));
+      for (const [clientMsgId, element] of pendingShown) {
+        if (ids.has(clientMsgId) || isArriving(clientMsgId)) continue;
+        element.remove();
+        pendingShown.delete(clientMsgId);
+      }
+      const stick = nearBottom();
+      let added = false;
+      for (const item of items) {
+        let element = pendingShown.get(item.client_msg_id);
+        if (!element) {
+          element = pendingElement(item);
+          pendingShown.set(item.client_msg_id, element);
+          added = true;
+        }
+        if (pendingList.lastElementChild !== element) pendingList.append(element); // the order typed
+        showPendingState(element, item);
+      }
+      if (added && stick) scrollToBottom();
+    }
+
+    /** The stored message replaces its pending copy. */
+    function dropPending(message) {
+      if (message.sender.id !== me.id || !message.client_msg_id) return;
+      const element = pendingShown.get(message.client_msg_id);
+      if (!element) return;
+      element.remove();
+      pendingShown.delete(message.client_msg_id);
     }
 
     function sendMessage(body) {
-      const clientMsgId = newId();
-      const element = pendingElement(body);
-      const item = { body, element, failed: false };
-      pending.set(clientMsgId, item);
-      part(element, "retry").addEventListener("click", () => transmit(clientMsgId));
-      pendingList.append(element);
-      transmit(clientMsgId);
+      Delivery.send(roomId, body, lastSeq);
+      drawPending();
       scrollToBottom();
     }
 
-    socket.on("message.accepted", (frame) => {
-      const item = pending.get(frame.client_msg_id);
-      if (item && !item.failed) setPendingStatus(item, "Sent", false);
-    });
+    Outbox.onChange(drawPending);
 
     socket.on("error", (frame) => {
-      const item = frame.client_msg_id ? pending.get(frame.client_msg_id) : null;
-      if (item) {
-        setPendingStatus(item, `Not sent: ${frame.detail}`, true);
-      } else if (frame.room === roomId && frame.code === "not_member") {
+      // A refused send is the outbox's; a refused sync or read of this room means we are out.
+      if (frame.room === roomId && frame.code === "not_member" && !frame.client_msg_id) {
         leave("You are no longer a member of this room.");
+      } else if (frame.req === `sync-${roomId}`) {
+        // Refused for now (rate_limited, unavailable): no sync.done is coming, so ask again later;
+        // the outbox waits for it.
+        syncing = false;
+        syncAgain = false;
+        setTimeout(requestSync, Delivery.backoff(2));
       }
     });
 
@@ -979,7 +1339,7 @@
     byId("composer").addEventListener("submit", (event) => {
       event.preventDefault();
       const body = input.value;
-      if (!body.trim() || !active) return;
+      if (!body.trim() || !active || readOnly) return;
       const size = new TextEncoder().encode(body).length;
       if (size > maxBytes) {
         toast(`This message is too long (${size} bytes; the limit is ${maxBytes}).`);
@@ -1007,10 +1367,6 @@
       if (input.value.trim() && now - lastTypingSent > TYPING_SEND_EVERY_MS && socket.send({ type: "typing", room: roomId })) {
         lastTypingSent = now;
       }
-    });
-
-    window.addEventListener("beforeunload", (event) => {
-      if (pending.size) event.preventDefault(); // unsent messages would be lost
     });
 
     // -- typing --
@@ -1110,7 +1466,18 @@
       input.disabled = true;
       byId("composer-send").disabled = true;
       byId("leave-room").hidden = true;
-      for (const item of pending.values()) setPendingStatus(item, "Not sent", true);
+      Delivery.viewRoom = null;
+      for (const item of Outbox.pending(roomId)) Outbox.fail(item.client_msg_id, "not_member", text);
+    }
+
+    /** A direct room whose other person is gone: readable, but nobody would read a reply. */
+    function setReadOnly(value) {
+      readOnly = Boolean(value);
+      config.room.read_only = readOnly;
+      byId("room-read-only").hidden = !readOnly;
+      if (!active) return;
+      input.disabled = readOnly;
+      byId("composer-send").disabled = readOnly;
     }
 
     async function removeMember(member) {
@@ -1192,6 +1559,8 @@
     });
     socket.on("room.updated", (frame) => {
       if (frame.room !== roomId) return;
+      if ("read_only" in frame) setReadOnly(frame.read_only);
+      if (!("name" in frame)) return;
       config.room.name = frame.name;
       const title = roomTitle(config.room);
       byId("room-title").textContent = title;
@@ -1226,13 +1595,11 @@
       syncAgain = false;
       requestSync();
       if (reconnected) refreshMembers();
-      for (const clientMsgId of pending.keys()) {
-        if (!pending.get(clientMsgId).failed) transmit(clientMsgId);
-      }
       markRead();
     });
 
     // -- first paint, from the page's own data --
+    setReadOnly(config.room.read_only); // a missing field (an older server) is false
     setMembers(config.members);
     lastSeq = state.messages.length ? state.messages[0].seq - 1 : state.last_seq;
     for (const message of state.messages) receive(message);
@@ -1247,9 +1614,10 @@
     } else {
       scrollToBottom();
     }
+    drawPending(); // what the outbox still holds for this room, from before a reload too
     loadSaved();
     markRead();
-    input.focus();
+    if (!readOnly) input.focus();
   }
 
   if (config.room) openRoom();

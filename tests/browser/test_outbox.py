@@ -1,0 +1,172 @@
+"""The web chat's outbox: what is typed stays pending until stored, survives a reload, goes once.
+
+A message leaves the outbox (localStorage) only when its own message.new arrives; after every
+reconnection the page syncs and sends what is still pending again with the same client_msg_id;
+a refusal that cannot change marks it failed, never sent again, until the person deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from messages.models import Message
+from streams.realtime import room_group, send_event_on_commit
+from tests.browser.conftest import screenshot, wait_until
+from tests.browser.test_chat import message_bodies, send, seqs
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+RECONNECT_TIMEOUT_MS = 30_000  # the page's reconnection backoff tops out at 10 s
+CHAT_SOCKET = re.compile(r"/ws/chat/")
+
+
+class SocketSwitch:
+    """Lets the context's chat sockets through to the server, or refuses them at once.
+
+    Playwright's offline mode does not cut an open WebSocket and would also stop the page itself
+    from loading; this keeps HTTP working (the page reloads) while no socket can be opened.
+    """
+
+    def __init__(self, context) -> None:
+        self.refusing = False
+        context.route_web_socket(CHAT_SOCKET, self._route)
+
+    def _route(self, ws) -> None:
+        if self.refusing:
+            ws.close(code=1011, reason="test: the chat server cannot be reached")
+        else:
+            ws.connect_to_server()
+
+
+def outbox(page, user) -> dict:
+    """The page's outbox as stored in localStorage: {room id: [item, ...]}."""
+    return json.loads(page.evaluate(f"localStorage.getItem('chat.outbox.v1.{user.pk}') || '{{}}'"))
+
+
+def pending(page):
+    return page.locator("#pending .message")
+
+
+def cut_off(page, switch: SocketSwitch) -> None:
+    """Go offline: no new socket opens, the open one closes (the page's "offline" handler closes it)."""
+    switch.refusing = True
+    page.context.set_offline(True)
+    page.evaluate("() => window.Chat.socket.ws && window.Chat.socket.ws.close()")  # in case the event was late
+    expect(page.locator("#offline-banner")).to_be_visible()
+
+
+def test_messages_typed_offline_survive_a_reload_and_are_stored_once(browsers, make_user, make_room):
+    alice, bob = make_user("alice"), make_user("bob")
+    room = make_room(owner=alice, members=[bob], name="general")
+    a = browsers.open_as(alice)
+    switch = SocketSwitch(a.context)
+    a.goto(f"/rooms/{room.pk}/")
+    send(a, "before going offline")
+    expect(message_bodies(a)).to_have_text(["before going offline"])
+
+    cut_off(a, switch)
+    typed = ["first while offline", "second while offline", "third while offline"]
+    for body in typed:
+        send(a, body)
+    expect(pending(a).locator("[data-role=body]")).to_have_text(typed)
+    expect(pending(a).locator("[data-role=status]")).to_have_text(["Waiting for connection…"] * 3)
+    screenshot(a, "outbox-pending")
+    items = outbox(a, alice)[str(room.pk)]
+    assert [item["body"] for item in items] == typed
+    ids = [item["client_msg_id"] for item in items]
+
+    # Reloaded while sockets still cannot open (the page itself needs HTTP): drawn from the outbox.
+    a.context.set_offline(False)
+    a.reload()
+    expect(pending(a).locator("[data-role=body]")).to_have_text(typed)
+    expect(pending(a).locator("[data-role=status]")).to_have_text(["Waiting for connection…"] * 3)
+    expect(message_bodies(a)).to_have_text(["before going offline"])
+    assert Message.objects.filter(room=room).count() == 1
+
+    switch.refusing = False  # back online: the next reconnection syncs, then sends the three
+    expected = ["before going offline", *typed]
+    expect(message_bodies(a)).to_have_text(expected, timeout=RECONNECT_TIMEOUT_MS)
+    expect(pending(a)).to_have_count(0)
+    assert outbox(a, alice) == {}
+    rows = Message.objects.filter(room=room, client_msg_id__in=ids)
+    assert sorted(str(row.client_msg_id) for row in rows) == sorted(ids)  # one row per client_msg_id
+    assert [row.body for row in rows.order_by("seq")] == typed  # in the order typed
+
+    # Nothing doubled later either: a reload and another message show each once, gapless.
+    a.reload()
+    send(a, "back online")
+    expect(message_bodies(a)).to_have_text([*expected, "back online"])
+    assert seqs(a) == [1, 2, 3, 4, 5]
+    b = browsers.open_as(bob)
+    b.goto(f"/rooms/{room.pk}/")
+    expect(message_bodies(b)).to_have_text([*expected, "back online"])
+    assert Message.objects.filter(room=room).count() == 5
+
+
+def test_a_refused_message_stays_failed_across_a_reload_and_can_be_deleted(browsers, make_user, make_room):
+    alice, bob = make_user("alice"), make_user("bob")
+    room = make_room(owner=alice, members=[bob], name="general")
+    a = browsers.open_as(alice)
+    a.goto(f"/rooms/{room.pk}/")
+
+    # A pasted NUL: the server refuses the body (`invalid`); the page does not check it itself.
+    a.locator("#composer-input").evaluate("(input, body) => { input.value = body; }", "before\u0000after")
+    a.press("#composer-input", "Enter")
+    failed = pending(a)
+    expect(failed).to_have_attribute("data-state", "failed")
+    expect(failed.locator("[data-role=status]")).to_contain_text("Not sent:")
+    expect(failed.locator("[data-role=status]")).to_contain_text("U+0000")
+    expect(failed.locator("[data-role=discard]")).to_be_visible()
+    expect(failed.locator("[data-role=retry]")).to_be_hidden()  # the same body would be refused again
+    send(a, "a good one")
+    expect(message_bodies(a)).to_have_text(["a good one"])
+    screenshot(a, "outbox-failed")
+    (item,) = outbox(a, alice)[str(room.pk)]
+    assert item["state"] == "failed" and item["code"] == "invalid"
+
+    # After a reload the page syncs and sends what is pending: never the failed one.
+    sent = []
+    a.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
+    a.reload()
+    expect(failed).to_have_attribute("data-state", "failed")
+    expect(failed.locator("[data-role=status]")).to_contain_text("Not sent:")
+    send(a, "after the reload")
+    expect(message_bodies(a)).to_have_text(["a good one", "after the reload"])
+    assert not [frame for frame in sent if item["client_msg_id"] in str(frame)]
+    assert not Message.objects.filter(client_msg_id=item["client_msg_id"]).exists()
+
+    failed.locator("[data-role=discard]").click()
+    expect(pending(a)).to_have_count(0)
+    assert outbox(a, alice) == {}
+    a.reload()
+    expect(message_bodies(a)).to_have_text(["a good one", "after the reload"])
+    expect(pending(a)).to_have_count(0)
+
+
+def test_a_room_turning_read_only_disables_the_composer_live(browsers, make_user, make_room):
+    alice, bob = make_user("alice"), make_user("bob")
+    room = make_room(owner=alice, members=[bob], name="general")
+    a = browsers.open_as(alice)
+    a.goto(f"/rooms/{room.pk}/")
+    notice = a.locator("#room-read-only")
+    expect(notice).to_be_hidden()
+    expect(a.locator("#composer-input")).to_be_enabled()
+
+    # The frame the server sends when the other person's account goes (through Redis, as it would).
+    send_event_on_commit(room_group(room.pk), "room.updated", room=room.pk, read_only=True)
+    expect(notice).to_have_text("This conversation is read-only: the other person's account no longer exists.")
+    expect(a.locator("#composer-input")).to_be_disabled()
+    expect(a.locator("#composer-send")).to_be_disabled()
+    expect(a.locator("#room-title")).to_have_text("general")  # a frame without a name keeps the name
+    screenshot(a, "room-read-only")
+
+    send_event_on_commit(room_group(room.pk), "room.updated", room=room.pk, read_only=False)
+    expect(notice).to_be_hidden()
+    expect(a.locator("#composer-input")).to_be_enabled()
+    send(a, "still here")
+    expect(message_bodies(a)).to_have_text(["still here"])
+    wait_until(lambda: Message.objects.filter(room=room, body="still here").exists(), what="the message is stored")
