@@ -195,24 +195,28 @@ def username_shape_check(username: str) -> str:
 def is_reserved(username: str) -> bool:
     """True if the name is, or looks like, one of ``RESERVED`` (separators ignored).
 
-    Compared in lower case only: "ADMlN" is caught as "admln" (l for i), while "ALI" stays
-    "ali" and is not taken for "all".
+    Two comparisons. In lower case, where an ``i`` of a reserved name may also be written l, I
+    or 1: "adm1n" and "ADMlN" are "admin". And as typed, against the reserved names in lower,
+    title and upper case: "aII" (capital i) looks like "all". Not by the folded key, in which
+    "ALI" (skeleton "ALl") would become "all".
     """
-    name = username_normalize(username).casefold()
-    return username_key(name).translate(_SEPARATORS) in _reserved_keys()
+    name = username_normalize(username)
+    lower, shaped = _reserved_keys()
+    return (
+        username_key(name.casefold()).translate(_SEPARATORS) in lower or skeleton(name).translate(_SEPARATORS) in shaped
+    )
 
 
 @functools.cache
-def _reserved_keys() -> frozenset[str]:
-    # Stricter than the skeleton, for reserved names only: an ``i`` may also be written as l, I
-    # or 1 (whose prototype is ``l``), so that "adm1n" is "admin" too; every such spelling is kept.
-    keys = set()
+def _reserved_keys() -> tuple[frozenset[str], frozenset[str]]:
+    lower, shaped = set(), set()
     for name in RESERVED:
         spellings = {username_key(name).translate(_SEPARATORS)}
-        for _ in range(spellings.copy().pop().count("i")):
+        for _ in range(name.count("i")):
             spellings |= {s[:i] + "l" + s[i + 1 :] for s in spellings for i, c in enumerate(s) if c == "i"}
-        keys |= spellings
-    return frozenset(keys)
+        lower |= spellings
+        shaped |= {skeleton(cased).translate(_SEPARATORS) for cased in (name, name.title(), name.upper())}
+    return frozenset(lower), frozenset(shaped)
 
 
 def username_check(*, username: str, exclude_user_id: int | None = None) -> str:

@@ -114,7 +114,7 @@ def test_look_alikes_in_other_scripts_are_caught_too(api_client, make_user):
     "username",
     ["admin", "Admin", "ADMIN", "adm1n", "ad_min", "Administrator", "root", "r00t", "moderator", "mod", "support",
      "staff", "system", "security", "help", "info", "deleted", "deleted_user", "Deleted.User", "everyone", "here",
-     "channel", "all", "null", "undefined", "anonymous", "api", "static", "me"],
+     "channel", "all", "aII", "null", "undefined", "anonymous", "api", "static", "me"],
 )  # fmt: skip
 def test_reserved_names_and_their_look_alikes_are_taken(api_client, username):
     assert error(sign_up(api_client, username)) == (409, "conflict", usernames.TAKEN)
