@@ -25,13 +25,16 @@ class PersistWorker(Worker):
 
     def consume(self, records: list[Record]) -> None:
         # Consecutive sends are stored as one batch; an edit or delete between them keeps its place.
+        # Sends that validation refuses are dead-lettered only once the whole batch went through:
+        # a batch that fails later is split and redone, and would otherwise park them twice.
         run: list[dict] = []
+        refused: list[tuple[dict, str]] = []
         for record in records:
             kind = record.value.get("kind")
             if kind == "message.send":
                 run.append(record.value)
                 continue
-            self._store(run)
+            self._store(run, refused)
             run = []
             if kind not in ("message.edit", "message.delete", *ANNOUNCEMENTS):
                 raise PermanentError(f"unknown kind {kind!r}")
@@ -42,14 +45,19 @@ class PersistWorker(Worker):
                     services.message_apply_delete(env=record.value)
             except (KeyError, TypeError, ValueError) as exc:
                 raise PermanentError(f"malformed {kind}: {exc!r}") from exc
-        self._store(run)
+        self._store(run, refused)
+        for envelope, reason in refused:
+            self.dead_letter(str(envelope.get("room", "none")).encode(), envelope, reason=reason)
 
-    def _store(self, sends: list[dict]) -> None:
+    def on_dead_letter(self, value: dict, reason: str) -> None:
+        # The sender was told `message.accepted`: they must learn it will never be stored.
+        services.message_refused_notify(envelope=value, reason=reason)
+
+    def _store(self, sends: list[dict], refused: list[tuple[dict, str]]) -> None:
         if not sends:
             return
         result = services.messages_store(sends=sends)
-        for envelope, reason in result.rejected:
-            self.dead_letter(None, envelope, reason=reason)
+        refused.extend(result.rejected)
         if result.duplicates:
             log.info("chat-persist: %d already stored (replay or re-send)", result.duplicates)
 

@@ -5,17 +5,17 @@ batch of decoded envelopes and does its (idempotent) database work. The loop com
 batch's offsets only after ``consume`` returned, so a crash replays the batch and idempotency
 makes the replay harmless. Tests call ``consume()`` directly.
 
-Failures:
-- a record that cannot be decoded, or that ``consume`` rejects with ``PermanentError``, goes to
-  the dead-letter topic with the reason;
-- while a database the worker writes to is down, the batch waits and is retried, without
-  committing, so nothing is skipped (the partitions are paused meanwhile, so the group keeps
-  the member);
-- after ``max_batch_attempts`` failures the batch is split and each record tried alone. A worker
-  whose order matters (``retry_topic = None``: persist, backup) retries that record in place with
-  backoff, so no later record of its room or row overtakes it, and dead-letters it after
-  ``MAX_ATTEMPTS``. Others send it to the retry topic (re-driven later by a Celery task onto the
-  topic it came from) with its attempt count, and to the dead-letter topic once it has used them.
+Failures (see ``Worker.process``):
+- a record that cannot be decoded goes to the dead-letter topic with the reason;
+- a transient fault (database or broker unreachable, deadlock, serialization failure) retries
+  the batch in place until it passes; while a database the worker writes to is down, its
+  partitions are paused (the group keeps the member) and nothing is committed or skipped;
+- any other failure splits the batch to find the record at fault: a record that fails alone
+  for a reason that will not change (bad data, ``PermanentError``) is dead-lettered at once and
+  the rest of the batch is processed, so one poison record costs other rooms milliseconds. A
+  record that fails alone for an unknown reason is tried a few times first: in place where
+  order matters (``retry_topic = None``: persist, backup), else parked on the retry topic
+  (re-driven later by a Celery task onto the topic it came from) until ``MAX_ATTEMPTS``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ from .runtime import gc_tune
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+
+# How a failure is handled (see Worker.process).
+TRANSIENT = "transient"  # retry the batch in place until it passes
+SYSTEMIC = "systemic"  # the code and the database disagree: retry in place, loudly
+PERMANENT = "permanent"  # the record's own fault: dead-letter it once it is alone
+UNKNOWN = "unknown"  # split; alone, a few tries in place, then dead-letter
+
+# SQLSTATE classes of faults that pass: connection (08), transaction rollback: deadlock and
+# serialization failure (40), insufficient resources (53), operator intervention: shutdown,
+# cancel (57), system error (58); and lock not available (55P03).
+_TRANSIENT_SQLSTATES = ("08", "40", "53", "57", "58", "55P03")
 
 
 class PermanentError(Exception):
@@ -70,9 +81,9 @@ class Worker(ABC):
     databases: tuple[str, ...] = ("default",)
     # Where a record that keeps failing is parked; None retries it in place (order matters).
     retry_topic: str | None = kafka.RETRY
-    retry_backoff_s: float = 0.5
+    # First pause before an unknown failure of one record is tried again (then doubled).
+    retry_backoff_s: float = 0.1
     max_records: int = 500
-    max_batch_attempts: int = 3
 
     def __init__(self) -> None:
         self.running = True
@@ -202,58 +213,75 @@ class Worker(ABC):
             self.process(records)
 
     def process(self, records: list[Record]) -> None:
-        delay = 0.2
-        for attempt in range(1, self.max_batch_attempts + 1):
+        """Process a batch, telling a poison record from a passing fault.
+
+        - A transient failure (a database or broker unreachable, a deadlock, a serialization
+          failure) or a systemic one (the schema does not match the code) is nobody's record's
+          fault: the batch is retried in place with back-off until it passes, never skipped.
+        - Any other failure may be one bad record. The batch is split in halves and each half
+          processed on its own (in order), so a poison record among 2,000 costs about 2 x 11
+          transactions, not minutes of retries, and every other record of the batch is stored.
+          A record that fails alone for a reason that will not change (bad data: DataError,
+          IntegrityError, a decode or validation error, PermanentError) is dead-lettered at
+          once; one that fails alone for an unknown reason gets ``MAX_ATTEMPTS`` tries first.
+        """
+        delay, retry_delay = 0.2, self.retry_backoff_s
+        attempts = 0
+        while True:
             _refresh_connections()
             try:
                 self.consume(records)
                 return
-            except PermanentError:
-                break
-            except Exception:
-                log.exception("%s: batch of %d failed (attempt %d)", self.group_id, len(records), attempt)
-                if not self.running:
-                    raise
-                if self._database_down():
-                    # Nothing can succeed until PostgreSQL is back: wait for it, never skip.
-                    self._wait_for_database()
-                    continue
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        if len(records) > 1:
-            for record in records:
-                self.process_one(record)
-        else:
-            self.process_one(records[0])
-
-    def process_one(self, record: Record) -> None:
-        delay = self.retry_backoff_s
-        attempts = int(record.value.get("attempts", 0))
-        while True:
-            _refresh_connections()
-            try:
-                self.consume([record])
-                return
-            except PermanentError as exc:
-                self.dead_letter(record.key, record.value, reason=str(exc))
-                return
             except Exception as exc:
-                log.exception("%s: record %s/%s failed", self.group_id, record.partition, record.offset)
-                reason = f"{type(exc).__name__}: {exc}"
                 if not self.running:
                     raise
-                if self._database_down():
-                    self._wait_for_database()
+                kind = classify(exc)
+                if kind in (TRANSIENT, SYSTEMIC):
+                    self._log_failure(exc, kind, records)
+                    if self._database_down():
+                        # Nothing can succeed until PostgreSQL is back: wait for it, never skip.
+                        self._wait_for_database()
+                        delay = 0.2
+                        continue
+                    time.sleep(delay)
+                    delay = min(delay * 2, 10.0 if kind == TRANSIENT else 30.0)
                     continue
+                if len(records) > 1:
+                    middle = len(records) // 2
+                    log.info(
+                        "%s: a batch of %d failed (%s); splitting it to find the bad record",
+                        self.group_id, len(records), _describe(exc),
+                    )  # fmt: skip
+                    self.process(records[:middle])
+                    self.process(records[middle:])
+                    return
+                record = records[0]
+                reason = _describe(exc)
+                if kind == PERMANENT:
+                    self.dead_letter(record.key, record.value, reason=reason, record=record)
+                    return
+                # Unknown: a bug that this record triggers, or a fault not classified yet.
+                log.exception("%s: record %s/%s failed", self.group_id, record.partition, record.offset)
                 if self.retry_topic is not None:
                     self.send_to_retry(record, reason=reason)
                     return
                 attempts += 1
                 if attempts >= MAX_ATTEMPTS:
-                    self.dead_letter(record.key, record.value, reason=f"failed {attempts} times: {reason}")
+                    self.dead_letter(
+                        record.key, record.value, reason=f"failed {attempts} times: {reason}", record=record
+                    )
                     return
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                time.sleep(retry_delay)
+                retry_delay = min(retry_delay * 2, 2.0)
+
+    def _log_failure(self, exc: Exception, kind: str, records: list[Record]) -> None:
+        # One line per retry, no traceback: a database restart must not bury the log.
+        if kind == SYSTEMIC:
+            log.error("%s: a batch of %d failed and will be retried: %s", self.group_id, len(records), _describe(exc))
+        else:
+            log.warning(
+                "%s: a batch of %d waits for a transient fault: %s", self.group_id, len(records), _describe(exc)
+            )
 
     def send_to_retry(self, record: Record, *, reason: str) -> None:
         value = dict(record.value)
@@ -262,12 +290,31 @@ class Worker(ABC):
         target = self.retry_topic if attempts < MAX_ATTEMPTS else kafka.DLQ
         kafka.produce(target, key=(record.key or b"").decode() or "none", value=value)
 
-    def dead_letter(self, key: bytes | None, value, *, reason: str) -> None:
+    def dead_letter(self, key: bytes | None, value, *, reason: str, record: Record | None = None) -> None:
+        """Park a record that can never be processed on the dead-letter topic, with its reason.
+
+        Operators list them with ``manage.py dead_letters``; ``on_dead_letter`` tells whoever
+        is waiting for the record (the sender of a message) that it is gone.
+        """
         if isinstance(value, bytes | bytearray):
             value = {"raw": value.decode(errors="replace")}
-        payload = {"failed_group": self.group_id, "reason": reason, "record": value}
-        kafka.produce(kafka.DLQ, key=(key or b"").decode() or "none", value=payload)
-        log.error("%s: dead-lettered a record: %s", self.group_id, reason)
+        payload = {"failed_group": self.group_id, "reason": reason, "record": value, "at": time.time()}
+        if record is not None:
+            payload.update(topic=record.topic, partition=record.partition, offset=record.offset)
+        kafka.produce(kafka.DLQ, key=(key or b"").decode(errors="replace") or "none", value=payload)
+        log.error(
+            "%s: dead-lettered a %s record of room %s: %s", self.group_id,
+            value.get("kind", "?") if isinstance(value, dict) else "?",
+            value.get("room", "?") if isinstance(value, dict) else "?", reason,
+        )  # fmt: skip
+        if isinstance(value, dict):
+            try:
+                self.on_dead_letter(value, reason)
+            except Exception:  # the record is parked; the notice is a courtesy
+                log.exception("%s: telling the sender of a dead-lettered record failed", self.group_id)
+
+    def on_dead_letter(self, value: dict, reason: str) -> None:  # noqa: B027 - optional hook
+        """Called after a decoded record was dead-lettered; workers tell its sender here."""
 
     def _database_down(self) -> str | None:
         """The alias of a database this worker writes to that cannot be reached, else None."""
@@ -309,6 +356,38 @@ class Worker(ABC):
             first.setdefault((raw.topic, raw.partition), raw.offset)
         for (t, p), offset in first.items():
             self.consumer.seek(TopicPartition(t, p, offset))
+
+
+def classify(exc: BaseException) -> str:
+    """TRANSIENT, SYSTEMIC, PERMANENT or UNKNOWN: what a failure of ``consume`` says of its batch."""
+    from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(exc, PermanentError):
+        return PERMANENT
+    code = getattr(getattr(exc, "__cause__", None), "pgcode", None) or getattr(exc, "pgcode", None) or ""
+    if isinstance(exc, DatabaseError):
+        if code.startswith(_TRANSIENT_SQLSTATES) or isinstance(exc, InterfaceError):
+            return TRANSIENT
+        if isinstance(exc, DataError | IntegrityError) or code.startswith(("22", "23")):
+            return PERMANENT
+        if isinstance(exc, OperationalError):
+            return TRANSIENT
+        return SYSTEMIC  # ProgrammingError and the like: no record can pass until it is fixed
+    if isinstance(
+        exc, kafka.KafkaUnavailable | RedisConnectionError | RedisTimeoutError | ConnectionError | TimeoutError
+    ):
+        return TRANSIENT
+    # Bad data met in Python: a NUL the driver refuses, a missing or mistyped field.
+    if isinstance(exc, ValueError | TypeError | KeyError | UnicodeError):
+        return PERMANENT
+    return UNKNOWN
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
 def _names(partitions) -> str:

@@ -91,7 +91,7 @@ def test_a_change_for_an_unknown_table_is_dead_lettered_not_applied(cdc):
     bad = kafka.envelope("row.upsert", table="pg_authid", pk=1, row={"id": 1})
     dlq = KafkaTap(kafka.DLQ)
     try:
-        BackupWorker().process_one(Record("chat.cdc", 0, 0, b"x", bad))
+        BackupWorker().process([Record("chat.cdc", 0, 0, b"x", bad)])
         dead = dlq.records(1)
     finally:
         dlq.close()

@@ -46,7 +46,6 @@ def _raw(offset: int, value) -> Raw:
 @pytest.mark.django_db
 def test_bad_records_are_set_aside_and_the_rest_of_the_batch_is_processed(taps):
     worker = Flaky()
-    worker.max_batch_attempts = 1
     worker.handle(
         [
             _raw(0, kafka.envelope("message.send", room=7, body="ok 1")),
@@ -58,7 +57,10 @@ def test_bad_records_are_set_aside_and_the_rest_of_the_batch_is_processed(taps):
     )
     assert worker.seen == ["ok 1", "ok 2"]
     dead = [r.value for r in taps[kafka.DLQ].records(2)]
-    assert [d["reason"].split(":")[0] for d in dead] == ["undecodable", "cannot ever work"]
+    assert [d["reason"] for d in dead] == [
+        "undecodable: unexpected character: line 1 column 2 (char 1)",
+        "PermanentError: cannot ever work",
+    ]
     retry = [r.value for r in taps[kafka.RETRY].records(1)]
     assert [(r["body"], r["attempts"], r["failed_group"]) for r in retry] == [("boom", 1, "test-flaky")]
     assert "RuntimeError" in retry[0]["last_error"]
@@ -73,7 +75,7 @@ def test_bad_records_are_set_aside_and_the_rest_of_the_batch_is_processed(taps):
 def test_a_record_that_keeps_failing_ends_in_the_dead_letter_topic(taps):
     worker = Flaky()
     record = Record("chat.messages", 0, 0, b"7", {**kafka.envelope("message.send", room=7, body="boom"), "attempts": 4})
-    worker.process_one(record)
+    worker.process([record])
     dead = taps[kafka.DLQ].records(1)
     assert dead and dead[0].value["attempts"] == 5
 
@@ -98,7 +100,6 @@ class Ordered(Flaky):
 @pytest.mark.django_db
 def test_an_ordered_worker_retries_a_failing_record_in_place_and_keeps_the_order(taps):
     worker = Ordered(failures=4)
-    worker.max_batch_attempts = 1
     worker.process([
         Record("chat.messages", 0, i, b"7", kafka.envelope("message.send", room=7, body=body))
         for i, body in enumerate(["a", "flaky", "b"])
@@ -110,7 +111,96 @@ def test_an_ordered_worker_retries_a_failing_record_in_place_and_keeps_the_order
 @pytest.mark.django_db
 def test_an_ordered_worker_dead_letters_a_record_that_never_succeeds(taps):
     worker = Ordered(failures=100)
-    worker.process_one(Record("chat.messages", 0, 0, b"7", kafka.envelope("message.send", room=7, body="flaky")))
+    worker.process([Record("chat.messages", 0, 0, b"7", kafka.envelope("message.send", room=7, body="flaky"))])
     dead = taps[kafka.DLQ].records(1)
     assert dead and dead[0].value["reason"].startswith("failed 5 times: RuntimeError")
     assert taps[kafka.RETRY].records(1, timeout=1) == []
+
+
+class Typed(Worker):
+    """Stores integers the way a worker stores rows: a text that is not one is refused by PostgreSQL."""
+
+    group_id = "test-typed"
+    retry_topic = None
+
+    def __init__(self, transient_failures: int = 0) -> None:
+        super().__init__()
+        self.calls = 0
+        self.seen: list[str] = []
+        self.transient_failures = transient_failures
+
+    def consume(self, records: list[Record]) -> None:
+        from django.db import OperationalError, connection, transaction
+
+        self.calls += 1
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        with transaction.atomic(), connection.cursor() as cursor:
+            for record in records:
+                cursor.execute("SELECT %s::int", [record.value["n"]])
+        self.seen.extend(r.value["n"] for r in records)
+
+
+def _numbers(values: list[str]) -> list[Record]:
+    return [Record("chat.messages", 0, i, b"7", kafka.envelope("test", room=7, n=v)) for i, v in enumerate(values)]
+
+
+@pytest.mark.django_db
+def test_a_poison_record_is_found_by_splitting_and_the_rest_of_the_batch_is_kept_in_order(taps):
+    values = [str(i) for i in range(64)]
+    values[37] = "thirty-seven"
+    worker = Typed()
+    worker.process(_numbers(values))
+    assert worker.seen == [v for v in values if v != "thirty-seven"]
+    # A bisection: about two transactions per halving, not a retry of the whole batch per attempt.
+    assert worker.calls <= 2 * 6 + 1
+    dead = taps[kafka.DLQ].records(1)
+    assert dead and dead[0].value["record"]["n"] == "thirty-seven"
+    assert dead[0].value["reason"].startswith("DataError: invalid input syntax for type integer")
+    assert dead[0].value["offset"] == 37
+
+
+@pytest.mark.django_db
+def test_a_transient_failure_retries_the_whole_batch_in_place_and_dead_letters_nothing(taps):
+    worker = Typed(transient_failures=2)
+    worker.process(_numbers(["1", "2", "3"]))
+    assert worker.seen == ["1", "2", "3"] and worker.calls == 3
+    assert taps[kafka.DLQ].records(1, timeout=1) == []
+
+
+@pytest.mark.django_db
+def test_failures_are_told_apart_by_what_they_say_about_the_record():
+    from django.db import (
+        DatabaseError,
+        DataError,
+        IntegrityError,
+        OperationalError,
+        ProgrammingError,
+        connection,
+        transaction,
+    )
+
+    from streams.worker import PERMANENT, SYSTEMIC, TRANSIENT, UNKNOWN, classify
+
+    def raised(sql: str) -> DatabaseError:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql)
+        except DatabaseError as exc:
+            return exc
+        raise AssertionError(f"{sql} did not fail")
+
+    assert classify(raised("SELECT 1/0")) == PERMANENT  # bad data: 22012
+    assert isinstance(raised("SELECT 'x'::int"), DataError)
+    assert classify(raised("SELECT * FROM no_such_table")) == SYSTEMIC  # no record can pass
+    assert isinstance(raised("SELECT * FROM no_such_table"), ProgrammingError)
+    assert classify(raised("SET LOCAL statement_timeout = '10ms'; SELECT pg_sleep(1)")) == (
+        TRANSIENT  # 57014: cancelled, it may pass next time
+    )
+    assert classify(IntegrityError("duplicate key")) == PERMANENT
+    assert classify(OperationalError("could not connect to server")) == TRANSIENT
+    assert classify(kafka.KafkaUnavailable("timed out")) == TRANSIENT
+    assert classify(ValueError("A string literal cannot contain NUL (0x00) characters.")) == PERMANENT
+    assert classify(PermanentError("unknown kind")) == PERMANENT
+    assert classify(RuntimeError("a bug")) == UNKNOWN
