@@ -49,21 +49,54 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def origin_allowed(origin: str | None, host: str | None) -> bool:
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _site(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin, ports made explicit; None if it is not one."""
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return scheme, parts.hostname.lower(), port
+
+
+def handshake_scheme(scope) -> str:
+    """``https`` if the browser reached us over TLS (directly: wss; or through a trusted proxy)."""
+    if scope.get("scheme") == "wss":
+        return "https"
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:
+        name, value = proxy
+        header = name.removeprefix("HTTP_").lower().replace("_", "-").encode()
+        if (_header(scope, header) or "").split(",")[0].strip() == value:
+            return "https"
+    return "http"
+
+
+def origin_allowed(origin: str | None, host: str | None, scheme: str = "http") -> bool:
     """Whether a cookie-authenticated handshake comes from one of our own pages.
 
-    Like Django's CSRF check: the Origin must be this very site (scheme-less netloc equal to the
-    Host the browser connected to, itself an allowed host), or a listed CSRF_TRUSTED_ORIGINS
-    entry. Comparing hostnames alone would let any page on another port of the same host in.
+    Like Django's CSRF check: the Origin must be this very site, scheme, host and port (the Host
+    the browser connected to, itself an allowed host, reached over ``scheme``), or a listed
+    CSRF_TRUSTED_ORIGINS entry. Comparing hostnames alone would let any page on another port of
+    the same host in, and ignoring the scheme would let a plain-HTTP page talk to the HTTPS site.
     """
     if not origin or origin == "null":
         return False
     if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
-    parts = urlsplit(origin)
-    if not parts.netloc or not host or parts.netloc != host:
+    if not host:
         return False
-    return validate_host(parts.hostname or "", settings.ALLOWED_HOSTS)
+    parts = urlsplit(origin)
+    theirs = _site(parts.scheme, parts.netloc) if parts.scheme in _DEFAULT_PORTS else None
+    ours = _site(scheme, host)
+    if theirs is None or ours is None or theirs != ours:
+        return False
+    return validate_host(ours[1], settings.ALLOWED_HOSTS)
 
 
 class _Authenticate:
@@ -79,7 +112,9 @@ class _Authenticate:
             user = await _user_for_token(authorization[6:].strip())
             if user is not None:
                 scope.update(user=user, auth_via="token", auth_token=authorization[6:].strip())
-        elif scope.get("session") is not None and origin_allowed(_header(scope, b"origin"), _header(scope, b"host")):
+        elif scope.get("session") is not None and origin_allowed(
+            _header(scope, b"origin"), _header(scope, b"host"), handshake_scheme(scope)
+        ):
             user = await _user_for_session(scope["session"])
             if user is not None:
                 scope.update(user=user, auth_via="session", session_key=scope["session"].session_key)

@@ -20,7 +20,8 @@ PORT = env_int("PORT", 8000)
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # Django's admin with a site whose log-in shares the `login` throttle (chatproject/admin.py).
+    "chatproject.apps.ChatAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chatproject.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -118,6 +120,20 @@ CHAT_SEND_RATE = env_float("CHAT_SEND_RATE", 10.0)
 CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
 CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
 CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 200)
+# Per-user limits across all the user's sockets and server processes (kept in Redis; docs/limits.md).
+CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
+CHAT_SOCKET_TTL_S = env_float("CHAT_SOCKET_TTL_S", 60.0)
+# room.enter and sync each read a page of history: tokens per second and bucket size.
+CHAT_READ_RATE = env_float("CHAT_READ_RATE", 5.0)
+CHAT_READ_BURST = env_int("CHAT_READ_BURST", 20)
+# room.read and room.mark_unread each write a read position.
+CHAT_POSITION_RATE = env_float("CHAT_POSITION_RATE", 10.0)
+CHAT_POSITION_BURST = env_int("CHAT_POSITION_BURST", 40)
+# At most one `typing` per user and room per interval, whatever the number of sockets.
+CHAT_TYPING_INTERVAL_S = env_float("CHAT_TYPING_INTERVAL_S", 1.0)
+# Redis connections per process (each pool; a burst waits this long for a free one).
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50)
+REDIS_POOL_TIMEOUT_S = env_float("REDIS_POOL_TIMEOUT_S", 5.0)
 
 # --- Accounts -----------------------------------------------------------------------------------
 # Deleting an account with more messages than this deactivates it at once and purges it in the
@@ -202,3 +218,29 @@ if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     CSRF_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- Drain (a stop that stores what the broker holds first) -------------------------------------
+# How long `manage.py drain`, and `make run` when it stops, wait for the consumer groups that store
+# data to catch up with the broker before giving up (and, in `make run`, spilling what is left).
+DRAIN_TIMEOUT_S = env_float("DRAIN_TIMEOUT_S", 60.0)
+
+# --- Security: HTTPS, cookies, headers, hostile input (README.md, "Environment variables") ------
+# HTTPS=on (the docker/ deployment, behind nginx) turns on the whole secure set; each setting can
+# still be overridden by its own variable. Off by default: `make run` serves plain HTTP.
+HTTPS = env_bool("HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# Health checks come over plain HTTP from inside the network (compose, load balancers).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+# Trust the proxy's X-Forwarded-Proto only behind one that sets it itself (nginx of docker/ does);
+# a client reaching daphne directly could otherwise claim HTTPS.
+if env_bool("SECURE_PROXY_SSL_HEADER", HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy on every response (chatproject/middleware.py); `off` only to debug.
+CSP_ENABLED = env_bool("CSP", True)
+# A token is checked for its shape before the database is asked (a NUL in it was a 500).
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"][0] = "streams.authentication.ChatTokenAuthentication"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 
@@ -15,46 +16,35 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from rooms import selectors as room_selectors
 from rooms import services as room_services
-from streams import codec, kafka
-from streams.errors import INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
-from streams.realtime import frame, get_hub, room_group, session_group, token_group, user_group
+from streams import codec, kafka, limits
+from streams.errors import INTERNAL, INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
+from streams.realtime import (
+    CLOSE_GOING_AWAY,
+    frame,
+    get_hub,
+    redis_address,
+    room_group,
+    session_group,
+    token_group,
+    user_group,
+)
 
 from . import selectors, services
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+# The user has CHAT_MAX_SOCKETS_PER_USER sockets open already (every process counted).
+CLOSE_TOO_MANY_SOCKETS = 4429
 MAX_FRAME_BYTES = 64 * 1024
+# A socket's own typing throttle, before the per-user one in Redis: a chatty client costs no
+# Redis round trip per keystroke.
 TYPING_INTERVAL_S = 1.0
-
-
-class TokenBucket:
-    """Per-user send limit, shared by the user's sockets in this process."""
-
-    buckets: dict[int, TokenBucket] = {}
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    @classmethod
-    def for_user(cls, user_id: int) -> TokenBucket:
-        bucket = cls.buckets.get(user_id)
-        if bucket is None:
-            bucket = cls.buckets[user_id] = cls(settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST)
-        return bucket
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+_ROOM_KEY = re.compile(r"[1-9][0-9]{0,18}")  # a room id as a JSON object key: ASCII digits only
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -75,6 +65,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.accept()  # a close code needs an accepted socket
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        hub = get_hub()
+        if hub.stopping:
+            # This server is stopping: the client reconnects to a server that is not.
+            await self.accept()
+            await self.close(code=CLOSE_GOING_AWAY)
+            return
+        self.socket_id = limits.socket_registry().new_id()
+        if not await limits.socket_registry().register(user_id=user.pk, socket_id=self.socket_id):
+            log.info("user %s has %d sockets open; refused another", user.pk, settings.CHAT_MAX_SOCKETS_PER_USER)
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
         self.user_id = user.pk
         self.username = user.username
         self.outbox: deque[str] = deque()
@@ -91,13 +93,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.scope.get("auth_via") == "token":
             personal.add(token_group(self.scope["auth_token"]))
         self.hub_groups: set[str] = set(personal)
-        hub = get_hub()
         # Subscribe before accepting: a logout or removal published from now on reaches this socket.
         await hub.join(self, personal)
         try:
             self.rooms = set(await _db(room_selectors.room_ids_for_user)(user_id=user.pk))
         except BaseException:
             await hub.leave(self, self.hub_groups)
+            await limits.socket_registry().unregister(socket_id=self.socket_id)
             raise
         pending, self.pending_controls = self.pending_controls, None
         for control in pending:
@@ -115,6 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.closed = True
         if self.user_id is not None:
             await get_hub().leave(self, self.hub_groups)
+            await limits.socket_registry().unregister(socket_id=self.socket_id)
 
     # -- outgoing ----------------------------------------------------------------------------------
     async def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
@@ -202,19 +205,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.error(req, exc.code, exc.detail, **_context(data))
         except kafka.KafkaUnavailable as exc:
             self.error(req, UNAVAILABLE, str(exc), **_context(data))
-        except (TypeError, ValueError, KeyError) as exc:
-            self.error(req, INVALID, f"Bad field: {exc}", **_context(data))
+        except RedisError as exc:
+            log.warning("frame %r from user %s: Redis is unreachable: %s", data["type"], self.user_id, exc)
+            detail = f"Redis at {redis_address()} is unavailable; retry later."
+            self.error(req, UNAVAILABLE, detail, **_context(data))
         except Exception:
             log.exception("frame %r from user %s failed", data.get("type"), self.user_id)
-            self.error(req, UNAVAILABLE, "The server could not handle this frame; retry later.", **_context(data))
+            self.error(req, INTERNAL, "The server failed to handle this frame; it has been logged.", **_context(data))
 
     async def on_send(self, data: dict, req) -> None:
         room_id, msg_id, body = services.message_validate(
             room=data.get("room"), client_msg_id=data.get("client_msg_id"), body=data.get("body")
         )
         self._require_member(room_id)
-        if settings.RATE_LIMITS_ENABLED and not TokenBucket.for_user(self.user_id).take():
-            raise ChatError(RATE_LIMITED, "Too many messages; slow down.")
+        if get_hub().stopping:
+            raise ChatError(UNAVAILABLE, "This server is stopping; reconnect and send it again.")
+        await self._limit("send", settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST, "Too many messages")
         envelope = services.send_envelope(room_id=room_id, sender_id=self.user_id, client_msg_id=msg_id, body=body)
         await kafka.produce_async(kafka.MESSAGES, key=room_id, value=envelope)
         self.push(frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id))
@@ -222,6 +228,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_enter(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
+        await self._limit("read", settings.CHAT_READ_RATE, settings.CHAT_READ_BURST, "Too many room entries and syncs")
         state = await _db(selectors.room_enter_state)(
             room_id=room_id, user_id=self.user_id, limit=settings.CHAT_PAGE_SIZE
         )
@@ -231,16 +238,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id = _room_id(data)
         self._require_member(room_id)
         seq = data.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= services.BIGINT_MAX:
             raise ChatError(INVALID, "`seq` must be a non-negative integer.")
+        await self._limit("pos", settings.CHAT_POSITION_RATE, settings.CHAT_POSITION_BURST, "Too many read positions")
         await _db(room_services.read_position_advance)(user_id=self.user_id, room_id=room_id, seq=seq)
 
     async def on_mark_unread(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
         seq = data.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= services.BIGINT_MAX:
             raise ChatError(INVALID, "`seq` must be a positive integer.")
+        await self._limit("pos", settings.CHAT_POSITION_RATE, settings.CHAT_POSITION_BURST, "Too many read positions")
         await _db(room_services.read_position_mark_unread)(user_id=self.user_id, room_id=room_id, seq=seq)
 
     async def on_sync(self, data: dict, req) -> None:
@@ -249,9 +258,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ChatError(INVALID, "`rooms` must map room ids to the last seq seen.")
         wanted = {}
         for key, seq in rooms.items():
-            if not str(key).isdigit() or isinstance(seq, bool) or not isinstance(seq, int):
+            if (
+                not _ROOM_KEY.fullmatch(key)
+                or isinstance(seq, bool)
+                or not isinstance(seq, int)
+                or not 0 <= seq <= services.BIGINT_MAX
+            ):
                 raise ChatError(INVALID, "`rooms` must map room ids to the last seq seen.")
             wanted[int(key)] = seq
+        await self._limit("read", settings.CHAT_READ_RATE, settings.CHAT_READ_BURST, "Too many room entries and syncs")
         for room_id, seq in wanted.items():
             if room_id not in self.rooms:
                 self.error(req, NOT_MEMBER, "You are not a member of this room.", room=room_id)
@@ -275,9 +290,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if now - self.typing_sent.get(room_id, float("-inf")) < TYPING_INTERVAL_S:
             return
         self.typing_sent[room_id] = now
+        # Once per user and room, whatever the number of sockets and processes they type from.
+        if not await limits.once_per(f"typing:{room_id}:{self.user_id}", interval_s=settings.CHAT_TYPING_INTERVAL_S):
+            return
         await get_hub().publish(
             room_group(room_id), frame("typing", room=room_id, user={"id": self.user_id, "username": self.username})
         )
+
+    async def _limit(self, bucket: str, rate: float, burst: int, what: str) -> None:
+        """Take a token from the user's bucket (shared by all their sockets), else ``rate_limited``."""
+        verdict = await limits.take(f"{bucket}:{self.user_id}", rate=rate, burst=burst)
+        if not verdict.allowed:
+            raise ChatError(RATE_LIMITED, f"{what}; retry in {verdict.retry_after:.1f} s.")
 
     def _require_member(self, room_id: int) -> None:
         # Kept current by participant.added / participant.removed events on the user's group;
@@ -305,10 +329,7 @@ def _db(fn):
 
 
 def _room_id(data: dict) -> int:
-    room = data.get("room")
-    if isinstance(room, bool) or not isinstance(room, int):
-        raise ChatError(INVALID, "`room` must be a room id.")
-    return room
+    return services.id_validate(data.get("room"), "room")
 
 
 def _context(data: dict) -> dict:

@@ -52,9 +52,22 @@ class HistoryPageSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField()
 
 
+class BodyField(serializers.CharField):
+    """A message's text. Only its JSON type is checked here: its content is checked by
+    ``messages.services.body_validate``, the one rule for every entry (WebSocket, REST, the
+    persistence consumer), so every client hears the same error for the same body."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault(
+            "help_text", "Non-blank text, at most CHAT_MAX_BODY_BYTES UTF-8 bytes, no control characters."
+        )
+        super().__init__(trim_whitespace=False, allow_blank=True, **kwargs)
+        self.validators = []  # DRF's own NUL check would answer differently from the WebSocket
+
+
 class SendSerializer(JSONBodySerializer):
     client_msg_id = serializers.UUIDField(help_text="Chosen by the client; re-sending it is a no-op.")
-    body = serializers.CharField(trim_whitespace=False)
+    body = BodyField()
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -62,7 +75,7 @@ class AcceptedSerializer(serializers.Serializer):
 
 
 class EditSerializer(JSONBodySerializer):
-    body = serializers.CharField(trim_whitespace=False)
+    body = BodyField()
 
 
 # -- search ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,9 +16,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from rooms.models import Participant, Room
-from rooms.selectors import participant_get, unread_counter
+from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams import kafka
-from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
+from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.realtime import announced_positions, frame, publish, publish_on_commit, room_group, user_group
 
 from .models import Message
@@ -26,22 +27,47 @@ from .selectors import message_payload
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 140
+READ_ONLY_DETAIL = "This conversation is read-only: the other person's account no longer exists."
+BIGINT_MAX = 2**63 - 1  # ids and seqs are PostgreSQL bigints
 
 
 # -- accepting a send (WebSocket and REST) --------------------------------------------------------
 def message_validate(*, room, client_msg_id, body, max_bytes: int | None = None) -> tuple[int, uuid.UUID, str]:
-    """Check a send's fields; returns (room id, client_msg_id, body) or raises ChatError."""
-    if isinstance(room, bool) or not isinstance(room, int | str) or not str(room).isdigit():
-        raise ChatError(INVALID, "`room` must be a room id.")
+    """Check a send's fields; returns (room id, client_msg_id, body) or raises ChatError.
+
+    The one check of a send for every entry (WebSocket, REST, the persistence consumer): what
+    passes here is what PostgreSQL will store, so nothing is accepted that storage would refuse.
+    """
+    room_id = id_validate(room, "room")
+    if not isinstance(client_msg_id, str | uuid.UUID):
+        raise ChatError(INVALID, "`client_msg_id` must be a UUID.")
     try:
         msg_id = uuid.UUID(str(client_msg_id))
-    except (TypeError, ValueError):
+    except ValueError:
         raise ChatError(INVALID, "`client_msg_id` must be a UUID.") from None
-    return int(room), msg_id, body_validate(body, max_bytes=max_bytes)
+    return room_id, msg_id, body_validate(body, max_bytes=max_bytes)
+
+
+def id_validate(value, name: str) -> int:
+    """A room, user or seq id: a JSON integer within PostgreSQL's bigint, else ``invalid``.
+
+    Strings are refused, even of digits: Python's isdigit() and int() also take "١" or "²".
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= BIGINT_MAX:
+        raise ChatError(INVALID, f"`{name}` must be a positive integer id.")
+    return value
+
+
+# C0 control characters other than tab, newline and carriage return: PostgreSQL refuses NUL in
+# text, and the others only hide or garble a message on the members' screens.
+_FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
 
 def body_validate(body, *, max_bytes: int | None = None) -> str:
     """A message body: non-blank text of at most CHAT_MAX_BODY_BYTES bytes (UTF-8).
+
+    No NUL or other C0 control character except tab, newline and carriage return, and no lone
+    surrogate (a JSON "\\ud800" decodes to one, and it cannot be stored as UTF-8).
 
     A caller validating many bodies passes ``max_bytes`` (the setting read once): reading a
     Django setting costs a few lazy-object lookups, which showed in the persist consumer.
@@ -49,6 +75,11 @@ def body_validate(body, *, max_bytes: int | None = None) -> str:
     limit = settings.CHAT_MAX_BODY_BYTES if max_bytes is None else max_bytes
     if not isinstance(body, str) or not body.strip():
         raise ChatError(INVALID, "`body` must be a non-empty string.")
+    bad = _FORBIDDEN_CHARS.search(body)
+    if bad is not None:
+        raise ChatError(
+            INVALID, f"`body` may not contain the control character U+{ord(bad.group()):04X} (at {bad.start()})."
+        )
     size = len(body.encode())
     if size > limit:
         raise ChatError(TOO_LARGE, f"The body is {size} bytes; the limit is {limit}.")
@@ -66,7 +97,9 @@ def message_send(*, user, room_id: int, client_msg_id, body: str) -> uuid.UUID:
     consumer then stores it (once, whatever the retries) and fans it out.
     """
     room_id, msg_id, body = message_validate(room=room_id, client_msg_id=client_msg_id, body=body)
-    participant_get(room_id=room_id, user_id=user.pk)
+    participant = participant_get(room_id=room_id, user_id=user.pk)
+    if room_is_read_only(room=participant.room, user_id=user.pk):
+        raise ChatError(FORBIDDEN, READ_ONLY_DETAIL)
     kafka.produce(kafka.MESSAGES, key=room_id, value=send_envelope(
         room_id=room_id, sender_id=user.pk, client_msg_id=msg_id, body=body))  # fmt: skip
     return msg_id
@@ -169,9 +202,12 @@ def _parse(sends: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
             room_id, msg_id, body = message_validate(
                 room=env.get("room"), client_msg_id=env.get("client_msg_id"), body=env.get("body"), max_bytes=max_bytes
             )
-            sender = int(env["sender"])
-        except (ChatError, KeyError, TypeError, ValueError) as exc:
-            rejected.append((env, f"invalid: {exc}"))
+            sender = id_validate(env.get("sender"), "sender")
+        except ChatError as exc:
+            rejected.append((env, f"{exc.code}: {exc.detail}"))
+            continue
+        except (KeyError, TypeError, ValueError) as exc:
+            rejected.append((env, f"invalid: {exc!r}"))
             continue
         key = (sender, msg_id)
         if key in seen:
@@ -197,32 +233,50 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
         fresh = [i for i in items if (i["sender"], i["cmid"]) not in stored]
         result.duplicates = len(items) - len(fresh)
         if stored:
-            replayed = sorted(stored.values())
+            replayed = sorted((room_id, seq, sender) for (sender, _), (room_id, seq) in stored.items())
             transaction.on_commit(lambda: _announce_missed(replayed))
         if not fresh:
             return result
         room_ids = sorted({i["room"] for i in fresh})
-        # Lock the rooms in id order (no deadlock between consumers); read their last seq and size.
+        # Lock the rooms in id order (no deadlock between consumers); read their last seq, their
+        # size, and for direct rooms whether the other person can still read them.
+        users = get_user_model()._meta.db_table
         cursor.execute(
-            f"SELECT r.id, r.last_seq, (SELECT count(*) FROM {Participant._meta.db_table} p WHERE p.room_id = r.id)"
+            f"SELECT r.id, r.last_seq, (SELECT count(*) FROM {Participant._meta.db_table} p WHERE p.room_id = r.id),"
+            f" r.kind = %s AND (SELECT count(*) FROM {Participant._meta.db_table} p JOIN {users} u ON u.id = p.user_id"
+            "   WHERE p.room_id = r.id AND u.is_active) < 2"
             f" FROM {Room._meta.db_table} r WHERE r.id = ANY(%s) ORDER BY r.id FOR UPDATE OF r",
-            [room_ids],
+            [Room.Kind.DIRECT, room_ids],
         )
-        last_seq, member_counts = {}, {}
-        for room_id, seq, count in cursor.fetchall():
+        last_seq, member_counts, read_only = {}, {}, set()
+        for room_id, seq, count, is_read_only in cursor.fetchall():
             last_seq[room_id], member_counts[room_id] = seq, count
+            if is_read_only:
+                read_only.add(room_id)
         cursor.execute(
-            f"SELECT p.room_id, p.user_id, u.username FROM {Participant._meta.db_table} p"
-            f" JOIN {get_user_model()._meta.db_table} u ON u.id = p.user_id"
+            f"SELECT p.room_id, p.user_id, u.username, u.is_active FROM {Participant._meta.db_table} p"
+            f" JOIN {users} u ON u.id = p.user_id"
             " WHERE p.room_id = ANY(%s) AND p.user_id = ANY(%s)",
             [room_ids, senders],
         )
-        names = {(room_id, user_id): name for room_id, user_id, name in cursor.fetchall()}
+        names, inactive = {}, set()
+        for room_id, user_id, name, active in cursor.fetchall():
+            names[(room_id, user_id)] = name
+            if not active:
+                inactive.add(user_id)
         now = timezone.now()
         rows, refused = [], []
         for item in fresh:
+            # Checked again here, authoritatively: the socket's view may be a moment old.
+            refusal = None
             if item["room"] not in last_seq or (item["room"], item["sender"]) not in names:
-                refused.append(item)
+                refusal = (NOT_MEMBER, "You are no longer a member of this room.")
+            elif item["sender"] in inactive:
+                refusal = (UNAUTHENTICATED, "Your account is deactivated.")
+            elif item["room"] in read_only:
+                refusal = (FORBIDDEN, READ_ONLY_DETAIL)
+            if refusal is not None:
+                refused.append((item, *refusal))
                 continue
             last_seq[item["room"]] += 1
             item["seq"] = last_seq[item["room"]]
@@ -316,49 +370,76 @@ def _newest_per_room(messages: list) -> dict[str, int]:
     return newest
 
 
-def _announce_missed(replayed: list[tuple[int, int]]) -> None:
-    """Announce stored messages whose ``message.new`` never went out.
+def _announce_missed(replayed: list[tuple[int, int, int]]) -> None:
+    """Announce stored messages of a batch again: to the room where a crash kept them unheard,
+    to their sender where the sender sent them again.
 
-    A consumer that crashed between the database commit and the publish replays the batch: its
-    messages are found stored, and those above the room's announced position are published now
-    (a client re-sending an announced message gets nothing twice). Runs only for replays.
+    ``replayed`` holds (room, seq, sender) of messages found stored. A consumer that crashed
+    between the database commit and the publish replays the batch: messages above the room's
+    announced position are published to the room now. The others were announced; the sender
+    sent one again because their client never saw it stored (it was offline, or its server
+    stopped): the protocol has them keep it pending until their own ``message.new`` arrives, so
+    that frame goes to the sender's sockets (clients drop a seq they already have).
     """
     try:
-        announced = announced_positions(room_group(room_id) for room_id in {r for r, _ in replayed})
-        missed = [(room_id, seq) for room_id, seq in replayed if seq > announced[room_group(room_id)]]
-        if not missed:
-            return
+        announced = announced_positions(room_group(room_id) for room_id in {r for r, _, _ in replayed})
+        missed = {(room_id, seq) for room_id, seq, _ in replayed if seq > announced[room_group(room_id)]}
         rows = list(
-            Message.objects.filter(room_id__in={r for r, _ in missed}, seq__in={s for _, s in missed})
+            Message.objects.filter(room_id__in={r for r, _, _ in replayed}, seq__in={s for _, s, _ in replayed})
             .select_related("sender")
             .order_by("room_id", "seq")
         )
-        wanted = set(missed)
+        wanted = {(room_id, seq) for room_id, seq, _ in replayed}
         rows = [m for m in rows if (m.room_id, m.seq) in wanted]
         counters = {room_id: unread_counter(room_id=room_id) for room_id in {m.room_id for m in rows}}
-        events = [
-            (room_group(m.room_id), frame("message.new", message=message_payload(
-                m, sender_name=m.sender.username if m.sender_id else None,
-                unread_count=counters[m.room_id](m.seq))), None)
-            for m in rows
-        ]  # fmt: skip
-        publish(events, announced=_newest_per_room(rows))
-        log.info("announced %d stored messages that a crash kept from their members", len(events))
+        events = []
+        for m in rows:
+            text = frame("message.new", message=message_payload(
+                m, sender_name=m.sender.username if m.sender_id else None, unread_count=counters[m.room_id](m.seq)))  # fmt: skip
+            if (m.room_id, m.seq) in missed:
+                events.append((room_group(m.room_id), text, None))
+            elif m.sender_id is not None:
+                events.append((user_group(m.sender_id), text, None))
+        room_rows = [m for m in rows if (m.room_id, m.seq) in missed]
+        publish(events, announced=_newest_per_room(room_rows) or None)
+        if room_rows:
+            log.info("announced %d stored messages that a crash kept from their members", len(room_rows))
     except Exception:  # the messages are stored; clients still catch up with `sync`
         log.exception("re-announcing %d replayed messages failed", len(replayed))
 
 
-def _refuse(items: list[dict]) -> None:
-    # The sender was removed (or the room deleted) between acceptance and storage.
-    log.info("refused %d messages from non-members", len(items))
+def _refuse(items: list[tuple[dict, str, str]]) -> None:
+    # The sender was removed, deactivated or the room became read-only (or was deleted) between
+    # acceptance and storage: their message is not stored, and they hear why.
+    log.info("refused %d messages (%s)", len(items), ", ".join(sorted({code for _, code, _ in items})))
     publish_on_commit(
         (
             user_group(i["sender"]),
-            frame("error", req=None, code=NOT_MEMBER, detail="You are no longer a member of this room.",
-                  room=i["room"], client_msg_id=i["cmid"]),
+            frame("error", req=None, code=code, detail=detail, room=i["room"], client_msg_id=i["cmid"]),
             None,
         )
-        for i in items
+        for i, code, detail in items
+    )  # fmt: skip
+
+
+def message_refused_notify(*, envelope: dict, reason: str) -> None:
+    """Tell the sender of a ``message.send`` that will never be stored (dead-lettered) why.
+
+    ``reason`` starts with an error code where validation refused it (``too_large: ...``);
+    anything else the database refused is ``invalid``.
+    """
+    if envelope.get("kind") != "message.send":
+        return
+    sender, room, cmid = envelope.get("sender"), envelope.get("room"), envelope.get("client_msg_id")
+    if isinstance(sender, bool) or not isinstance(sender, int) or not isinstance(cmid, str):
+        return
+    code, _, detail = reason.partition(": ")
+    if code not in (INVALID, TOO_LARGE):
+        code, detail = INVALID, reason
+    extra = {"room": room} if isinstance(room, int) and not isinstance(room, bool) else {}
+    publish(
+        [(user_group(sender), frame("error", req=None, code=code, detail=f"Not stored: {detail}",
+                                    client_msg_id=cmid, **extra), None)]
     )  # fmt: skip
 
 

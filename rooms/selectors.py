@@ -5,7 +5,20 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from django.contrib.auth import get_user_model
-from django.db.models import BigIntegerField, Case, Count, F, Func, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
@@ -33,6 +46,14 @@ def participant_get(*, room_id: int, user_id: int) -> Participant:
     if participant is None:
         raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
     return participant
+
+
+def room_is_read_only(*, room: Room, user_id: int) -> bool:
+    """Whether ``user_id`` can no longer send in ``room``: a direct room whose other person's
+    account is gone (deleted, or deactivated)."""
+    if room.kind != Room.Kind.DIRECT:
+        return False
+    return not Participant.objects.filter(room_id=room.pk, user__is_active=True).exclude(user_id=user_id).exists()
 
 
 def room_get_for_member(*, room_id: int, user_id: int) -> Room:
@@ -94,6 +115,10 @@ def _summaries(user_id: int) -> QuerySet[Participant]:
         .values("n")
     )
     usernames = get_user_model().objects.filter(pk=OuterRef("other_user_id")).values("username")
+    # A direct room is read-only once nobody else who can read it is in it.
+    someone_else = Exists(
+        Participant.objects.filter(room_id=OuterRef("room_id"), user__is_active=True).exclude(user_id=user_id)
+    )
     return (
         Participant.objects.filter(user_id=user_id)
         .select_related("room")
@@ -102,7 +127,12 @@ def _summaries(user_id: int) -> QuerySet[Participant]:
             member_count=Subquery(member_count),
             other_user_id=_other_user_id(user_id),
         )
-        .annotate(other_username=Subquery(usernames))
+        .annotate(
+            other_username=Subquery(usernames),
+            read_only=Case(
+                When(room__kind=Room.Kind.DIRECT, then=~someone_else), default=Value(False), output_field=BooleanField()
+            ),
+        )
     )
 
 

@@ -79,6 +79,10 @@ class RoomSerializer(serializers.Serializer):
     unread = serializers.IntegerField(help_text="How many messages you have not read yet.")
     last_message = serializers.SerializerMethodField()
     other_user = serializers.SerializerMethodField()
+    read_only = serializers.BooleanField(
+        help_text="A direct room whose other person's account is gone (deleted or deactivated): "
+        "its history stays readable, sending is refused with `forbidden`."
+    )
 
     @extend_schema_field(LastMessageSerializer(allow_null=True))
     def get_last_message(self, participant: Participant) -> dict | None:

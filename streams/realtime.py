@@ -33,6 +33,16 @@ CHANNEL_PREFIX = "rt:"
 # Application close code: events may have been lost; reconnect and `sync` (daphne only
 # allows 1000 and 3000-4999, so not RFC 6455's 1012).
 CLOSE_SERVICE_RESTART = 4012
+# Application close code: this server is stopping; reconnect after a short delay and `sync`.
+CLOSE_GOING_AWAY = 4503
+
+
+def redis_address() -> str:
+    """host:port of Redis, for error messages that name the service."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.REDIS_URL)
+    return f"{parts.hostname}:{parts.port or 6379}"
 
 
 def room_group(room_id: int) -> str:
@@ -82,10 +92,44 @@ _redis = None
 
 
 def redis_client():
+    """The process's Redis client for sync code, on a pool of at most REDIS_MAX_CONNECTIONS.
+
+    A blocking pool: a burst waits up to REDIS_POOL_TIMEOUT_S for a free connection instead of
+    failing (or opening one connection per thread of the web server's pool).
+    """
     global _redis
     if _redis is None:
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            timeout=settings.REDIS_POOL_TIMEOUT_S,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
+        _redis = redis.Redis(connection_pool=pool)
     return _redis
+
+
+_async_redis = None
+
+
+def async_redis():
+    """The process's asyncio Redis client (the hub, per-user limits), on the same kind of bounded pool.
+
+    The hub's subscription holds one of its connections for as long as it lives.
+    """
+    global _async_redis
+    if _async_redis is None:
+        import redis.asyncio as aioredis
+
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            timeout=settings.REDIS_POOL_TIMEOUT_S,
+            socket_connect_timeout=5,
+        )
+        _async_redis = aioredis.Redis(connection_pool=pool)
+    return _async_redis
 
 
 Event = tuple[str, str | None, dict | None]  # (group, frame text, control)
@@ -177,13 +221,13 @@ class Hub:
         # them anything, so they are not restarted. `known` forgets closed sockets by itself.
         self.joining: set[Subscriber] = set()
         self.known: weakref.WeakSet[Subscriber] = weakref.WeakSet()
+        # Set once the server is stopping: new sockets and sends are refused from then on.
+        self.stopping = False
 
     async def _ensure_started(self) -> None:
         if self.reader is not None and not self.reader.done():
             return
-        import redis.asyncio as aioredis
-
-        self.client = aioredis.Redis.from_url(self.url)
+        self.client = async_redis()
         await self._subscribe_all()
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -217,6 +261,27 @@ class Hub:
                 await subscriber.deliver("hub", None, {"op": "close", "code": CLOSE_SERVICE_RESTART})
             except Exception:  # keep closing the others
                 log.exception("closing a socket after a Redis interruption failed")
+
+    async def going_away(self, *, wait_s: float = 2.0) -> int:
+        """Close every local socket with 4503 ("server stopping, reconnect"), for a stopping server.
+
+        Refuses new sockets and sends from now on, then waits (at most ``wait_s``) until the
+        clients acknowledged the close, so no socket is cut without a word. Returns how many.
+        """
+        self.stopping = True
+        subscribers = {s for members in self.groups.values() for s in members}
+        for subscriber in subscribers:
+            try:
+                await subscriber.deliver("hub", None, {"op": "close", "code": CLOSE_GOING_AWAY})
+            except Exception:  # keep closing the others
+                log.exception("closing a socket of a stopping server failed")
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while any(not getattr(s, "closed", True) for s in subscribers):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        log.info("server stopping: closed %d sockets (4503, reconnect)", len(subscribers))
+        return len(subscribers)
 
     async def join(self, subscriber: Subscriber, groups: Iterable[str]) -> None:
         async with self.lock:

@@ -144,8 +144,8 @@ async def test_deleting_an_account_closes_its_sockets_and_tells_the_room(server,
 
 @pytest.mark.parametrize(
     "origin",
-    ["http://127.0.0.1:1", "http://evil.example", "null", None],
-    ids=["another-port", "another-site", "opaque", "none"],
+    ["http://127.0.0.1:1", "http://evil.example", "null", None, "HTTPS"],
+    ids=["another-port", "another-site", "opaque", "none", "another-scheme"],
 )
 async def test_a_session_socket_from_a_foreign_origin_is_refused(server, make_user, origin):
     await in_thread(make_user, "alice", password=PASSWORD)
@@ -153,7 +153,10 @@ async def test_a_session_socket_from_a_foreign_origin_is_refused(server, make_us
     assert await asyncio.to_thread(browser.submit, "/login/", {"username": "alice", "password": PASSWORD}) == 302
     cookie = {"Cookie": f"sessionid={browser.cookie('sessionid')}"}
 
-    # A page elsewhere (even on another port of this host) cannot ride the user's cookie.
+    # A page elsewhere (even on another port of this host, or the same host and port over
+    # another scheme) cannot ride the user's cookie.
+    if origin == "HTTPS":
+        origin = server.http.replace("http://", "https://")
     foreign = await websockets.connect(server.ws, additional_headers=cookie, origin=origin)
     assert await close_code(foreign) == 4401
     own = await websockets.connect(server.ws, additional_headers=cookie, origin=server.http)

@@ -1,0 +1,37 @@
+"""``python -m chatproject.serve``: daphne, with a stop that tells every client to reconnect.
+
+Daphne's own stop cancels every connection's application at once, so clients see their socket
+cut (1006) while a send may be on its way. This server first closes each WebSocket with 4503
+("server stopping: reconnect and sync") and refuses new sockets and sends meanwhile; a client
+following docs/protocol.md reconnects to a server that is up and re-sends what it still holds.
+Accepts daphne's command line unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from daphne.cli import CommandLineInterface
+from daphne.server import Server
+from twisted.internet import defer
+
+
+class DrainingServer(Server):
+    def kill_all_applications(self):
+        from streams.realtime import get_hub
+
+        def kill(_result):
+            return Server.kill_all_applications(self)
+
+        going = defer.Deferred.fromFuture(asyncio.ensure_future(get_hub().going_away()))
+        going.addErrback(lambda failure: failure.printTraceback())
+        going.addBoth(kill)
+        return going
+
+
+class DrainingCommandLine(CommandLineInterface):
+    server_class = DrainingServer
+
+
+if __name__ == "__main__":
+    DrainingCommandLine.entrypoint()
