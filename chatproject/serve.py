@@ -15,8 +15,17 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from twisted.internet import defer
 
+# A WebSocket message larger than this closes the socket with 1009 before it is buffered whole;
+# up to it, frames over the consumer's 64 KB get an `invalid` error frame. Daphne's default is 1 MiB.
+MAX_MESSAGE_BYTES = 128 * 1024
+
 
 class DrainingServer(Server):
+    def __init__(self, *args, **kwargs) -> None:
+        for option in ("websocket_max_message_size", "websocket_max_frame_size"):
+            kwargs[option] = min(kwargs.get(option) or MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
+        super().__init__(*args, **kwargs)
+
     def kill_all_applications(self):
         from streams.realtime import get_hub
 
