@@ -216,6 +216,7 @@
     connectedOnce: false,
     stopped: false,
     notBefore: 0, // no automatic reconnection before this time (close code 4429)
+    restarting: false, // closed with 4503: until a connection opens, the server is restarting
     handlers: new Map(),
     openHandlers: [],
     closeHandlers: [],
@@ -254,6 +255,7 @@
       this.ws = ws;
       ws.onopen = () => {
         this.attempts = 0;
+        this.restarting = false;
         banner.hide();
         const reconnected = this.connectedOnce;
         this.connectedOnce = true;
@@ -285,6 +287,7 @@
         } else if (event.code === 4503) {
           // The server is going away on purpose; spread the pages over a short window.
           this.attempts = 0;
+          this.restarting = true;
           const delay = RESTART_RETRY_MIN_MS + Math.random() * (RESTART_RETRY_MAX_MS - RESTART_RETRY_MIN_MS);
           this.retryIn(delay, "Server restarting… Reconnecting.");
         } else {
@@ -300,7 +303,7 @@
       const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempts);
       const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
       this.attempts += 1;
-      this.retryIn(delay, "You are offline. Reconnecting…");
+      this.retryIn(delay, this.restarting ? "Server restarting… Reconnecting." : "You are offline. Reconnecting…");
     },
 
     retryIn(delay, text) {
