@@ -42,6 +42,8 @@ def error(response) -> tuple[int, str, str]:
         "محمد",
         "john_doe.1",
         "Tanaka田中",
+        "민수kim",
+        "ユーザー",
     ],
 )
 def test_names_in_any_one_writing_system_can_sign_up_and_log_in(api_client, username):
