@@ -64,6 +64,10 @@ async def test_resending_the_same_client_msg_id_stores_and_broadcasts_once(serve
     sender = await ChatClient.connect(server.ws, alice)
     await sender.send_message(room.pk, "only once", client_msg_id=msg_id)
     await sender.wait_for(lambda c: len(c.of_type("message.accepted")) == 1)
+    # The new socket never saw it stored: the re-send brings it its own message.new (to the
+    # sender only), so a client can keep a message pending until then (docs/protocol.md).
+    await sender.wait_for(lambda c: any(m["client_msg_id"] == msg_id for m in c.new_messages(room.pk)))
+    assert [m["seq"] for m in sender.new_messages(room.pk)] == [1]
     marker = await sender.send_message(room.pk, "after")  # ordered behind the re-sends in Kafka
     await watcher.wait_for(lambda c: any(m["client_msg_id"] == marker for m in c.new_messages(room.pk)))
 
