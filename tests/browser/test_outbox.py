@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from messages.models import Message
+from rooms.services import room_open_direct
 from streams.realtime import room_group, send_event_on_commit
 from tests.browser.conftest import screenshot, wait_until
 from tests.browser.test_chat import message_bodies, send, seqs
@@ -170,3 +171,33 @@ def test_a_room_turning_read_only_disables_the_composer_live(browsers, make_user
     send(a, "still here")
     expect(message_bodies(a)).to_have_text(["still here"])
     wait_until(lambda: Message.objects.filter(room=room, body="still here").exists(), what="the message is stored")
+
+
+def test_a_direct_room_whose_other_person_is_gone_is_read_only_and_refuses_what_was_pending(browsers, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    room, _ = room_open_direct(user=alice, other=bob)
+    a = browsers.open_as(alice)
+    switch = SocketSwitch(a.context)
+    a.goto(f"/rooms/{room.pk}/")
+    expect(a.locator("#room-read-only")).to_be_hidden()
+    switch.refusing = True
+    a.evaluate("() => window.Chat.socket.ws && window.Chat.socket.ws.close()")
+    expect(a.locator("#offline-banner")).to_be_visible()
+    send(a, "are you still there?")
+    expect(pending(a)).to_have_attribute("data-state", "pending")
+
+    bob.is_active = False  # deactivated while Alice's message waited in her outbox
+    bob.save(update_fields=["is_active"])
+    switch.refusing = False
+    a.reload()
+    expect(a.locator("#room-read-only")).to_have_text(
+        "This conversation is read-only: the other person's account no longer exists."
+    )
+    expect(a.locator("#composer-input")).to_be_disabled()
+    expect(a.locator("#composer-send")).to_be_disabled()
+    # Sent again after the sync, refused (`forbidden`): failed, with a way to delete it.
+    expect(pending(a)).to_have_attribute("data-state", "failed")
+    expect(pending(a).locator("[data-role=discard]")).to_be_visible()
+    screenshot(a, "read-only-direct-room")
+    assert not Message.objects.filter(room=room).exists()
+    assert outbox(a, alice)[str(room.pk)][0]["code"] == "forbidden"
