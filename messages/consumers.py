@@ -41,6 +41,7 @@ CLOSE_UNAUTHENTICATED = 4401
 # The user has CHAT_MAX_SOCKETS_PER_USER sockets open already (every process counted).
 CLOSE_TOO_MANY_SOCKETS = 4429
 MAX_FRAME_BYTES = 64 * 1024
+SYNC_MAX_ROOMS = 500
 # A socket's own typing throttle, before the per-user one in Redis: a chatty client costs no
 # Redis round trip per keystroke.
 TYPING_INTERVAL_S = 1.0
@@ -256,6 +257,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         rooms = data.get("rooms")
         if not isinstance(rooms, dict):
             raise ChatError(INVALID, "`rooms` must map room ids to the last seq seen.")
+        if len(rooms) > SYNC_MAX_ROOMS:
+            # Each room costs a query and may answer a frame: one small frame must not cost thousands.
+            raise ChatError(INVALID, f"At most {SYNC_MAX_ROOMS} rooms per `sync`; send several.")
         wanted = {}
         for key, seq in rooms.items():
             if (
