@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
 from messages.models import Message
-from tests.browser.conftest import Browsers, screenshot
+from tests.browser.conftest import screenshot
 from tests.browser.test_chat import message_bodies, send
-from tests.conftest import free_port
+from tests.browser.test_outbox import own_web_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -32,15 +30,8 @@ OPEN_SOCKETS = """async (count) => {
 @pytest.fixture
 def limited_browsers(chromium, server):
     """Pages of a second web server with the per-user limits on (the session's server has them off)."""
-    port = free_port()
-    server.start("web:limits", port=port, RATE_LIMITS="on")
-    opened = Browsers(chromium, SimpleNamespace(http=f"http://127.0.0.1:{port}"))
-    try:
+    with own_web_server(chromium, server, RATE_LIMITS="on") as opened:
         yield opened
-    finally:
-        opened.close()
-        server.stop("web:limits")
-    assert opened.errors == [], "the pages raised script errors"
 
 
 def test_one_socket_too_many_waits_says_why_and_connects_when_another_closes(limited_browsers, make_user, make_room):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import expect
@@ -16,8 +18,9 @@ from playwright.sync_api import expect
 from messages.models import Message
 from rooms.services import room_open_direct
 from streams.realtime import room_group, send_event_on_commit
-from tests.browser.conftest import screenshot, wait_until
+from tests.browser.conftest import Browsers, screenshot, wait_until
 from tests.browser.test_chat import message_bodies, send, seqs
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -41,6 +44,25 @@ class SocketSwitch:
             ws.close(code=1011, reason="test: the chat server cannot be reached")
         else:
             ws.connect_to_server()
+
+
+@contextmanager
+def own_web_server(chromium, server, **env: str):
+    """Pages of a second web process on the session's stack, with its own settings (``env``).
+
+    The session's server runs with the rate limits off; tests of the client's answer to a limit
+    start one with them on.
+    """
+    port = free_port()
+    name = f"web:{port}"
+    server.start(name, port=port, **env)
+    opened = Browsers(chromium, SimpleNamespace(http=f"http://127.0.0.1:{port}"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+        server.stop(name)
+    assert opened.errors == [], "the pages raised script errors"
 
 
 def outbox(page, user) -> dict:
@@ -201,3 +223,50 @@ def test_a_direct_room_whose_other_person_is_gone_is_read_only_and_refuses_what_
     screenshot(a, "read-only-direct-room")
     assert not Message.objects.filter(room=room).exists()
     assert outbox(a, alice)[str(room.pk)][0]["code"] == "forbidden"
+
+
+def test_sends_refused_for_now_go_again_and_are_stored_once_in_the_order_typed(chromium, server, make_user, make_room):
+    alice, bob = make_user("alice"), make_user("bob")
+    room = make_room(owner=alice, members=[bob], name="general")
+    with own_web_server(chromium, server, RATE_LIMITS="on", CHAT_SEND_RATE="1", CHAT_SEND_BURST="2") as browsers:
+        a = browsers.open_as(alice)
+        refusals = []
+        a.on(
+            "websocket",
+            lambda ws: ws.on(
+                "framereceived", lambda text: refusals.append(text) if "rate_limited" in str(text) else None
+            ),
+        )
+        a.goto(f"/rooms/{room.pk}/")
+        typed = [f"quick message {i}" for i in range(1, 7)]
+        for body in typed:
+            send(a, body)  # all six at once: the server answers rate_limited to all but two
+        expect(message_bodies(a)).to_have_text(typed, timeout=30_000)
+        expect(pending(a)).to_have_count(0)
+        assert list(Message.objects.filter(room=room).order_by("seq").values_list("body", flat=True)) == typed
+        assert seqs(a) == [1, 2, 3, 4, 5, 6]
+        assert refusals, "the server was expected to refuse some sends for now"
+
+
+def test_the_room_list_page_sends_what_a_room_left_pending(browsers, make_user, make_room):
+    alice, bob = make_user("alice"), make_user("bob")
+    room = make_room(owner=alice, members=[bob], name="general")
+    a = browsers.open_as(alice)
+    switch = SocketSwitch(a.context)
+    a.goto(f"/rooms/{room.pk}/")
+    switch.refusing = True
+    a.evaluate("() => window.Chat.socket.ws && window.Chat.socket.ws.close()")
+    expect(a.locator("#offline-banner")).to_be_visible()
+    send(a, "typed in the room")
+    expect(pending(a)).to_have_attribute("data-state", "pending")
+
+    # The tab comes back on the room list: no room open, the outbox still goes out (sync first).
+    switch.refusing = False
+    a.goto("/")
+    row = a.locator(f'.room-row[data-room="{room.pk}"]')
+    expect(row.locator("[data-role=preview]")).to_have_text("typed in the room")
+    wait_until(lambda: outbox(a, alice) == {}, what="the outbox is empty")
+    assert Message.objects.filter(room=room, body="typed in the room").count() == 1
+    a.goto(f"/rooms/{room.pk}/")
+    expect(message_bodies(a)).to_have_text(["typed in the room"])
+    expect(pending(a)).to_have_count(0)
