@@ -1,7 +1,9 @@
 """Command line of the embedded stack.
 
 ``python -m devstack run``: start what the environment does not name, migrate, create the Kafka
-topics and the demo admin, then supervise the server, the consumers and Celery until Ctrl-C.
+topics and the demo admin, re-produce what a previous stop spilled, then supervise the server, the
+consumers, Celery and the embedded services until Ctrl-C, which stops them without losing what
+was accepted (devstack/supervisor.py, docs/reliability.md).
 ``python -m devstack exec -- CMD...``: run CMD with the services up (the test command uses this).
 ``python -m devstack up``: the services alone, until Ctrl-C.
 """
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from .services import ServiceError
 from .stack import Stack, unreachable
-from .supervisor import Supervisor
+from .supervisor import Supervisor, Watched
+from .topics import create_topics, topic_partitions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +33,7 @@ def _python() -> str:
 def process_commands(port: str) -> dict[str, list[str]]:
     manage = [_python(), str(ROOT / "manage.py")]
     return {
-        "web": [_python(), "-m", "daphne", "-b", os.environ.get("BIND", "127.0.0.1"), "-p", port,
+        "web": [_python(), "-m", "chatproject.serve", "-b", os.environ.get("BIND", "127.0.0.1"), "-p", port,
                 "chatproject.asgi:application"],
         "persist": [*manage, "consume", "persist"],
         "index": [*manage, "consume", "index"],
@@ -66,14 +69,67 @@ def _env(urls: dict[str, str]) -> dict[str, str]:
     return env
 
 
+# The consumer groups that keep a position on the broker: restarted once a restarted (empty) broker
+# has its topics again, so none of them carries a position from the old log.
+CONSUMERS = ("persist", "index", "backup")
+BROKER_LIMITS = (
+    "the embedded broker keeps its log in memory: a stop stores (or spills to disk) what it holds,"
+    " a crash of the broker loses what it held unstored (clients re-send it, docs/reliability.md)"
+)
+
+
+def _watch(stack: Stack, supervisor_ref: list, manage: list[str]) -> list[Watched]:
+    """The embedded services, each restarted by the supervisor when it dies."""
+    watched = []
+    for variable, service in stack.services.items():
+        after = stack.save_state
+        if variable == "KAFKA_BOOTSTRAP_SERVERS":
+            after = _broker_back(stack, supervisor_ref, manage)
+        watched.append(Watched(service, after=after))
+    return watched
+
+
+def _broker_back(stack: Stack, supervisor_ref: list, manage: list[str]):
+    """After a broker restart: create the topics (before anything else writes, if we can), then
+    restart the consumers so that none reads the new log from a position in the old one."""
+
+    def topics(attempt: int = 1) -> None:
+        def done(code: int) -> None:
+            supervisor = supervisor_ref[0]
+            if code == 0:
+                supervisor.restart(CONSUMERS, "the broker restarted empty")
+            elif attempt < 5 and not supervisor.stopping:
+                topics(attempt + 1)
+
+        supervisor_ref[0].oneshot("topics", [*manage, "kafka_topics"], on_exit=done)
+
+    def after() -> None:
+        stack.save_state()
+        supervisor = supervisor_ref[0]
+        try:
+            created = create_topics(stack.urls["KAFKA_BOOTSTRAP_SERVERS"], stack.topics)
+            supervisor.say(f"re-created the topics {', '.join(sorted(created)) or '(none missing)'}")
+        except Exception as exc:  # noqa: BLE001 - kafka_topics below tries again
+            supervisor.say(f"could not re-create the topics at once: {exc}")
+        topics()
+
+    return after
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     stack = Stack(args.data)
     urls = _start(stack)
     env = _env(urls)
+    manage = [_python(), str(ROOT / "manage.py")]
     try:
         for name, url in urls.items():
             print(f"devstack | {name}={url}", flush=True)
-        subprocess.run([_python(), str(ROOT / "manage.py"), "bootstrap"], env=env, check=True)
+        subprocess.run([*manage, "bootstrap"], env=env, check=True)
+        if any(stack.spill_dir.glob("*.jsonl")):
+            # A stop that ran out of time left these; the topics exist now and no consumer runs yet.
+            subprocess.run([*manage, "drain", "--restore", str(stack.spill_dir)], env=env, check=True)
+        if stack.broker_embedded:
+            stack.topics = topic_partitions(urls["KAFKA_BOOTSTRAP_SERVERS"])
         port = env.get("PORT", "8000")
         commands = process_commands(port)
         if not env.get("BACKUP_DATABASE_URL"):
@@ -81,14 +137,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         only = set(args.only.split(",")) if args.only else None
         if only:
             commands = {k: v for k, v in commands.items() if k in only}
+        if stack.broker_embedded:
+            print(f"devstack | note: {BROKER_LIMITS}", flush=True)
         print(f"devstack | serving on http://127.0.0.1:{port}/  (Ctrl-C stops everything)", flush=True)
-        Supervisor(commands, env=env).run()
+        supervisor_ref: list[Supervisor] = []
+        supervisor = Supervisor(
+            commands,
+            env=env,
+            drain=[*manage, "drain"],
+            spill=[*manage, "drain", "--timeout", "0", "--spill", str(stack.spill_dir)]
+            if stack.broker_embedded
+            else None,
+            services=_watch(stack, supervisor_ref, manage),
+        )
+        supervisor_ref.append(supervisor)
+        supervisor.run()
     except subprocess.CalledProcessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     finally:
+        print("devstack | stopping the services", flush=True)
         stack.stop()
         print("devstack | stopped", flush=True)
     return 0

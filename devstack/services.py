@@ -71,6 +71,25 @@ class Service(ABC):
         return {}
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the process and wait until it accepts clients (raises ServiceError otherwise)."""
+        self.spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with code {self.process.returncode} while starting; see {self.log_path}"
+                )
+            if self.ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceError(f"{self.name} was not ready on port {self.port} after {timeout:.0f} s")
+
+    def spawn(self) -> None:
+        """Start the process on the same port and data folder, without waiting for it to be ready.
+
+        The supervisor restarts a dead service with this and polls ``ready()`` meanwhile.
+        """
         self.prepare()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -84,17 +103,6 @@ class Service(ABC):
                 start_new_session=True,
                 **self.popen_kwargs(),
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServiceError(
-                    f"{self.name} exited with code {self.process.returncode} while starting; see {self.log_path}"
-                )
-            if self.ready():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise ServiceError(f"{self.name} was not ready on port {self.port} after {timeout:.0f} s")
 
     def ready(self) -> bool:
         return port_open("127.0.0.1", self.port)

@@ -33,6 +33,8 @@ class Stack:
         self.fixed_ports = fixed_ports
         self.services: dict[str, object] = {}
         self.urls: dict[str, str] = {}
+        # The embedded broker's topics and partition counts, re-created when it is restarted.
+        self.topics: dict[str, int] = {}
 
     @property
     def state_path(self) -> Path:
@@ -68,6 +70,20 @@ class Stack:
         self.services.clear()
         if self.state_path.exists():
             self.state_path.unlink()
+
+    @property
+    def broker_embedded(self) -> bool:
+        """Whether the Kafka-protocol broker is ours (Tansu, whose log lives in memory only)."""
+        return "KAFKA_BOOTSTRAP_SERVERS" in self.services
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where a stop that ran out of time keeps the records the broker held unstored."""
+        return self.root / "spill"
+
+    def save_state(self) -> None:
+        """Record the services' current pids (after the supervisor restarted one)."""
+        self._write_state()
 
     def pids(self) -> dict[str, int]:
         return {service.name: service.pid for service in self.services.values()}
