@@ -11,13 +11,14 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from rooms.models import Participant
+from rooms.selectors import MAX_ID
 from streams.errors import INVALID, NOT_FOUND, ChatError
 
 from .models import SavedMessage, tag_normalize
@@ -25,6 +26,8 @@ from .models import SavedMessage, tag_normalize
 PAGE_SIZE = 30
 PAGE_SIZE_MAX = 100
 QUERY_MAX_CHARS = 200
+# The cursors this module writes are about 60 characters; nothing longer is one of them.
+CURSOR_MAX_CHARS = 200
 
 
 @dataclass
@@ -59,14 +62,25 @@ def encode_cursor(entry: SavedMessage) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The (saved_at, id) a cursor stands for; ``invalid`` if it is not one of ours."""
+    """The (saved_at, id) a cursor stands for; ``invalid`` if it is not one of ours.
+
+    A cursor is client input: anything that decodes is checked as the database will see it
+    (a UTC time within Python's range, a bigint id), so a forged one cannot reach PostgreSQL
+    with a time zone or a number it refuses.
+    """
     try:
+        if len(cursor) > CURSOR_MAX_CHARS:
+            raise ValueError(cursor)
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, pk = json.loads(raw)
         saved_at = parse_datetime(stamp)
         if saved_at is None or saved_at.tzinfo is None or not isinstance(pk, int) or isinstance(pk, bool):
             raise ValueError(cursor)
-    except (binascii.Error, ValueError, TypeError):
+        if not 0 < pk <= MAX_ID:
+            raise ValueError(cursor)
+        # PostgreSQL refuses offsets past 15:59 (DataError); in UTC any moment that exists is fine.
+        saved_at = saved_at.astimezone(UTC)
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
         raise ChatError(INVALID, "`cursor` is not a cursor this server gave.") from None
     return saved_at, pk
 

@@ -78,7 +78,11 @@ class UntilField(DateOrDateTimeField):
     def to_internal_value(self, value):
         moment = super().to_internal_value(value)
         if isinstance(value, str) and len(value.strip()) == len("2026-01-31"):
-            moment += timedelta(days=1)
+            try:
+                moment += timedelta(days=1)
+            except OverflowError:
+                # The end of 9999-12-31 is past the last moment Python has: nothing is saved later.
+                self.fail("overflow")
         return moment
 
 

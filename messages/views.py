@@ -8,6 +8,8 @@ later update with the same code and needs no round trip before showing anything.
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
@@ -43,10 +45,17 @@ def room_list(request):
     return render(request, "chat/room_list.html", {"rooms": rooms, "chat_config": _chat_config(request, rooms=rooms)})
 
 
+_SEQ = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() is also true for "²", which int() refuses
+
+
 def _anchor(request) -> int | None:
-    # ?at=<seq> opens the room at that message (the drawer's "jump to message").
+    # ?at=<seq> opens the room at that message (the drawer's "jump to message"); anything else
+    # opens the room as usual (a link is not worth an error page).
     value = request.GET.get("at", "")
-    return int(value) if value.isdigit() and 0 < int(value) <= room_selectors.MAX_ID else None
+    if not _SEQ.fullmatch(value):
+        return None
+    seq = int(value)
+    return seq if 0 < seq <= room_selectors.MAX_ID else None
 
 
 @login_required

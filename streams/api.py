@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -19,7 +23,12 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import errors
 from .kafka import KafkaUnavailable
 
+log = logging.getLogger(__name__)
+
 BIGINT_MAX = 2**63 - 1  # ids and seqs are PostgreSQL bigints
+# No query parameter of the API needs more (the longest, `q`, allows 200); a longer value is a
+# mistake or an attack, refused before any field parses it (int() of 4,300 digits raises).
+QUERY_VALUE_MAX_CHARS = 1000
 
 _DRF_CODES = {
     exceptions.NotAuthenticated: errors.UNAUTHENTICATED,
@@ -39,8 +48,24 @@ def error_response(code: str, detail, http_status: int) -> Response:
     return Response({"error": {"code": code, "detail": detail}}, status=http_status)
 
 
+# Raised by parsing or storing a value a client sent that no validator caught (a date past year
+# 9999 after arithmetic, a time zone PostgreSQL refuses, nesting deeper than the stack): the
+# request is at fault, not the server. The validators are the first line; this is the net.
+_INPUT_FAULTS = (RecursionError, OverflowError, DataError)
+
+
 def exception_handler(exc, context):
-    """Render every error as ``{"error": {"code", "detail"}}`` with the WebSocket's codes."""
+    """Render every error as ``{"error": {"code", "detail"}}`` with the WebSocket's codes.
+
+    Exceptions this does not know (bugs) are left to Django, which logs them with a traceback
+    and answers through :func:`handler500`: 500 ``internal``.
+    """
+    if isinstance(exc, _INPUT_FAULTS):
+        request = context.get("request")
+        path = request.path if request is not None else "?"
+        # A client's bad input, not a fault to page anyone about: one line, no traceback.
+        log.warning("Refused %s: %s: %s", path, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        return error_response(errors.INVALID, "A value in the request is out of range or malformed.", 400)
     if isinstance(exc, errors.ChatError):
         return error_response(exc.code, exc.detail, exc.http_status)
     if isinstance(exc, KafkaUnavailable):
@@ -106,6 +131,20 @@ class LoginThrottle(_ScopedUserThrottle):
     scope = "login"
 
 
+class ChatJSONParser(JSONParser):
+    """DRF's JSON parser, answering 400 ``invalid`` for nesting deeper than Python can decode.
+
+    ``json`` decodes recursively: about 1,000 nested ``[`` raise RecursionError, which DRF does
+    not catch (it is not a ValueError), so a 2 KB body reached the 500 handler without a login.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+
+
 class ChatAPIView(APIView):
     """The base of every REST view: JSON bodies only, reads and changes throttled apart.
 
@@ -114,7 +153,7 @@ class ChatAPIView(APIView):
     against ``read_throttle``, everything else against ``write_throttle``.
     """
 
-    parser_classes = [JSONParser]
+    parser_classes = [ChatJSONParser]
     read_throttle: type[_ScopedUserThrottle] = ReadThrottle
     write_throttle: type[_ScopedUserThrottle] = WriteThrottle
 
@@ -169,19 +208,41 @@ class JSONBodySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class QuerySerializer(serializers.Serializer):
-    """Query parameters: an empty value (``?before=``) is refused unless the field allows blank.
+_ASCII_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
-    DRF would take it as "not given"; the schema says a number, a date or a non-empty text, and
-    a client sending an empty one most likely lost the value it meant to send.
+
+def _query_value_error(field: serializers.Field, value: str) -> str | None:
+    """Why a query parameter's raw text cannot be a value of ``field``, or None."""
+    if value == "" and not getattr(field, "allow_blank", False):
+        return "Give a value, or leave the parameter out."
+    if len(value) > QUERY_VALUE_MAX_CHARS:
+        return f"At most {QUERY_VALUE_MAX_CHARS} characters."
+    if isinstance(field, serializers.ListField):
+        field = field.child
+    # int() reads any Unicode digit ("١" is 1, "²" raises later): the schema says ASCII digits.
+    if isinstance(field, serializers.IntegerField) and not _ASCII_INTEGER.fullmatch(value):
+        return "A valid integer is required."
+    return None
+
+
+class QuerySerializer(serializers.Serializer):
+    """Query parameters, checked as text before any field parses them.
+
+    An empty value (``?before=``) is refused unless the field allows blank: DRF would take it as
+    "not given"; the schema says a number, a date or a non-empty text, and a client sending an
+    empty one most likely lost the value it meant to send. Every value has at most
+    ``QUERY_VALUE_MAX_CHARS`` characters, and an integer is written in ASCII digits.
     """
 
     def to_internal_value(self, data):
-        problems = {
-            name: ["Give a value, or leave the parameter out."]
-            for name, field in self.fields.items()
-            if name in data and data.get(name) == "" and not getattr(field, "allow_blank", False)
-        }
+        problems = {}
+        for name, field in self.fields.items():
+            values = data.getlist(name) if hasattr(data, "getlist") else ([data[name]] if name in data else [])
+            for value in values:
+                problem = _query_value_error(field, value) if isinstance(value, str) else None
+                if problem:
+                    problems[name] = [problem]
+                    break
         if problems:
             raise serializers.ValidationError(problems)
         return super().to_internal_value(data)
@@ -200,7 +261,7 @@ class ErrorSerializer(serializers.Serializer):
         code = serializers.ChoiceField(
             choices=[
                 errors.UNAUTHENTICATED, errors.NOT_MEMBER, errors.FORBIDDEN, errors.NOT_FOUND, errors.INVALID,
-                errors.RATE_LIMITED, errors.TOO_LARGE, errors.UNAVAILABLE, errors.CONFLICT,
+                errors.RATE_LIMITED, errors.TOO_LARGE, errors.UNAVAILABLE, errors.CONFLICT, errors.INTERNAL,
             ]
         )  # fmt: skip
         detail = serializers.JSONField()
@@ -217,13 +278,14 @@ ERROR_DESCRIPTIONS = {
     409: "`conflict`: it exists already.",
     413: "`too_large`: the text is longer than the limit.",
     429: "`rate_limited`: too many requests of this kind; retry after the `Retry-After` header's seconds.",
+    500: "`internal`: an unexpected server fault, logged for the operators; not a signal to retry.",
     503: "`unavailable`: the message log (Kafka) did not acknowledge in time; retry with the same client_msg_id.",
 }
 
 
 def error_responses(*statuses: int) -> dict:
-    """drf-spectacular ``responses`` entries for the given error statuses (plus 401 and 429)."""
-    wanted = {401, 429, *statuses}
+    """drf-spectacular ``responses`` entries for the given error statuses (plus 401, 429 and 500)."""
+    wanted = {401, 429, 500, *statuses}
     return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in sorted(wanted)}
 
 
@@ -239,8 +301,11 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
-    """Django's 500 page for pages; the JSON error body under /api/, so clients parse one shape."""
+    """Django's 500 page for pages; the JSON error body under /api/, so clients parse one shape.
+
+    The code is ``internal``, not ``unavailable``: a bug does not go away by retrying.
+    """
     if _is_api(request):
         detail = "The server failed to answer this request; it has been logged."
-        return JsonResponse({"error": {"code": errors.UNAVAILABLE, "detail": detail}}, status=500)
+        return JsonResponse({"error": {"code": errors.INTERNAL, "detail": detail}}, status=500)
     return defaults.server_error(request)

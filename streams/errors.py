@@ -9,6 +9,8 @@ UNAVAILABLE = "unavailable"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 CONFLICT = "conflict"
+# HTTP 500: an unexpected server fault (logged); unlike `unavailable`, not a "retry later" signal.
+INTERNAL = "internal"
 
 
 class ChatError(Exception):
@@ -28,6 +30,7 @@ class ChatError(Exception):
         UNAVAILABLE: 503,
         NOT_FOUND: 404,
         CONFLICT: 409,
+        INTERNAL: 500,
     }
 
     def __init__(self, code: str, detail: str) -> None:
