@@ -632,7 +632,7 @@
    * it without a re-send), and sends keep their order behind it. The room the page shows syncs
    * itself and calls roomSynced(); the outbox's other rooms are synced here.
    */
-  const FINAL_REFUSALS = new Set(["invalid", "too_large", "not_member", "forbidden"]);
+  const FINAL_REFUSALS = new Set(["invalid", "too_large", "not_member", "forbidden", "unauthenticated"]);
   const TRANSIENT_REFUSALS = new Set(["unavailable", "rate_limited"]);
   const RESEND_BASE_MS = 1000; // after `unavailable` / `rate_limited`, doubling
   const RESEND_MAX_MS = 30000;
@@ -694,6 +694,14 @@
     backoff(attempts) {
       const ceiling = Math.min(RESEND_MAX_MS, RESEND_BASE_MS * 2 ** attempts);
       return ceiling / 2 + (Math.random() * ceiling) / 2;
+    },
+
+    /** The wait a refusal names: a `retry_after` field (seconds), or "retry in 1.5 s" in its detail. */
+    retryAfterMs(frame) {
+      const named = Number(frame.retry_after);
+      if (named > 0) return named * 1000;
+      const match = /retry in ([0-9.]+) ?s/i.exec(frame.detail || "");
+      return match ? Number(match[1]) * 1000 : 0;
     },
 
     /** The first sync of ``roomId`` on this connection is done: its pending items go out. */
@@ -761,7 +769,7 @@
         // comes); a refused sync (rate_limited, unavailable) has no sync.done coming: ask again.
         if (frame.code !== "not_member") {
           this.syncing = [];
-          setTimeout(() => socket.isOpen && this.syncRooms(), this.backoff(2));
+          setTimeout(() => socket.isOpen && this.syncRooms(), Math.max(this.retryAfterMs(frame), this.backoff(2)));
         }
         return;
       }
@@ -772,8 +780,7 @@
       if (TRANSIENT_REFUSALS.has(frame.code)) {
         // Outcome unknown or refused for now: the same id goes again later (stored once).
         const retry = this.retries.get(item.room);
-        const hinted = Number(frame.retry_after) > 0 ? Number(frame.retry_after) * 1000 : 0;
-        this.schedule(item.room, Math.max(hinted, this.backoff(retry ? retry.attempts : 0)));
+        this.schedule(item.room, Math.max(this.retryAfterMs(frame), this.backoff(retry ? retry.attempts : 0)));
       } else {
         Outbox.fail(clientMsgId, frame.code, frame.detail || frame.code);
       }
@@ -1334,7 +1341,7 @@
         // the outbox waits for it.
         syncing = false;
         syncAgain = false;
-        setTimeout(requestSync, Delivery.backoff(2));
+        setTimeout(requestSync, Math.max(Delivery.retryAfterMs(frame), Delivery.backoff(2)));
       }
     });
 
