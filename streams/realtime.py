@@ -89,46 +89,40 @@ def parse_event(payload: bytes) -> tuple[list[str], dict | None]:
 
 # -- publishing (sync code: services, Kafka consumers, Celery) ------------------------------------
 _redis = None
-
-
-def redis_client():
-    """The process's Redis client for sync code, on a pool of at most REDIS_MAX_CONNECTIONS.
-
-    A blocking pool: a burst waits up to REDIS_POOL_TIMEOUT_S for a free connection instead of
-    failing (or opening one connection per thread of the web server's pool).
-    """
-    global _redis
-    if _redis is None:
-        pool = redis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=settings.REDIS_MAX_CONNECTIONS,
-            timeout=settings.REDIS_POOL_TIMEOUT_S,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-        )
-        _redis = redis.Redis(connection_pool=pool)
-    return _redis
-
-
 _async_redis = None
 
 
-def async_redis():
-    """The process's asyncio Redis client (the hub, per-user limits), on the same kind of bounded pool.
+def _bounded_pool(pool_class, **extra):
+    # A blocking pool: a burst waits up to REDIS_POOL_TIMEOUT_S for a free connection instead of
+    # failing with MaxConnectionsError (or opening one connection per thread or socket).
+    return pool_class.from_url(
+        settings.REDIS_URL,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        timeout=settings.REDIS_POOL_TIMEOUT_S,
+        socket_connect_timeout=5,
+        **extra,
+    )
 
-    The hub's subscription holds one of its connections for as long as it lives.
+
+def redis_client():
+    """The process's Redis client for sync code, on a pool of at most REDIS_MAX_CONNECTIONS."""
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis(connection_pool=_bounded_pool(redis.BlockingConnectionPool, socket_timeout=5))
+    return _redis
+
+
+def async_redis():
+    """The process's asyncio Redis client (the hub, per-user limits), on the same kind of pool.
+
+    The hub's subscription holds one of its connections for as long as it lives, so it has no
+    read timeout.
     """
     global _async_redis
     if _async_redis is None:
         import redis.asyncio as aioredis
 
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=settings.REDIS_MAX_CONNECTIONS,
-            timeout=settings.REDIS_POOL_TIMEOUT_S,
-            socket_connect_timeout=5,
-        )
-        _async_redis = aioredis.Redis(connection_pool=pool)
+        _async_redis = aioredis.Redis(connection_pool=_bounded_pool(aioredis.BlockingConnectionPool))
     return _async_redis
 
 
