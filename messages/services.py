@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -17,7 +16,7 @@ from django.utils import timezone
 
 from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
-from streams import kafka
+from streams import codec, kafka
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.realtime import announced_positions, frame, publish, publish_on_commit, room_group, user_group
 
@@ -487,44 +486,42 @@ def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
     """
     import time
 
-    from kafka import KafkaConsumer
+    from confluent_kafka import Consumer
 
-    consumer = KafkaConsumer(
-        kafka.topic(kafka.RETRY),
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","),
-        group_id=kafka.topic("chat-retry"),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=settings.KAFKA_HEARTBEAT_MS,
-        max_poll_records=max_records,
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": kafka.topic("chat-retry"),
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_MS,
+        }
     )
+    consumer.subscribe([kafka.topic(kafka.RETRY)])
     moved = 0
     try:
+        # Joining the group takes about half the session timeout before the first record.
         deadline = time.monotonic() + poll_seconds + settings.KAFKA_SESSION_TIMEOUT_MS / 1000
         while moved < max_records and time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=500)
-            records = [r for partition in batch.values() for r in partition]
+            records = [m for m in consumer.consume(max_records - moved, 0.5) if m.error() is None]
             if not records:
                 if moved:
                     break
                 continue
             for record in records:
+                key = (record.key() or b"none").decode(errors="replace")
                 try:
-                    value = json.loads(record.value)
+                    value = codec.loads(record.value())
                     target = value.get("source_topic", kafka.MESSAGES)
                 except (TypeError, ValueError, AttributeError) as exc:
-                    payload = {
-                        "failed_group": "chat-retry",
-                        "reason": f"undecodable: {exc}",
-                        "record": str(record.value),
-                    }
-                    kafka.produce(kafka.DLQ, key=(record.key or b"none").decode(), value=payload)
+                    payload = {"failed_group": "chat-retry", "reason": f"undecodable: {exc}", "record": repr(record.value())}
+                    kafka.produce(kafka.DLQ, key=key, value=payload)
                     continue
                 # Back where it failed, keyed as before.
-                kafka.produce(target, key=(record.key or b"none").decode(), value=value)
+                kafka.produce(target, key=key, value=value)
                 moved += 1
-            consumer.commit()
+            consumer.commit(asynchronous=False)
     finally:
-        consumer.close(autocommit=False)
+        consumer.close()
     return moved

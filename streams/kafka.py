@@ -210,25 +210,31 @@ async def produce_async(name: str, *, key, value: dict) -> None:
 
 
 def ensure_topics(partitions: int | None = None) -> list[str]:
-    """Create the project's topics where missing; returns the names created."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    """Create the project's topics where missing; returns the names created.
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","), client_id="chat-admin", request_timeout_ms=10000
-    )
+    Raises KafkaUnavailable when the broker cannot be reached or refuses a topic.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "client.id": "chat-admin"})
     try:
-        existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(topic(name), partitions or settings.KAFKA_PARTITIONS, settings.KAFKA_REPLICATION)
-            for name in ALL_TOPICS
-            if topic(name) not in existing
-        ]
-        if wanted:
-            try:
-                admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
-        return [t.name for t in wanted]
-    finally:
-        admin.close()
+        existing = admin.list_topics(timeout=10).topics
+    except KafkaException as exc:
+        raise KafkaUnavailable(str(exc)) from exc
+    missing = [topic(name) for name in ALL_TOPICS if topic(name) not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(name, partitions or settings.KAFKA_PARTITIONS, settings.KAFKA_REPLICATION) for name in missing],
+        operation_timeout=10,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result(15)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # a concurrent creator won
+                raise KafkaUnavailable(f"topic {name} could not be created: {exc}") from exc
+    return sorted(created, key=missing.index)

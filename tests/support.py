@@ -85,21 +85,24 @@ class KafkaTap:
     """Reads what was produced to a topic after it was created (tests call workers' consume())."""
 
     def __init__(self, name: str) -> None:
+        from confluent_kafka import Consumer, TopicPartition
         from django.conf import settings
-        from kafka import KafkaConsumer, TopicPartition
 
         from streams import kafka
 
         # Envelopes stamped before this moment are ignored: the broker's "end" offset can lag a
         # record acknowledged a moment ago, which would leak an earlier test's records in here.
         self.since = datetime.now(UTC).isoformat()
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS.split(","))
+        self.consumer = Consumer(
+            {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "group.id": "test-tap", "enable.auto.commit": False}
+        )
         topic = kafka.topic(name)
-        partitions = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
-        self.consumer.assign(partitions)
-        self.consumer.seek_to_end(*partitions)
-        for partition in partitions:
-            self.consumer.position(partition)  # resolve "end" now, before the test produces
+        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        # Start at each partition's end as it is now, before the test produces.
+        self.consumer.assign(
+            [TopicPartition(topic, p, self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+             for p in partitions]
+        )  # fmt: skip
 
     def records(self, expected: int, timeout: float = 10.0) -> list:
         """Poll until ``expected`` records arrived (or the timeout), decoded as worker Records."""
@@ -109,11 +112,12 @@ class KafkaTap:
 
         out, deadline = [], time.monotonic() + timeout
         while len(out) < expected and time.monotonic() < deadline:
-            for batch in self.consumer.poll(timeout_ms=200).values():
-                for r in batch:
-                    value = json.loads(r.value)
-                    if value.get("ts", self.since) >= self.since:
-                        out.append(Record(r.topic, r.partition, r.offset, r.key, value))
+            for r in self.consumer.consume(100, 0.2):
+                if r.error() is not None:
+                    continue
+                value = json.loads(r.value())
+                if value.get("ts", self.since) >= self.since:
+                    out.append(Record(r.topic(), r.partition(), r.offset(), r.key(), value))
         return out
 
     def close(self) -> None:
