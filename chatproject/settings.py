@@ -244,3 +244,7 @@ if env_bool("SECURE_PROXY_SSL_HEADER", HTTPS):
 CSP_ENABLED = env_bool("CSP", True)
 # A token is checked for its shape before the database is asked (a NUL in it was a 500).
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"][0] = "streams.authentication.ChatTokenAuthentication"
+# /api/docs/: Swagger UI from drf-spectacular-sidecar's static files (no CDN, works offline) and
+# its script from a URL of ours (SpectacularSwaggerSplitView), as the CSP allows no inline script.
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR")
