@@ -1,13 +1,20 @@
-"""Liveness and readiness: /healthz says the process is up, /readyz checks each service."""
+"""Liveness and readiness: /healthz says the process is up, /readyz checks each service.
+
+Both are public (load balancers call them without credentials), so /readyz answers only each
+service's name and state; the address and the reason of a failed check go to the server log.
+"""
 
 from __future__ import annotations
 
+import logging
 import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+
+log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -81,8 +88,13 @@ def healthz(request):
 
 
 def readyz(request):
-    services = {"postgres": check_postgres(), "redis": check_redis(), "kafka": check_kafka()}
-    ready = all(s["state"] == "ready" for s in services.values())
+    checks = {"postgres": check_postgres(), "redis": check_redis(), "kafka": check_kafka()}
+    for name, check in checks.items():
+        if check["state"] != "ready":
+            log.warning("readyz: %s at %s is down: %s", name, check["address"], check.get("error", ""))
+    ready = all(check["state"] == "ready" for check in checks.values())
+    # Addresses and driver messages (which repeat them) stay in the log: the name and state only.
+    services = {name: {"state": check["state"]} for name, check in checks.items()}
     return JsonResponse(
         {"status": "ready" if ready else "unavailable", "services": services}, status=200 if ready else 503
     )
