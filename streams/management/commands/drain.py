@@ -84,18 +84,20 @@ class Broker:
             return []
         return sorted(info.partitions)
 
-    def low(self, topic: str, partition: int) -> int:
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        """(low, high) as ListOffsets answers them; on Tansu ``high`` may be short of the end (see ends())."""
         from confluent_kafka import TopicPartition
 
-        return self.probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)[0]
+        return self.probe.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
 
     def ends(self, topic: str, starts: dict[int, int], *, budget: float = 3.0) -> dict[int, int]:
         """The end of each partition (its high watermark), read by fetching from ``starts``.
 
         Tansu answers a ListOffsets "latest" request with one past the last *batch*'s first
         offset, not one past its last record, so the end is taken from a fetch: the partition-EOF
-        event carries the fetch response's high watermark, which is right. When a partition holds
-        more than can be read within ``budget``, the offset reached is returned (a lower bound).
+        event carries the fetch response's high watermark, which is right. The callers start at
+        the last batch (ListOffsets minus one), so little is read. When a partition holds more than
+        can be read within ``budget``, the offset reached is returned (a lower bound).
         """
         from confluent_kafka import KafkaError, TopicPartition
 
@@ -134,12 +136,14 @@ class Broker:
         if not partitions:
             return {}
         committed = self.committed(group, topic, partitions)
-        starts = {}
+        starts, probes = {}, {}
         for partition in partitions:
-            low = self.low(topic, partition)
+            low, listed = self.watermarks(topic, partition)
             start = committed.get(partition)
             starts[partition] = low if start is None else max(start, low)
-        ends = self.ends(topic, starts)
+            # Read from the last batch only: the end is at or after ListOffsets' answer minus one.
+            probes[partition] = max(starts[partition], listed - 1)
+        ends = self.ends(topic, probes)
         return {p: (starts[p], ends[p]) for p in partitions if ends[p] > starts[p]}
 
     def close(self) -> None:
