@@ -26,7 +26,9 @@ def _ready(port: int) -> dict | None:
 
 def test_run_serves_readyz_with_every_service_and_sigterm_stops_everything(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    # The run starts its own services: the test stack's addresses (backup included) must not leak in.
+    skip = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "BACKUP_DATABASE_URL", "DEVSTACK_STATE")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
     env.update(PORT=str(port), PYTHONUNBUFFERED="1")
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(

@@ -251,7 +251,8 @@ class Command(BaseCommand):
                 count = sum(high - start for start, high in broker.lag(group, topic).values())
                 if count:
                     total += count
-                    parts.append(f"{group}: {count} messages left on {topic}")
+                    noun = "changes" if topic == kafka.topic(kafka.CDC) else "messages"
+                    parts.append(f"{group}: {count} {noun} left on {topic}")
         return total, "; ".join(parts)
 
     def _outbox(self) -> tuple[int, str]:
