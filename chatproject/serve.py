@@ -11,13 +11,29 @@ from __future__ import annotations
 
 import asyncio
 
+from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketFactory
 from twisted.internet import defer
 
 # A WebSocket message larger than this closes the socket with 1009 before it is buffered whole;
 # up to it, frames over the consumer's 64 KB get an `invalid` error frame. Daphne's default is 1 MiB.
 MAX_MESSAGE_BYTES = 128 * 1024
+
+
+class ClosingWebSocketFactory(WebSocketFactory):
+    """Autobahn drops the TCP connection on a protocol violation (``failByDrop``), so a client
+    sending a message over the limit or invalid UTF-8 saw 1006 and could not tell why; with it off,
+    the socket is closed with 1009 (too big) or 1007 (invalid payload)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setProtocolOptions(failByDrop=False)
+
+
+# Daphne builds its factory from this module attribute in Server.run(); there is no option for it.
+daphne_server.WebSocketFactory = ClosingWebSocketFactory
 
 
 class DrainingServer(Server):

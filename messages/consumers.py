@@ -42,6 +42,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY_SOCKETS = 4429
 MAX_FRAME_BYTES = 64 * 1024
 SYNC_MAX_ROOMS = 500
+MAX_REQ_CHARS = 200
 # A socket's own typing throttle, before the per-user one in Redis: a chatty client costs no
 # Redis round trip per keystroke.
 TYPING_INTERVAL_S = 1.0
@@ -196,6 +197,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.error(None, INVALID, "A frame is a JSON object with a string `type`.")
             return
         req = data.get("req")
+        if req is not None and not _valid_req(req):
+            # Echoed in the reply: a nested or huge value could not even be written back.
+            self.error(None, INVALID, f"`req` must be a string of at most {MAX_REQ_CHARS} characters or an integer.")
+            return
         handler = self.HANDLERS.get(data["type"])
         if handler is None:
             self.error(req, INVALID, f"Unknown frame type {data['type']!r}.")
@@ -336,10 +341,19 @@ def _room_id(data: dict) -> int:
     return services.id_validate(data.get("room"), "room")
 
 
+def _valid_req(req) -> bool:
+    if isinstance(req, str):
+        return len(req) <= MAX_REQ_CHARS
+    return isinstance(req, int) and not isinstance(req, bool) and abs(req) <= services.BIGINT_MAX
+
+
 def _context(data: dict) -> dict:
+    """The fields of a failed frame that its error echoes, when they are of their right shape."""
     extra = {}
-    if isinstance(data.get("client_msg_id"), str):
-        extra["client_msg_id"] = data["client_msg_id"]
-    if isinstance(data.get("room"), int):
-        extra["room"] = data["room"]
+    cmid = data.get("client_msg_id")
+    if isinstance(cmid, str) and len(cmid) <= 64:
+        extra["client_msg_id"] = cmid
+    room = data.get("room")
+    if isinstance(room, int) and not isinstance(room, bool) and 0 < room <= services.BIGINT_MAX:
+        extra["room"] = room
     return extra
