@@ -35,5 +35,10 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 
+# The fault table of docs/reliability.md: chat under load while a part of `make run` fails (bench/faults.py).
+.PHONY: faults
+faults: $(STAMP)
+	$(PY) -m bench.faults $(ARGS)
+
 clean:
 	rm -rf .devstack
