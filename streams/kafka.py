@@ -86,6 +86,10 @@ class Producer:
                 # Java's (and kafka-python's) partitioner: a room maps to the same partition
                 # whatever client produced it.
                 "partitioner": "murmur2_random",
+                # A produce must never create a topic: the broker would pick its partition count
+                # (Tansu: 4), and a room's partition would no longer be what KAFKA_PARTITIONS says.
+                # After a broker restart the supervisor re-creates them; sends wait till then.
+                "allow.auto.create.topics": False,
                 "logger": log,
             }
         )
