@@ -199,7 +199,7 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
-    "redrive-retry-topic": {"task": "messages.tasks.redrive_retries", "schedule": 30.0},
+    "redrive-retry-topic": {"task": "streams.tasks.redrive_retries", "schedule": 30.0},
 }
 
 LOGGING = {

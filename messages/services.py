@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
-from streams import codec, kafka
+from streams import kafka
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.realtime import announced_positions, frame, publish, publish_on_commit, room_group, user_group
 
@@ -475,53 +475,3 @@ def message_apply_delete(*, env: dict) -> None:
             Room.objects.filter(pk=env["room"], last_seq=env["seq"]).update(last_message_preview="")
             publish_on_commit([(room_group(env["room"]), frame(
                 "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip
-
-
-def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
-    """Re-produce records from the retry topic onto the topic they came from, keyed as before.
-
-    Offsets of the retry topic are committed only after every re-produced record was
-    acknowledged, so a crash re-drives a record twice at worst, which the idempotent consumers
-    absorb. A record keeps its attempt count; past the limit the worker dead-letters it.
-    """
-    import time
-
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-            "group.id": kafka.topic("chat-retry"),
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
-            "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_MS,
-        }
-    )
-    consumer.subscribe([kafka.topic(kafka.RETRY)])
-    moved = 0
-    try:
-        # Joining the group takes about half the session timeout before the first record.
-        deadline = time.monotonic() + poll_seconds + settings.KAFKA_SESSION_TIMEOUT_MS / 1000
-        while moved < max_records and time.monotonic() < deadline:
-            records = [m for m in consumer.consume(max_records - moved, 0.5) if m.error() is None]
-            if not records:
-                if moved:
-                    break
-                continue
-            for record in records:
-                key = (record.key() or b"none").decode(errors="replace")
-                try:
-                    value = codec.loads(record.value())
-                    target = value.get("source_topic", kafka.MESSAGES)
-                except (TypeError, ValueError, AttributeError) as exc:
-                    payload = {"failed_group": "chat-retry", "reason": f"undecodable: {exc}", "record": repr(record.value())}
-                    kafka.produce(kafka.DLQ, key=key, value=payload)
-                    continue
-                # Back where it failed, keyed as before.
-                kafka.produce(target, key=key, value=value)
-                moved += 1
-            consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
-    return moved

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from messages.services import retries_redrive
 from streams import kafka
+from streams.retry import retries_redrive
 from streams.worker import PermanentError, Raw, Record, Worker
 from tests.support import KafkaTap
 
