@@ -2,7 +2,7 @@
 
 It speaks two protocols over the same bookkeeping:
 
-- ``product``: DESIGN.md's /ws/chat/ (``Authorization: Token``, ``message.send`` ->
+- ``product``: the project's /ws/chat/ (docs/protocol.md) (``Authorization: Token``, ``message.send`` ->
   ``message.accepted`` -> ``message.new`` to every member, ``sync`` -> replay -> ``sync.done``);
 - ``tutorial``: the Channels tutorial chat (``{"message": ...}`` to /ws/chat/<room>/, echoed to
   every socket of the room, no acknowledgement, no seq, no history).

@@ -56,11 +56,6 @@ def room_is_read_only(*, room: Room, user_id: int) -> bool:
     return not Participant.objects.filter(room_id=room.pk, user__is_active=True).exclude(user_id=user_id).exists()
 
 
-def room_get_for_member(*, room_id: int, user_id: int) -> Room:
-    """The room, if the user is in it; otherwise ``not_member`` (see :func:`participant_get`)."""
-    return participant_get(room_id=room_id, user_id=user_id).room
-
-
 def participant_target_get(*, room_id: int, user_id: int) -> Participant:
     """Another member of a room the caller is in (an action's target), or ``not_found``."""
     participant = None
