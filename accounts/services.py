@@ -28,6 +28,7 @@ from messages.models import Message
 from rooms.models import Participant, Room
 from streams import kafka
 from streams.errors import CONFLICT, INVALID, ChatError
+from streams.protocol import CLOSE_UNAUTHENTICATED, close_control
 from streams.realtime import Event, frame, publish_on_commit, room_group, session_group, token_group, user_group
 
 from . import usernames
@@ -36,8 +37,7 @@ from .models import AccountDeletion, UserSession
 log = logging.getLogger(__name__)
 
 # The WebSocket close code for "no longer authenticated"; the socket's client logs in again.
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE = {"op": "close", "code": CLOSE_UNAUTHENTICATED}
+CLOSE = close_control(CLOSE_UNAUTHENTICATED)
 
 INLINE_MAX_DEFAULT = 5000
 CHUNK_DEFAULT = 2000

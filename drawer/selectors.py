@@ -18,8 +18,8 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 from django.utils.dateparse import parse_datetime
 
 from rooms.models import Participant
-from rooms.selectors import MAX_ID
 from streams.errors import INVALID, NOT_FOUND, ChatError
+from streams.protocol import BIGINT_MAX
 
 from .models import SavedMessage, tag_normalize
 
@@ -76,7 +76,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         saved_at = parse_datetime(stamp)
         if saved_at is None or saved_at.tzinfo is None or not isinstance(pk, int) or isinstance(pk, bool):
             raise ValueError(cursor)
-        if not 0 < pk <= MAX_ID:
+        if not 0 < pk <= BIGINT_MAX:
             raise ValueError(cursor)
         # PostgreSQL refuses offsets past 15:59 (DataError); in UTC any moment that exists is fine.
         saved_at = saved_at.astimezone(UTC)

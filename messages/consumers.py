@@ -22,8 +22,17 @@ from rooms import selectors as room_selectors
 from rooms import services as room_services
 from streams import codec, kafka, limits
 from streams.errors import INTERNAL, INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
-from streams.realtime import (
+from streams.protocol import (
+    BIGINT_MAX,
     CLOSE_GOING_AWAY,
+    CLOSE_TOO_MANY_SOCKETS,
+    CLOSE_UNAUTHENTICATED,
+    OP_CLOSE,
+    OP_JOIN_ROOM,
+    OP_LEAVE_ROOM,
+    id_validate,
+)
+from streams.realtime import (
     frame,
     get_hub,
     redis_address,
@@ -37,9 +46,6 @@ from . import selectors, services
 
 log = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
-# The user has CHAT_MAX_SOCKETS_PER_USER sockets open already (every process counted).
-CLOSE_TOO_MANY_SOCKETS = 4429
 MAX_FRAME_BYTES = 64 * 1024
 SYNC_MAX_ROOMS = 500
 MAX_REQ_CHARS = 200
@@ -125,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
         """Called by the hub for each event of a group this socket is in."""
         if control:
-            if self.pending_controls is not None and control.get("op") != "close":
+            if self.pending_controls is not None and control.get("op") != OP_CLOSE:
                 self.pending_controls.append(control)
             else:
                 self._control(control)
@@ -161,15 +167,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _control(self, control: dict) -> None:
         op = control.get("op")
         loop = asyncio.get_running_loop()
-        if op == room_services.JOIN_ROOM:
+        if op == OP_JOIN_ROOM:
             self.rooms.add(control["room"])
             self.hub_groups.add(room_group(control["room"]))
             loop.create_task(self._join_room(control["room"]))
-        elif op == room_services.LEAVE_ROOM:
+        elif op == OP_LEAVE_ROOM:
             self.rooms.discard(control["room"])
             self.hub_groups.discard(room_group(control["room"]))
             loop.create_task(get_hub().leave(self, [room_group(control["room"])]))
-        elif op == "close":
+        elif op == OP_CLOSE:
             loop.create_task(self.close(code=control.get("code", CLOSE_UNAUTHENTICATED)))
 
     async def _join_room(self, room_id: int) -> None:
@@ -244,7 +250,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id = _room_id(data)
         self._require_member(room_id)
         seq = data.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= services.BIGINT_MAX:
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= BIGINT_MAX:
             raise ChatError(INVALID, "`seq` must be a non-negative integer.")
         await self._limit("pos", settings.CHAT_POSITION_RATE, settings.CHAT_POSITION_BURST, "Too many read positions")
         await _db(room_services.read_position_advance)(user_id=self.user_id, room_id=room_id, seq=seq)
@@ -253,7 +259,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id = _room_id(data)
         self._require_member(room_id)
         seq = data.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= services.BIGINT_MAX:
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= BIGINT_MAX:
             raise ChatError(INVALID, "`seq` must be a positive integer.")
         await self._limit("pos", settings.CHAT_POSITION_RATE, settings.CHAT_POSITION_BURST, "Too many read positions")
         await _db(room_services.read_position_mark_unread)(user_id=self.user_id, room_id=room_id, seq=seq)
@@ -271,7 +277,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 not _ROOM_KEY.fullmatch(key)
                 or isinstance(seq, bool)
                 or not isinstance(seq, int)
-                or not 0 <= seq <= services.BIGINT_MAX
+                or not 0 <= seq <= BIGINT_MAX
             ):
                 raise ChatError(INVALID, "`rooms` must map room ids to the last seq seen.")
             wanted[int(key)] = seq
@@ -338,13 +344,13 @@ def _db(fn):
 
 
 def _room_id(data: dict) -> int:
-    return services.id_validate(data.get("room"), "room")
+    return id_validate(data.get("room"), "room")
 
 
 def _valid_req(req) -> bool:
     if isinstance(req, str):
         return len(req) <= MAX_REQ_CHARS
-    return isinstance(req, int) and not isinstance(req, bool) and abs(req) <= services.BIGINT_MAX
+    return isinstance(req, int) and not isinstance(req, bool) and abs(req) <= BIGINT_MAX
 
 
 def _context(data: dict) -> dict:
@@ -354,6 +360,6 @@ def _context(data: dict) -> dict:
     if isinstance(cmid, str) and len(cmid) <= 64:
         extra["client_msg_id"] = cmid
     room = data.get("room")
-    if isinstance(room, int) and not isinstance(room, bool) and 0 < room <= services.BIGINT_MAX:
+    if isinstance(room, int) and not isinstance(room, bool) and 0 < room <= BIGINT_MAX:
         extra["room"] = room
     return extra

@@ -14,8 +14,9 @@ from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db.models import F, Func, Subquery
 
 from rooms.models import Participant
-from rooms.selectors import MAX_ID, participant_get
+from rooms.selectors import participant_get
 from streams.errors import INVALID, ChatError
+from streams.protocol import BIGINT_MAX
 
 from .models import Message
 from .selectors import DELETED_USER
@@ -90,7 +91,7 @@ def message_search(
         .filter(document=SearchQuery(query, config="simple", search_type="plain"))
     )
     if before is not None:
-        messages = messages.filter(pk__lt=min(before, MAX_ID))
+        messages = messages.filter(pk__lt=min(before, BIGINT_MAX))
     rows = list(messages.select_related("sender").order_by("-pk")[: limit + 1])
     page = rows[:limit]
     return SearchPage(

@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
-from rooms.selectors import MAX_ID
 from streams.api import JSONBodySerializer, QuerySerializer
+from streams.protocol import BIGINT_MAX
 
 from .search import SEARCH_PAGE_SIZE, SEARCH_PAGE_SIZE_MAX, SEARCH_QUERY_MAX_CHARS
 
@@ -34,8 +34,12 @@ class HistoryQuerySerializer(QuerySerializer):
         required=False,
         help_text="A seq, `first_unread` or `newest` (default): a page around it.",
     )
-    before = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="Older than this seq.")
-    after = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, help_text="Newer than this seq.")
+    before = serializers.IntegerField(
+        required=False, min_value=1, max_value=BIGINT_MAX, help_text="Older than this seq."
+    )
+    after = serializers.IntegerField(
+        required=False, min_value=0, max_value=BIGINT_MAX, help_text="Newer than this seq."
+    )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
     def validate(self, attrs):
@@ -84,10 +88,10 @@ class SearchQuerySerializer(QuerySerializer):
         max_length=SEARCH_QUERY_MAX_CHARS, help_text="Words to find, all of them, whole words, any case."
     )
     room = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, help_text="Search this room only (you must be in it)."
+        required=False, min_value=1, max_value=BIGINT_MAX, help_text="Search this room only (you must be in it)."
     )
     before = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, help_text="The `next_before` of the previous page."
+        required=False, min_value=1, max_value=BIGINT_MAX, help_text="The `next_before` of the previous page."
     )
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=SEARCH_PAGE_SIZE_MAX, default=SEARCH_PAGE_SIZE

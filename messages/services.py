@@ -18,6 +18,7 @@ from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams import kafka
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
+from streams.protocol import id_validate
 from streams.realtime import announced_positions, frame, publish, publish_on_commit, room_group, user_group
 
 from .models import Message
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 140
 READ_ONLY_DETAIL = "This conversation is read-only: the other person's account no longer exists."
-BIGINT_MAX = 2**63 - 1  # ids and seqs are PostgreSQL bigints
 
 
 # -- accepting a send (WebSocket and REST) --------------------------------------------------------
@@ -45,16 +45,6 @@ def message_validate(*, room, client_msg_id, body, max_bytes: int | None = None)
     except ValueError:
         raise ChatError(INVALID, "`client_msg_id` must be a UUID.") from None
     return room_id, msg_id, body_validate(body, max_bytes=max_bytes)
-
-
-def id_validate(value, name: str) -> int:
-    """A room, user or seq id: a JSON integer within PostgreSQL's bigint, else ``invalid``.
-
-    Strings are refused, even of digits: Python's isdigit() and int() also take "١" or "²".
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= BIGINT_MAX:
-        raise ChatError(INVALID, f"`{name}` must be a positive integer id.")
-    return value
 
 
 # C0 control characters other than tab, newline and carriage return: PostgreSQL refuses NUL in

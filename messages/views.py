@@ -19,6 +19,7 @@ from rooms import selectors as room_selectors
 from rooms.models import Participant, Room
 from rooms.serializers import ParticipantSerializer, RoomSerializer
 from streams.errors import ChatError
+from streams.protocol import BIGINT_MAX
 
 from . import selectors
 
@@ -55,7 +56,7 @@ def _anchor(request) -> int | None:
     if not _SEQ.fullmatch(value):
         return None
     seq = int(value)
-    return seq if 0 < seq <= room_selectors.MAX_ID else None
+    return seq if 0 < seq <= BIGINT_MAX else None
 
 
 @login_required

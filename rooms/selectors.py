@@ -22,11 +22,11 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
+from streams.protocol import BIGINT_MAX
 
 from .models import Participant, Room
 
 NOT_MEMBER_DETAIL = "You are not a member of this room."
-MAX_ID = 2**63 - 1  # PostgreSQL bigint
 
 
 def room_ids_for_user(*, user_id: int) -> list[int]:
@@ -41,7 +41,7 @@ def participant_get(*, room_id: int, user_id: int) -> Participant:
     cannot be probed.
     """
     participant = None
-    if 0 < room_id <= MAX_ID:
+    if 0 < room_id <= BIGINT_MAX:
         participant = Participant.objects.select_related("room").filter(room_id=room_id, user_id=user_id).first()
     if participant is None:
         raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
@@ -59,7 +59,7 @@ def room_is_read_only(*, room: Room, user_id: int) -> bool:
 def participant_target_get(*, room_id: int, user_id: int) -> Participant:
     """Another member of a room the caller is in (an action's target), or ``not_found``."""
     participant = None
-    if 0 < user_id <= MAX_ID:
+    if 0 < user_id <= BIGINT_MAX:
         participant = Participant.objects.filter(room_id=room_id, user_id=user_id).first()
     if participant is None:
         raise ChatError(NOT_FOUND, "That user is not a member of this room.")
@@ -68,7 +68,7 @@ def participant_target_get(*, room_id: int, user_id: int) -> Participant:
 
 def active_user_get(*, user_id: int):
     """An active user by id, or ``invalid`` (a request naming someone who cannot chat)."""
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first() if 0 < user_id <= MAX_ID else None
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first() if 0 < user_id <= BIGINT_MAX else None
     if user is None:
         raise ChatError(INVALID, "No such user.")
     return user
@@ -144,7 +144,7 @@ def room_list_for_user(*, user_id: int) -> list[Participant]:
 
 def room_summary_for_member(*, room_id: int, user_id: int) -> Participant:
     """One room as :func:`room_list_for_user` shows it, or ``not_member``."""
-    participant = _summaries(user_id).filter(room_id=room_id).first() if 0 < room_id <= MAX_ID else None
+    participant = _summaries(user_id).filter(room_id=room_id).first() if 0 < room_id <= BIGINT_MAX else None
     if participant is None:
         raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
     return participant

@@ -6,9 +6,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from streams.api import JSONBodySerializer
+from streams.protocol import BIGINT_MAX
 
 from .models import Participant, Room
-from .selectors import MAX_ID
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -18,10 +18,10 @@ class RoomCreateSerializer(JSONBodySerializer):
     kind = serializers.ChoiceField(choices=Room.Kind.choices)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     members = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=1000
+        child=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX), required=False, max_length=1000
     )
     is_public = serializers.BooleanField(required=False, default=False)
-    user = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    user = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, required=False)
 
     def validate(self, attrs):
         if attrs["kind"] == Room.Kind.GROUP and not (attrs.get("name") or "").strip():
@@ -37,7 +37,7 @@ class RoomUpdateSerializer(JSONBodySerializer):
 
 
 class ParticipantAddSerializer(JSONBodySerializer):
-    user = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    user = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
 
 
 class ParticipantUpdateSerializer(JSONBodySerializer):
@@ -45,11 +45,11 @@ class ParticipantUpdateSerializer(JSONBodySerializer):
 
 
 class ReadSerializer(JSONBodySerializer):
-    seq = serializers.IntegerField(min_value=0, max_value=MAX_ID, help_text="The newest message read.")
+    seq = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, help_text="The newest message read.")
 
 
 class MarkUnreadSerializer(JSONBodySerializer):
-    seq = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The first message to show as unread.")
+    seq = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, help_text="The first message to show as unread.")
 
 
 # -- answers --------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ from django.db import IntegrityError, transaction
 
 from streams import kafka
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
+from streams.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM
 from streams.realtime import Event, frame, publish_on_commit, room_group, user_group
 
 from .models import Participant, Room
 from .selectors import (
-    MAX_ID,
     NOT_MEMBER_DETAIL,
     participant_get,
     participant_get_with_role,
@@ -30,8 +30,6 @@ from .selectors import (
 
 log = logging.getLogger(__name__)
 
-JOIN_ROOM = "room.join"  # control: sockets of the user start receiving the room
-LEAVE_ROOM = "room.leave"  # control: sockets of the user stop receiving the room at once
 
 MANAGERS = (Participant.Role.OWNER, Participant.Role.ADMIN)
 OWNER_ONLY = (Participant.Role.OWNER,)
@@ -159,7 +157,7 @@ def _room_destroy(room: Room) -> None:
     Room.objects.filter(pk=room_id).delete()
     # Members hear of it in the room, then their sockets drop the room.
     events: list[Event] = [(room_group(room_id), frame("room.deleted", room=room_id), None)]
-    events += [(user_group(uid), None, {"op": LEAVE_ROOM, "room": room_id}) for uid in member_ids]
+    events += [(user_group(uid), None, {"op": OP_LEAVE_ROOM, "room": room_id}) for uid in member_ids]
     publish_on_commit(events)
     transaction.on_commit(lambda: _announce_room_deleted(room_id))
 
@@ -213,7 +211,7 @@ def _announce_joined(room: Room, user_ids: list[int], *, to_room: bool = True) -
     if to_room:
         events += [(room_group(room.pk), frame("participant.added", room=room.pk, user=uid), None) for uid in user_ids]
     events += [
-        (user_group(uid), frame("participant.added", room=room.pk, user=uid), {"op": JOIN_ROOM, "room": room.pk})
+        (user_group(uid), frame("participant.added", room=room.pk, user=uid), {"op": OP_JOIN_ROOM, "room": room.pk})
         for uid in user_ids
     ]
     publish_on_commit(events)
@@ -239,7 +237,7 @@ def participant_join(*, user_id: int, room_id: int) -> tuple[Participant, bool]:
 
     A private room gives the same ``not_member`` as a room that does not exist.
     """
-    if not 0 < room_id <= MAX_ID:
+    if not 0 < room_id <= BIGINT_MAX:
         raise ChatError(NOT_MEMBER, f"{NOT_MEMBER_DETAIL} It is not open to join.")
     existing = Participant.objects.filter(room_id=room_id, user_id=user_id).first()
     if existing is not None:
@@ -294,7 +292,7 @@ def _participant_drop(participant: Participant) -> None:
     publish_on_commit(
         [
             # The user's sockets drop the room (control) before the room group's copy arrives.
-            (user_group(user_id), frame("participant.removed", room=room_id, user=user_id), {"op": LEAVE_ROOM, "room": room_id}),
+            (user_group(user_id), frame("participant.removed", room=room_id, user=user_id), {"op": OP_LEAVE_ROOM, "room": room_id}),
             # Their read position lets members lower the counters of the messages they had not read.
             (
                 room_group(room_id),

@@ -26,15 +26,13 @@ from django.conf import settings
 from django.db import transaction
 
 from . import codec
+from .protocol import CLOSE_EVENTS_LOST, CLOSE_GOING_AWAY, close_control
 
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "rt:"
 # Application close code: events may have been lost; reconnect and `sync` (daphne only
 # allows 1000 and 3000-4999, so not RFC 6455's 1012).
-CLOSE_SERVICE_RESTART = 4012
-# Application close code: this server is stopping; reconnect after a short delay and `sync`.
-CLOSE_GOING_AWAY = 4503
 
 
 def redis_address() -> str:
@@ -252,7 +250,7 @@ class Hub:
         log.warning("real-time hub: Redis subscription was interrupted; restarting %d sockets", len(subscribers))
         for subscriber in subscribers:
             try:
-                await subscriber.deliver("hub", None, {"op": "close", "code": CLOSE_SERVICE_RESTART})
+                await subscriber.deliver("hub", None, close_control(CLOSE_EVENTS_LOST))
             except Exception:  # keep closing the others
                 log.exception("closing a socket after a Redis interruption failed")
 
@@ -266,7 +264,7 @@ class Hub:
         subscribers = {s for members in self.groups.values() for s in members}
         for subscriber in subscribers:
             try:
-                await subscriber.deliver("hub", None, {"op": "close", "code": CLOSE_GOING_AWAY})
+                await subscriber.deliver("hub", None, close_control(CLOSE_GOING_AWAY))
             except Exception:  # keep closing the others
                 log.exception("closing a socket of a stopping server failed")
         deadline = asyncio.get_running_loop().time() + wait_s

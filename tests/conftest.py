@@ -112,7 +112,16 @@ class ServerProcesses:
         """Start a process by kind (web, persist, index); extra copies are named ``kind:suffix``."""
         kind = name.split(":")[0]
         port = port or self.port
-        daphne = [sys.executable, "-m", "chatproject.serve", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"]
+        daphne = [
+            sys.executable,
+            "-m",
+            "chatproject.serve",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "chatproject.asgi:application",
+        ]
         argv = {
             "web": daphne,
             "persist": [sys.executable, "manage.py", "consume", "persist"],

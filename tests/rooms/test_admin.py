@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rooms import services
 from rooms.models import Participant, Room
+from streams.protocol import OP_LEAVE_ROOM
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def test_a_moderator_deleting_a_room_tells_its_members(
     assert not Room.objects.filter(pk=room.pk).exists()
     events = feed.events()
     assert (f"room.{room.pk}", {"type": "room.deleted", "room": room.pk}, None) in events
-    assert (f"user.{member.pk}", None, {"op": services.LEAVE_ROOM, "room": room.pk}) in events
+    assert (f"user.{member.pk}", None, {"op": OP_LEAVE_ROOM, "room": room.pk}) in events
 
 
 def test_the_bulk_delete_action_goes_through_the_service_too(
@@ -71,7 +71,7 @@ def test_a_moderator_removing_a_participant_cuts_their_sockets_off(
     assert (
         f"user.{troll.pk}",
         {"type": "participant.removed", "room": room.pk, "user": troll.pk},
-        {"op": services.LEAVE_ROOM, "room": room.pk},
+        {"op": OP_LEAVE_ROOM, "room": room.pk},
     ) in feed.events()
 
 

@@ -8,6 +8,7 @@ from messages.models import Message
 from rooms import selectors, services
 from rooms.models import Participant, Room
 from streams.errors import ChatError
+from streams.protocol import OP_JOIN_ROOM, OP_LEAVE_ROOM
 
 pytestmark = pytest.mark.django_db
 
@@ -98,8 +99,8 @@ def test_deleting_a_room_removes_its_messages_and_read_positions_and_tells_the_m
     ]
     assert events[0] == (f"room.{room.pk}", {"type": "room.deleted", "room": room.pk}, None)
     assert {(g, c["op"], c["room"]) for g, _, c in events[1:]} == {
-        (f"user.{owner.pk}", services.LEAVE_ROOM, room.pk),
-        (f"user.{member.pk}", services.LEAVE_ROOM, room.pk),
+        (f"user.{owner.pk}", OP_LEAVE_ROOM, room.pk),
+        (f"user.{member.pk}", OP_LEAVE_ROOM, room.pk),
     }
 
 
@@ -148,7 +149,7 @@ def test_owner_and_admins_invite_members_do_not(make_user, make_room, feed, djan
     assert (
         f"user.{newcomer.pk}",
         {"type": "participant.added", "room": room.pk, "user": newcomer.pk},
-        {"op": services.JOIN_ROOM, "room": room.pk},
+        {"op": OP_JOIN_ROOM, "room": room.pk},
     ) in added
 
 
@@ -202,7 +203,7 @@ def test_a_removed_member_s_sockets_are_told_to_drop_the_room_before_the_room_he
         (
             f"user.{member.pk}",
             {"type": "participant.removed", "room": room.pk, "user": member.pk},
-            {"op": services.LEAVE_ROOM, "room": room.pk},
+            {"op": OP_LEAVE_ROOM, "room": room.pk},
         ),
         (
             f"room.{room.pk}",

@@ -1,0 +1,37 @@
+"""The real-time protocol's shared names: ids, close codes, and the controls sent to sockets.
+
+Frames are built by ``streams.realtime.frame`` with their dotted names where they are sent; what
+several apps must agree on lives here, once (docs/protocol.md is the description for clients).
+"""
+
+from __future__ import annotations
+
+from .errors import INVALID, ChatError
+
+# Ids and seqs are PostgreSQL bigints; the wire carries them as JSON integers.
+BIGINT_MAX = 2**63 - 1
+
+# WebSocket close codes (daphne allows 1000 and 3000-4999 for an application's own).
+CLOSE_UNAUTHENTICATED = 4401  # no (longer) valid credentials: log in again, do not reconnect
+CLOSE_EVENTS_LOST = 4012  # events for this socket may be lost: reconnect and `sync`
+CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER reached: retry much later
+CLOSE_GOING_AWAY = 4503  # this server is stopping: reconnect after a short delay and `sync`
+
+# Controls: instructions published to a group for the sockets in it, never sent to clients.
+OP_JOIN_ROOM = "room.join"  # the user's sockets start receiving the room
+OP_LEAVE_ROOM = "room.leave"  # the user's sockets stop receiving the room at once
+OP_CLOSE = "close"  # the sockets close with ``code``
+
+
+def close_control(code: int = CLOSE_UNAUTHENTICATED) -> dict:
+    return {"op": OP_CLOSE, "code": code}
+
+
+def id_validate(value, name: str) -> int:
+    """A room, user or seq id: a JSON integer within PostgreSQL's bigint, else ``invalid``.
+
+    Strings are refused, even of digits: Python's isdigit() and int() also take "١" or "²".
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= BIGINT_MAX:
+        raise ChatError(INVALID, f"`{name}` must be a positive integer id.")
+    return value
