@@ -6,7 +6,7 @@ import logging
 import re
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DataError
 from django.http import Http404, JsonResponse
 from django.views import defaults
@@ -66,6 +66,12 @@ def exception_handler(exc, context):
         # A client's bad input, not a fault to page anyone about: one line, no traceback.
         log.warning("Refused %s: %s: %s", path, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
         return error_response(errors.INVALID, "A value in the request is out of range or malformed.", 400)
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body past DATA_UPLOAD_MAX_MEMORY_SIZE; left alone it would be
+        # its HTML 400 page, not the API's shape.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        log.warning("Refused %s: a body over %s bytes", context["request"].path, limit)
+        return error_response(errors.TOO_LARGE, f"The body is larger than {limit} bytes.", 413)
     if isinstance(exc, errors.ChatError):
         return error_response(exc.code, exc.detail, exc.http_status)
     if isinstance(exc, KafkaUnavailable):
@@ -276,7 +282,7 @@ ERROR_DESCRIPTIONS = {
     "`forbidden`: your role in it does not allow this.",
     404: "`not_found`: no such item (message, member, entry), or the URL names nothing.",
     409: "`conflict`: it exists already.",
-    413: "`too_large`: the text is longer than the limit.",
+    413: "`too_large`: the text (or the whole body, past DATA_UPLOAD_MAX_MEMORY_SIZE) is longer than the limit.",
     429: "`rate_limited`: too many requests of this kind; retry after the `Retry-After` header's seconds.",
     500: "`internal`: an unexpected server fault, logged for the operators; not a signal to retry.",
     503: "`unavailable`: the message log (Kafka) did not acknowledge in time; retry with the same client_msg_id.",

@@ -71,6 +71,14 @@ def test_deep_nesting_without_a_login_is_invalid_not_a_crash(server, target, bod
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
+def test_a_body_past_the_upload_limit_is_too_large_not_parsed(server, settings):
+    body = b'{"username": "' + b"a" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE + b'", "password": "x"}'
+    status, data, raw = send(server, "POST", "/api/v1/accounts/", body, {"Content-Type": "application/json"})
+    assert (status, data["error"]["code"]) == (413, "too_large"), raw[:200]
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
 def test_hostile_queries_and_bodies_of_a_logged_in_client_are_invalid_over_http(server, make_user, make_room):
     me = make_user()
     room = make_room(owner=me)
@@ -162,6 +170,18 @@ def test_every_json_body_refuses_deep_nesting(rest, me, make_room, method, targe
     room = make_room(owner=me)
     response = getattr(rest, method)(target.format(room=room.pk), body, content_type="application/json")
     assert error(response) == (400, "invalid")
+
+
+def test_the_body_limit_follows_the_setting(rest, me, make_room, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    room = make_room(owner=me)
+    large = json.dumps({"seq": 1, "padding": "x" * 100})
+    assert error(rest.post(f"/api/v1/rooms/{room.pk}/read/", large, content_type="application/json")) == (
+        413,
+        "too_large",
+    )
+    small = rest.post(f"/api/v1/rooms/{room.pk}/read/", {"seq": 0}, format="json")
+    assert small.status_code == 200, small.content
 
 
 @pytest.mark.parametrize(
