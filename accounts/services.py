@@ -17,19 +17,20 @@ from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Case, Exists, OuterRef, Value, When
+from django.db import IntegrityError, models, transaction
+from django.db.models import Exists, OuterRef, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from drawer.services import drawer_snapshots_detach_sender
 from messages.models import Message
-from rooms.models import Participant, Room
+from rooms.models import Room
+from rooms.services import participants_release_user
 from streams import kafka
 from streams.errors import CONFLICT, INVALID, ChatError
 from streams.protocol import CLOSE_UNAUTHENTICATED, close_control
-from streams.realtime import Event, frame, publish_on_commit, room_group, session_group, token_group, user_group
+from streams.realtime import frame, publish_on_commit, room_group, session_group, token_group, user_group
 
 from . import usernames
 from .models import AccountDeletion, UserSession
@@ -232,7 +233,8 @@ def _account_remove(*, deletion: AccountDeletion) -> None:
     count, message_rooms = _messages_detach(
         messages=Message.objects.filter(sender_id=user_id), erase=deletion.erase_messages
     )
-    kept, emptied, heirs = _rooms_release(user_id=user_id)
+    released = participants_release_user(user_id=user_id)
+    kept, emptied = released.kept, released.deleted
     # Memberships, read positions, drawer entries and the like go with the user row (bulk cascade).
     get_user_model().objects.filter(pk=user_id).delete()
 
@@ -244,11 +246,9 @@ def _account_remove(*, deletion: AccountDeletion) -> None:
     deletion.save()
 
     erase = deletion.erase_messages
-    _announce_to_members(
-        user_id=user_id, erase=erase, left=kept, heirs=heirs, message_rooms=sorted(touched - set(emptied))
-    )
+    _announce_erased(user_id=user_id, erase=erase, message_rooms=sorted(touched - set(emptied)))
     rooms = deletion.room_ids
-    transaction.on_commit(lambda: _announce_on_kafka(user_id=user_id, erase=erase, rooms=rooms, deleted=emptied))
+    transaction.on_commit(lambda: _announce_on_kafka(user_id=user_id, erase=erase, rooms=rooms))
 
 
 def _messages_detach(*, messages: models.QuerySet, erase: bool) -> tuple[int, list[int]]:
@@ -267,99 +267,24 @@ def _messages_detach(*, messages: models.QuerySet, erase: bool) -> tuple[int, li
     return messages.update(**changes), room_ids
 
 
-def _rooms_release(*, user_id: int) -> tuple[list[int], list[int], dict[int, int]]:
-    """Take the user out of every room, in bulk.
-
-    Returns (rooms still there, rooms deleted because nobody else was in them, {room: new owner}).
-    """
-    memberships = dict(Participant.objects.filter(user_id=user_id).values_list("room_id", "role"))
-    if not memberships:
-        return [], [], {}
-    # Same lock order as the persistence consumer (rooms by id): no message from this user is
-    # stored in these rooms once their memberships are gone, and no deadlock between the two.
-    room_ids = list(memberships)
-    list(Room.objects.select_for_update().filter(id__in=room_ids).order_by("id").values_list("id", flat=True))
-    others = Participant.objects.filter(room_id__in=room_ids).exclude(user_id=user_id)
-    kept = sorted(set(others.order_by().values_list("room_id", flat=True).distinct()))
-    emptied = sorted(set(memberships) - set(kept))
-
-    heirs: dict[int, int] = {}
-    orphaned = [room_id for room_id in kept if memberships[room_id] == Participant.Role.OWNER]
-    if orphaned:
-        rank = Case(
-            When(role=Participant.Role.OWNER, then=Value(0)),
-            When(role=Participant.Role.ADMIN, then=Value(1)),
-            default=Value(2),
-        )
-        # One row per room: an existing co-owner, else the oldest admin, else the oldest member.
-        rows = list(
-            others.filter(room_id__in=orphaned)
-            .annotate(rank=rank)
-            .order_by("room_id", "rank", "joined_at", "pk")
-            .distinct("room_id")
-            .values_list("pk", "room_id", "user_id")
-        )
-        Participant.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(role=Participant.Role.OWNER)
-        heirs = {room_id: heir for _, room_id, heir in rows}
-
-    Participant.objects.filter(user_id=user_id).delete()
-    if emptied:
-        _rooms_delete(room_ids=emptied)
-    return kept, emptied, heirs
+def _announce_erased(*, user_id: int, erase: bool, message_rooms: list[int]) -> None:
+    """Tell the members of rooms holding the user's messages, after commit, that they are now
+    from "deleted user" (``account.erased`` {room, user, erase_messages}: blank when erased), so
+    open clients show it without reloading the room."""
+    publish_on_commit(
+        (room_group(room_id), frame("account.erased", room=room_id, user=user_id, erase_messages=erase), None)
+        for room_id in message_rooms
+    )
 
 
-def _rooms_delete(*, room_ids: list[int]) -> None:
-    """Delete rooms with their messages in one statement per table, whatever their history.
-
-    Deleting through the ORM alone would load the messages and delete them a hundred at a
-    time, because other rows (drawer entries) point at messages. Those rows are let go first
-    in bulk, as their foreign keys ask, then the messages go in one statement. The room rows
-    themselves go through the ORM (their links cascade), one statement per hundred rooms.
-    """
-    messages = Message.objects.filter(room_id__in=room_ids)
-    # Hidden relations too (``related_name="+"``, as the drawer's link to its message).
-    relations = [f for f in Message._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete]
-    for relation in relations:
-        if relation.many_to_many:
-            continue
-        linked = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": messages})
-        if relation.on_delete is models.SET_NULL:
-            linked.update(**{relation.field.name: None})
-        elif relation.on_delete is models.CASCADE:
-            linked.delete()
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {Message._meta.db_table} WHERE room_id = ANY(%s)", [room_ids])
-    Room.objects.filter(id__in=room_ids).delete()
-
-
-def _announce_to_members(
-    *, user_id: int, erase: bool, left: list[int], heirs: dict[int, int], message_rooms: list[int]
-) -> None:
-    """Tell the other members, after commit, that the user left and who owns the room now.
-
-    ``account.erased`` {room, user, erase_messages} lets open clients show that user's messages
-    as from "deleted user" (and blank, when erased) without reloading the room.
-    """
-    owner = Participant.Role.OWNER.value
-    events: list[Event] = []
-    for room_id in left:
-        events.append((room_group(room_id), frame("participant.removed", room=room_id, user=user_id), None))
-    for room_id, heir in heirs.items():
-        events.append((room_group(room_id), frame("participant.updated", room=room_id, user=heir, role=owner), None))
-    for room_id in message_rooms:
-        erased = frame("account.erased", room=room_id, user=user_id, erase_messages=erase)
-        events.append((room_group(room_id), erased, None))
-    publish_on_commit(events)
-
-
-def _announce_on_kafka(*, user_id: int, erase: bool, rooms: Iterable[int], deleted: Iterable[int]) -> None:
+def _announce_on_kafka(*, user_id: int, erase: bool, rooms: Iterable[int]) -> None:
     """Announce the bulk change on the messages topic, keyed by room so it keeps the room's order.
 
-    The consumer groups that keep copies (search index, backup) apply it from there.
+    The consumer groups that keep copies (search index, backup) apply it from there; the rooms
+    deleted with the account were announced by ``rooms_destroy``.
     """
     events = [(room_id, kafka.envelope("account.erased", room=room_id, user=user_id, erase_messages=erase))
               for room_id in rooms]  # fmt: skip
-    events += [(room_id, kafka.envelope("room.deleted", room=room_id)) for room_id in deleted]
     if not events:
         events = [("account", kafka.envelope("account.erased", room=None, user=user_id, erase_messages=erase))]
     try:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Case, Value, When
 
 from streams import kafka
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
@@ -148,27 +150,76 @@ def room_delete_by_moderator(*, room: Room) -> None:
 
 
 def _room_destroy(room: Room) -> None:
-    room_id = room.pk
     # Locked first, like every membership change: a member added concurrently is either
     # counted here (and told to drop the room) or finds the room gone.
-    _lock_room(room_id)
-    member_ids = list(Participant.objects.filter(room_id=room_id).values_list("user_id", flat=True))
-    # Participants and messages cascade; drawer entries keep their own snapshot (SET_NULL).
-    Room.objects.filter(pk=room_id).delete()
-    # Members hear of it in the room, then their sockets drop the room.
-    events: list[Event] = [(room_group(room_id), frame("room.deleted", room=room_id), None)]
-    events += [(user_group(uid), None, {"op": OP_LEAVE_ROOM, "room": room_id}) for uid in member_ids]
+    _lock_room(room.pk)
+    rooms_destroy(room_ids=[room.pk])
+
+
+def rooms_destroy(*, room_ids: list[int]) -> None:
+    """Delete rooms with their participants and messages, a fixed number of statements per table.
+
+    For the rooms' members: ``room.deleted`` in each room, then their sockets drop it; on Kafka:
+    ``room.deleted`` per room after commit, so the other consumer groups follow. Callers hold the
+    rooms' locks (id order) and the transaction.
+
+    Deleting through the ORM alone would load every message of the rooms and delete them a
+    hundred at a time, because other rows (drawer entries) point at messages. Here the rows
+    that point at the rooms are found through the model's relations (rooms knows no app above
+    it by name): what points at those rows is let go in bulk as its foreign key asks (SET_NULL:
+    the drawer keeps its snapshot; CASCADE: deleted), then each table is emptied of the rooms'
+    rows in one statement, and the rooms go last.
+    """
+    if not room_ids:
+        return
+    members = list(Participant.objects.filter(room_id__in=room_ids).values_list("room_id", "user_id"))
+    for relation in _reverse_relations(Room):
+        rows = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": room_ids})
+        if relation.on_delete is models.SET_NULL:
+            rows.update(**{relation.field.name: None})
+            continue
+        for inner in _reverse_relations(relation.related_model):
+            linked = inner.related_model._base_manager.filter(**{f"{inner.field.name}__in": rows})
+            if inner.on_delete is models.SET_NULL:
+                linked.update(**{inner.field.name: None})
+            else:
+                linked.delete()
+        _delete_where(relation.related_model._meta.db_table, relation.field.column, room_ids)
+    # Everything pointing at the rooms is handled: the ORM's delete would only look again.
+    _delete_where(Room._meta.db_table, Room._meta.pk.column, room_ids)
+    events: list[Event] = [(room_group(room_id), frame("room.deleted", room=room_id), None) for room_id in room_ids]
+    events += [(user_group(uid), None, {"op": OP_LEAVE_ROOM, "room": room_id}) for room_id, uid in members]
     publish_on_commit(events)
-    transaction.on_commit(lambda: _announce_room_deleted(room_id))
+    ids = list(room_ids)
+    transaction.on_commit(lambda: _announce_rooms_deleted(ids))
 
 
-def _announce_room_deleted(room_id: int) -> None:
+def _delete_where(table: str, column: str, ids: list[int]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", [list(ids)])
+
+
+def _reverse_relations(model) -> list:
+    """The one-to-many links pointing at ``model`` that its deletion must handle (hidden ones too):
+    CASCADE or SET_NULL; anything else (PROTECT) is refused rather than guessed at."""
+    relations = [f for f in model._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete]
+    relations = [f for f in relations if not f.many_to_many and f.on_delete is not models.DO_NOTHING]
+    unhandled = [f for f in relations if f.on_delete not in (models.CASCADE, models.SET_NULL)]
+    if unhandled:
+        raise TypeError(f"rooms_destroy cannot handle {unhandled[0]} ({unhandled[0].on_delete.__name__})")
+    return relations
+
+
+def _announce_rooms_deleted(room_ids: list[int]) -> None:
     # The other consumer groups (index, audit) follow bulk removals from the topic.
     try:
-        kafka.produce(kafka.MESSAGES, key=room_id, value=kafka.envelope("room.deleted", room=room_id))
+        kafka.produce_many(
+            kafka.MESSAGES,
+            [(room_id, kafka.encode(kafka.envelope("room.deleted", room=room_id))) for room_id in room_ids],
+        )
     except Exception:
         # The deletion stands in the database; only the other consumer groups miss the news.
-        log.exception("room %s was deleted but announcing room.deleted on Kafka failed", room_id)
+        log.exception("rooms %s were deleted but announcing room.deleted on Kafka failed", room_ids)
 
 
 def _announce_room_updated(room: Room) -> None:
@@ -312,6 +363,75 @@ def _participant_drop(participant: Participant) -> None:
         successor.role = Participant.Role.OWNER
         successor.save(update_fields=["role"])
         _announce_roles(room, [successor])
+
+
+@dataclass
+class RoomsReleased:
+    """What :func:`participants_release_user` did: rooms kept, rooms deleted, new owners."""
+
+    kept: list[int]
+    deleted: list[int]
+    heirs: dict[int, int]
+
+
+def participants_release_user(*, user_id: int) -> RoomsReleased:
+    """Take a user out of every room at once (their account is going), in bulk.
+
+    The same rules as one member leaving (:func:`participant_leave`), in a fixed number of
+    statements whatever the number of rooms: a room they owned passes to an existing co-owner,
+    else the oldest admin, else the oldest member; a room nobody else is in is deleted. Members
+    hear ``participant.removed`` (with the read position, for their counters) and, where the
+    owner changed, ``participant.updated``. Runs in the caller's transaction.
+    """
+    memberships = {
+        room_id: (role, last_read)
+        for room_id, role, last_read in Participant.objects.filter(user_id=user_id).values_list(
+            "room_id", "role", "last_read_seq"
+        )
+    }
+    if not memberships:
+        return RoomsReleased([], [], {})
+    # Same lock order as the persistence consumer (rooms by id): no message from this user is
+    # stored in these rooms once their memberships are gone, and no deadlock between the two.
+    room_ids = sorted(memberships)
+    list(Room.objects.select_for_update().filter(id__in=room_ids).order_by("id").values_list("id", flat=True))
+    others = Participant.objects.filter(room_id__in=room_ids).exclude(user_id=user_id)
+    kept = sorted(set(others.order_by().values_list("room_id", flat=True).distinct()))
+    deleted = sorted(set(room_ids) - set(kept))
+
+    heirs: dict[int, int] = {}
+    orphaned = [room_id for room_id in kept if memberships[room_id][0] == Participant.Role.OWNER]
+    if orphaned:
+        rank = Case(
+            When(role=Participant.Role.OWNER, then=Value(0)),
+            When(role=Participant.Role.ADMIN, then=Value(1)),
+            default=Value(2),
+        )
+        # One row per room: an existing co-owner, else the oldest admin, else the oldest member.
+        rows = list(
+            others.filter(room_id__in=orphaned)
+            .annotate(rank=rank)
+            .order_by("room_id", "rank", "joined_at", "pk")
+            .distinct("room_id")
+            .values_list("pk", "room_id", "user_id")
+        )
+        Participant.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(role=Participant.Role.OWNER)
+        heirs = {room_id: heir for _, room_id, heir in rows}
+
+    Participant.objects.filter(user_id=user_id).delete()
+    rooms_destroy(room_ids=deleted)
+    owner = Participant.Role.OWNER.value
+    events: list[Event] = [
+        (room_group(room_id), frame("participant.removed", room=room_id, user=user_id,
+                                    last_read_seq=memberships[room_id][1]), None)
+        for room_id in kept
+    ]  # fmt: skip
+    events += [
+        (room_group(room_id), frame("participant.updated", room=room_id, user=heir, role=owner), None)
+        for room_id, heir in heirs.items()
+    ]
+    publish_on_commit(events)
+    return RoomsReleased(kept, deleted, heirs)
 
 
 @transaction.atomic

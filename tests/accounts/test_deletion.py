@@ -156,6 +156,7 @@ def test_other_members_hear_who_left_and_who_owns_the_room_and_sockets_close(
     room = make_room(owner=alice, members=[bob])
     add_messages(room, alice, 2)
     listener = listen(room_group(room.pk), user_group(alice.pk))
+    read = Participant.objects.get(room=room, user=alice).last_read_seq
 
     with django_capture_on_commit_callbacks(execute=True):
         services.account_delete(user=alice, erase_messages=True)
@@ -163,7 +164,8 @@ def test_other_members_hear_who_left_and_who_owns_the_room_and_sockets_close(
     events = listener.events()
     assert (user_group(alice.pk), None, {"op": "close", "code": 4401}) in events
     frames = [frame for group, frame, _ in events if group == room_group(room.pk)]
-    assert {"type": "participant.removed", "room": room.pk, "user": alice.pk} in frames
+    # As when a member leaves: their read position lets the others lower their counters.
+    assert {"type": "participant.removed", "room": room.pk, "user": alice.pk, "last_read_seq": read} in frames
     assert {"type": "participant.updated", "room": room.pk, "user": bob.pk, "role": "owner"} in frames
     assert {"type": "account.erased", "room": room.pk, "user": alice.pk, "erase_messages": True} in frames
 
