@@ -24,6 +24,7 @@ import logging
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -36,6 +37,10 @@ from .runtime import gc_tune
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# A record about to be set aside for the same error as the BREAKER_SAME - 1 before it (within
+# BREAKER_WINDOW_S) is not: the stream is held instead (a bug or a schema mismatch, not bad data).
+BREAKER_SAME = 3
+BREAKER_WINDOW_S = 60.0
 
 # How a failure is handled (see Worker.process).
 TRANSIENT = "transient"  # retry the batch in place until it passes
@@ -88,6 +93,8 @@ class Worker(ABC):
     def __init__(self) -> None:
         self.running = True
         self.consumer = None
+        # (error, when) of the last records set aside, for the breaker (see process()).
+        self.set_aside: deque[tuple[str, float]] = deque(maxlen=BREAKER_SAME)
 
     # -- to implement ----------------------------------------------------------------------------
     @abstractmethod
@@ -222,8 +229,11 @@ class Worker(ABC):
           processed on its own (in order), so a poison record among 2,000 costs about 2 x 11
           transactions, not minutes of retries, and every other record of the batch is stored.
           A record that fails alone for a reason that will not change (bad data: DataError,
-          IntegrityError, a decode or validation error, PermanentError) is dead-lettered at
-          once; one that fails alone for an unknown reason gets ``MAX_ATTEMPTS`` tries first.
+          IntegrityError, PermanentError) is dead-lettered at once; one that fails alone for an
+          unknown reason gets ``MAX_ATTEMPTS`` tries first.
+        - A breaker: when the records set aside one after another all fail with the same error
+          (``BREAKER_SAME`` in a row), it is the code or the database, not the data: the stream
+          is held and retried in place, loudly, rather than emptied into the dead-letter topic.
         """
         delay, retry_delay = 0.2, self.retry_backoff_s
         attempts = 0
@@ -257,22 +267,50 @@ class Worker(ABC):
                     return
                 record = records[0]
                 reason = _describe(exc)
+                if self._looks_systemic(exc):
+                    # The same error, record after record: the code or the database is at fault,
+                    # not the data. Setting every record aside would empty the stream into the
+                    # dead-letter topic; hold it and say so until someone fixes the cause.
+                    log.error(
+                        "%s: %d records in a row failed with %s; holding the stream until it passes",
+                        self.group_id, BREAKER_SAME, reason,
+                    )  # fmt: skip
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
                 if kind == PERMANENT:
+                    self._set_aside(exc)
                     self.dead_letter(record.key, record.value, reason=reason, record=record)
                     return
                 # Unknown: a bug that this record triggers, or a fault not classified yet.
                 log.exception("%s: record %s/%s failed", self.group_id, record.partition, record.offset)
                 if self.retry_topic is not None:
+                    self._set_aside(exc)
                     self.send_to_retry(record, reason=reason)
                     return
                 attempts += 1
                 if attempts >= MAX_ATTEMPTS:
+                    self._set_aside(exc)
                     self.dead_letter(
                         record.key, record.value, reason=f"failed {attempts} times: {reason}", record=record
                     )
                     return
                 time.sleep(retry_delay)
                 retry_delay = min(retry_delay * 2, 2.0)
+
+    def _set_aside(self, exc: Exception) -> None:
+        """Remember a record set aside for ``exc``; an explicit PermanentError (the worker checked
+        the data itself) never counts towards the breaker."""
+        if not isinstance(exc, PermanentError):
+            self.set_aside.append((_describe(exc), time.monotonic()))
+
+    def _looks_systemic(self, exc: Exception) -> bool:
+        """Whether the last records set aside all failed like this one, lately (the breaker)."""
+        if isinstance(exc, PermanentError) or len(self.set_aside) < BREAKER_SAME - 1:
+            return False
+        signature, now = _describe(exc), time.monotonic()
+        recent = list(self.set_aside)[-(BREAKER_SAME - 1) :]
+        return all(sig == signature and now - at < BREAKER_WINDOW_S for sig, at in recent)
 
     def _log_failure(self, exc: Exception, kind: str, records: list[Record]) -> None:
         # One line per retry, no traceback: a database restart must not bury the log.
@@ -370,7 +408,8 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, DatabaseError):
         if code.startswith(_TRANSIENT_SQLSTATES) or isinstance(exc, InterfaceError):
             return TRANSIENT
-        if isinstance(exc, DataError | IntegrityError) or code.startswith(("22", "23")):
+        # 22 data exception, 23 integrity, 54 program limit (a value too long for an index).
+        if isinstance(exc, DataError | IntegrityError) or code.startswith(("22", "23", "54")):
             return PERMANENT
         if isinstance(exc, OperationalError):
             return TRANSIENT
@@ -379,9 +418,9 @@ def classify(exc: BaseException) -> str:
         exc, kafka.KafkaUnavailable | RedisConnectionError | RedisTimeoutError | ConnectionError | TimeoutError
     ):
         return TRANSIENT
-    # Bad data met in Python: a NUL the driver refuses, a missing or mistyped field.
-    if isinstance(exc, ValueError | TypeError | KeyError | UnicodeError):
-        return PERMANENT
+    # Anything else, ValueError and TypeError included: bad data and a bug look alike here, so
+    # the record gets a few tries before it is set aside (workers raise PermanentError for data
+    # they checked and found bad), and the breaker holds the stream if every record fails alike.
     return UNKNOWN
 
 

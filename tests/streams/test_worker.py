@@ -201,6 +201,44 @@ def test_failures_are_told_apart_by_what_they_say_about_the_record():
     assert classify(IntegrityError("duplicate key")) == PERMANENT
     assert classify(OperationalError("could not connect to server")) == TRANSIENT
     assert classify(kafka.KafkaUnavailable("timed out")) == TRANSIENT
-    assert classify(ValueError("A string literal cannot contain NUL (0x00) characters.")) == PERMANENT
+    # Bad data and a bug look alike in Python: a few tries, then the breaker decides.
+    assert classify(ValueError("A string literal cannot contain NUL (0x00) characters.")) == UNKNOWN
+    assert classify(TypeError("consume() got an unexpected keyword argument")) == UNKNOWN
     assert classify(PermanentError("unknown kind")) == PERMANENT
     assert classify(RuntimeError("a bug")) == UNKNOWN
+
+
+class Broken(Worker):
+    """A deploy gone wrong: every record fails the same way (a renamed field, say)."""
+
+    group_id = "test-broken"
+    retry_topic = None
+    retry_backoff_s = 0.01
+
+    def __init__(self, fixed_after: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.fixed_after = fixed_after
+        self.seen: list[str] = []
+
+    def consume(self, records: list[Record]) -> None:
+        self.calls += 1
+        if self.calls <= self.fixed_after:
+            raise TypeError("envelope_fields() missing 1 required keyword-only argument: 'room'")
+        self.seen.extend(r.value["n"] for r in records)
+
+
+@pytest.mark.django_db
+def test_when_every_record_fails_alike_the_stream_is_held_not_dead_lettered(taps, monkeypatch):
+    from streams import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _s: None)  # the back-off, not the logic
+    worker = Broken(fixed_after=60)
+    for batch in range(4):
+        worker.process(_numbers([f"{batch}-{i}" for i in range(4)]))
+    # At most BREAKER_SAME - 1 records were set aside before the breaker saw the pattern; the
+    # rest waited for the fix and went through in order.
+    dead = taps[kafka.DLQ].records(3, timeout=2)
+    assert len(dead) <= 2
+    assert len(worker.seen) == 16 - len(dead)
+    assert worker.seen == sorted(worker.seen, key=lambda n: tuple(map(int, n.split("-"))))
