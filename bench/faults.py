@@ -267,7 +267,7 @@ class Msg:
     cmid: str
     offered_at: float
     attempts: int = 0  # attempts sent so far; the next one's number
-    accepted: set = field(default_factory=set)  # numbers of the attempts answered message.accepted
+    accepted: dict = field(default_factory=dict)  # attempt number -> when it was answered message.accepted
     last_sent: float = 0.0
     retry_at: float | None = None  # a re-send due after `unavailable` / `rate_limited`
     refusals: int = 0
@@ -422,7 +422,7 @@ class ChatClient:
             n, _, attempt = str(frame.get("req") or "").partition(":")
             msg = self.load.by_cmid.get(frame.get("client_msg_id"))
             if msg is not None and attempt.isdigit():
-                msg.accepted.add(int(attempt))
+                msg.accepted.setdefault(int(attempt), time.monotonic())
         elif kind == "sync.done" and frame.get("req") == self.sync_req:
             self.synced = True
             for msg in list(self.pending.values()):
@@ -485,8 +485,8 @@ class Load:
         self.by_cmid: dict[str, Msg] = {}
         self.errors: Counter = Counter()
         self.sends = 0
-        self.offering = False
         self.tasks: set[asyncio.Task] = set()
+        self._ticker: asyncio.Task | None = None
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -546,7 +546,8 @@ class Load:
         return time.monotonic() - started
 
     async def close(self) -> None:
-        self._ticker.cancel()
+        if self._ticker is not None:
+            self._ticker.cancel()
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
         tasks = [c.task for c in self.clients if c.task is not None]
         _, running = await asyncio.wait(tasks, timeout=5)
@@ -750,7 +751,6 @@ class Scenario:
 
     async def _chat(self, people: list, rooms: list[int], faults: Faults) -> None:
         load = Load(f"ws://127.0.0.1:{self.stack.port}/ws/chat/", people, self.args.rate, self.args.unsettled_resend)
-        await load.connect()
         fault_at = min(FAULT_AT_S, self.args.seconds / 3)
         fault_t: list[float] = []
 
@@ -760,6 +760,7 @@ class Scenario:
             self.kind.inject(faults)
 
         try:
+            await load.connect()
             await load.offer(self.args.seconds, [(fault_at, inject)])
             self.note(f"load over: {len(load.messages)} offered, {load.pending()} pending")
             # A stop-and-start finishes in the background; clients reconnect to the new stack.
@@ -798,6 +799,7 @@ class Scenario:
                 stored_attempt[(sender, cmid)] = int(parts[2])
         row.offered = len(load.messages)
         row.sends = load.sends
+        server_lost: list[float] = []  # when each message the server lost had been accepted
         for msg in load.messages:
             key = (msg.sender, msg.cmid)
             stored = key in by_key
@@ -808,6 +810,7 @@ class Scenario:
                 row.lost += 1
             if msg.accepted and (not stored or stored_attempt.get(key, 0) > min(msg.accepted)):
                 row.lost_without_resend += 1
+                server_lost.append(msg.accepted[min(msg.accepted)])
             if not stored and msg.failed is None:
                 row.unsettled += 1
         row.doubled = max(
@@ -818,6 +821,12 @@ class Scenario:
         if fault_t is not None:
             after = [m.delivered_other_at for m in load.messages if m.offered_at >= fault_t and m.delivered_other_at]
             row.recovery_s = round(min(after) - fault_t, 1) if after else None
+        if server_lost and fault_t is not None:
+            # Accepted before the fault: what the failed part held. After it: something else dropped it.
+            before = sorted(fault_t - t for t in server_lost if t <= fault_t)
+            after = len(server_lost) - len(before)
+            span = f", accepted {before[0]:.2f}-{before[-1]:.2f} s before the fault" if before else ""
+            self.note(f"lost w/o re-send: {len(before)} accepted before the fault{span}; {after} after it")
         row.errors = dict(load.errors)
         closes = Counter()
         for client in load.clients:
