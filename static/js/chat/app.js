@@ -1,0 +1,48 @@
+/*
+ * What every page with the chat's data (the `chat-config` json_script block) starts: the socket
+ * with its offline banner, the outbox and its delivery, and the sidebar's room list when the
+ * page has one. The handlers are registered in this order on purpose: for a frame type that
+ * several modules take (message.new, sync.done, error), the room list runs first, then the
+ * outbox's delivery, then the open room (page entries register theirs after start()).
+ */
+import { api } from "./api.js";
+import { createDelivery } from "./delivery.js";
+import { createOutbox } from "./outbox.js";
+import { createRoomList, setupNewRoom } from "./rooms.js";
+import { chatSocketUrl, createBanner, createSocket, watchConnectivity } from "./socket.js";
+import { byId } from "./util.js";
+
+/** Start the shared parts for the page's ``config``; connect with ``app.socket.connect()`` once the page's own parts are attached. */
+export function start(config) {
+  const me = config.me;
+  const banner = createBanner(byId("offline-banner"));
+  const socket = createSocket({ url: chatSocketUrl(), banner });
+  watchConnectivity(socket, banner);
+
+  const listElement = byId("room-list");
+  const roomList = createRoomList({
+    element: listElement,
+    template: byId("room-row-template"),
+    empty: byId("room-list-empty"),
+    rooms: listElement ? config.rooms || [] : [],
+    current: config.room ? config.room.id : null,
+    api,
+  });
+  if (listElement) {
+    roomList.init();
+    roomList.attach(socket, me);
+  }
+
+  const outbox = createOutbox({ userId: me.id });
+  outbox.watch(window);
+  const delivery = createDelivery({
+    socket,
+    outbox,
+    me,
+    knownSeq: (roomId) => (roomList.rooms.has(roomId) ? roomList.rooms.get(roomId).last_seq : undefined),
+  });
+  delivery.attach();
+
+  setupNewRoom(api);
+  return { config, me, api, socket, banner, roomList, outbox, delivery };
+}

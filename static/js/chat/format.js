@@ -1,0 +1,99 @@
+/*
+ * How things read on screen: room titles, times, avatars, message text with links, unread
+ * badges. Pure functions of their arguments, except setTime, setAvatar and renderText, which
+ * write the result into the element they are given.
+ */
+
+/** A room's title: a group's name, or the other person's username in a direct room. */
+export function roomTitle(room) {
+  if (room.kind === "direct") return (room.other_user && room.other_user.username) || "deleted user";
+  return room.name;
+}
+
+/** Messages the user has not read in ``room`` (a room-list entry: last_seq, last_read_seq). */
+export function unreadCount(room) {
+  return Math.max(0, room.last_seq - room.last_read_seq);
+}
+
+/** What an unread badge says: the count, capped at "99+". */
+export function badgeText(count) {
+  return count > 99 ? "99+" : String(count);
+}
+
+const timeFormat = { hour: "numeric", minute: "2-digit" };
+const dayFormat = { month: "short", day: "numeric" };
+
+/** "14:05" today, "Nov 25" (rooms) or "Nov 25, 14:05" (messages) on other days ("" if not a time). */
+export function formatTime(iso, withTime, now = new Date()) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return "";
+  if (date.toDateString() === now.toDateString()) return date.toLocaleTimeString([], timeFormat);
+  const day = date.toLocaleDateString([], dayFormat);
+  return withTime ? `${day}, ${date.toLocaleTimeString([], timeFormat)}` : day;
+}
+
+/** Fill a <time> element: machine value, the short form, the full local time on hover. */
+export function setTime(element, iso, withTime) {
+  element.dateTime = iso || "";
+  element.textContent = formatTime(iso, withTime);
+  element.title = iso ? new Date(iso).toLocaleString() : "";
+}
+
+/** The hue (0-359) of ``key``'s avatar: stable per key, far apart for neighbouring keys. */
+export function avatarHue(key) {
+  let hash = 0;
+  for (const ch of String(key)) hash = (hash * 31 + ch.codePointAt(0)) % 997;
+  // Steps of the golden angle: neighbouring keys get clearly different colours.
+  return Math.round((hash * 137.508) % 360);
+}
+
+export function setAvatar(element, name, key) {
+  element.textContent = (name || "?").charAt(0).toUpperCase();
+  element.style.setProperty("--avatar-hue", String(avatarHue(key)));
+}
+
+/** "alice is typing…" and its plural forms, "" when nobody is. */
+export function typingText(names) {
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return "Several people are typing…";
+}
+
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+
+/** A URL found in text without the punctuation that ends the sentence around it. */
+export function trimUrl(raw) {
+  // Trailing punctuation ends the sentence, not the link; a ")" closing a "(" in the URL stays.
+  let url = raw;
+  while (/[.,;:!?'")\]}]$/.test(url)) {
+    if (url.endsWith(")") && (url.match(/\(/g) || []).length >= (url.match(/\)/g) || []).length) break;
+    url = url.slice(0, -1);
+  }
+  return url;
+}
+
+/** Show ``text`` in ``element`` as text, with http(s) URLs as safe links. Never parses HTML. */
+export function renderText(element, text) {
+  element.replaceChildren();
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    const raw = trimUrl(match[0]);
+    let url;
+    try {
+      url = new URL(raw);
+    } catch (error) {
+      continue;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") continue;
+    element.append(text.slice(last, match.index));
+    const link = document.createElement("a");
+    link.href = url.href;
+    link.textContent = raw;
+    link.rel = "noopener noreferrer nofollow";
+    link.target = "_blank";
+    element.append(link);
+    last = match.index + raw.length;
+  }
+  element.append(text.slice(last));
+}

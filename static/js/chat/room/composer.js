@@ -1,0 +1,123 @@
+/*
+ * Writing in the open room: the composer (Enter sends, Shift+Enter a new line, typing frames),
+ * and the outbox's items of this room drawn below the stored messages as pending or failed,
+ * with Retry / Delete, until their own message.new replaces them.
+ */
+import { renderText, setAvatar, setTime } from "../format.js";
+import { byId, part } from "../util.js";
+
+const TYPING_SEND_EVERY_MS = 2000;
+
+/** The UTF-8 size of ``body`` in bytes (the server's limit counts those). */
+export function byteLength(body) {
+  return new TextEncoder().encode(body).length;
+}
+
+export function createComposer(view) {
+  const { roomId, me, socket, outbox, delivery, el } = view;
+  const { input, pendingList, template } = el;
+  const pendingShown = new Map(); // client_msg_id -> element of an outbox item
+  let lastTypingSent = 0;
+
+  function pendingElement(item) {
+    const element = template.content.firstElementChild.cloneNode(true);
+    element.classList.add("message-mine", "message-pending");
+    element.dataset.clientMsgId = item.client_msg_id;
+    part(element, "sender").textContent = me.username;
+    setAvatar(part(element, "avatar"), me.username, me.id);
+    setTime(part(element, "time"), item.created_at, true);
+    renderText(part(element, "body"), item.body);
+    part(element, "save").hidden = true;
+    part(element, "edited").hidden = true;
+    part(element, "retry").addEventListener("click", () => delivery.retry(item.client_msg_id));
+    part(element, "discard").addEventListener("click", () => outbox.settle(item.client_msg_id));
+    return element;
+  }
+
+  function showPendingState(element, item) {
+    const failed = item.state === "failed";
+    element.dataset.state = failed ? "failed" : "pending";
+    element.classList.toggle("message-failed", failed);
+    part(element, "status").textContent = delivery.status(item);
+    part(element, "retry").hidden = !delivery.canRetry(item);
+    part(element, "discard").hidden = !failed;
+  }
+
+  function resize() {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 180)}px`;
+  }
+
+  return {
+    /** Make the pending list match the outbox (this tab's sends, other tabs', a reload's). */
+    drawPending() {
+      const items = outbox.items(roomId);
+      const ids = new Set(items.map((item) => item.client_msg_id));
+      for (const [clientMsgId, element] of pendingShown) {
+        // Stored, but waiting behind a gap to be shown: keep the pending one until then.
+        if (ids.has(clientMsgId) || view.timeline.isArriving(clientMsgId)) continue;
+        element.remove();
+        pendingShown.delete(clientMsgId);
+      }
+      const stick = view.timeline.nearBottom();
+      let added = false;
+      for (const item of items) {
+        let element = pendingShown.get(item.client_msg_id);
+        if (!element) {
+          element = pendingElement(item);
+          pendingShown.set(item.client_msg_id, element);
+          added = true;
+        }
+        if (pendingList.lastElementChild !== element) pendingList.append(element); // the order typed
+        showPendingState(element, item);
+      }
+      if (added && stick) view.timeline.scrollToBottom();
+    },
+
+    /** The stored message replaces its pending copy. */
+    dropPending(message) {
+      if (message.sender.id !== me.id || !message.client_msg_id) return;
+      const element = pendingShown.get(message.client_msg_id);
+      if (!element) return;
+      element.remove();
+      pendingShown.delete(message.client_msg_id);
+    },
+
+    send(body) {
+      delivery.send(roomId, body, view.timeline.lastSeq);
+      this.drawPending();
+      view.timeline.scrollToBottom();
+    },
+
+    attach() {
+      outbox.onChange(() => this.drawPending());
+      const form = byId("composer");
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const body = input.value;
+        if (!body.trim() || !view.active || view.readOnly) return;
+        const size = byteLength(body);
+        if (size > view.maxBytes) {
+          view.toast(`This message is too long (${size} bytes; the limit is ${view.maxBytes}).`);
+          return;
+        }
+        input.value = "";
+        resize();
+        this.send(body);
+      });
+      input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          form.requestSubmit();
+        }
+      });
+      input.addEventListener("input", () => {
+        resize();
+        const now = Date.now();
+        if (input.value.trim() && now - lastTypingSent > TYPING_SEND_EVERY_MS && socket.send({ type: "typing", room: roomId })) {
+          lastTypingSent = now;
+        }
+      });
+    },
+  };
+}

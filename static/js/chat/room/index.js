@@ -1,0 +1,149 @@
+/*
+ * The open room (templates/chat/room.html): puts together its parts, each in its own module,
+ * around one shared ``view`` (the room, the page's elements, the services, and the parts
+ * themselves, so that they can call each other):
+ *   timeline.js  the messages in seq order, sync and gaps, older history, the read position
+ *   messages.js  one message's element
+ *   members.js   the members panel and the per-message unread counters
+ *   composer.js  the composer and the outbox's pending / failed items of this room
+ *   typing.js    "… is typing"
+ *   saved.js     Save to the drawer
+ * and owns the room's state (active, read-only) and its frames about the room as a whole.
+ */
+import { roomTitle } from "../format.js";
+import { byId, toast } from "../util.js";
+import { drawBody } from "./messages.js";
+import { createComposer } from "./composer.js";
+import { createMembers } from "./members.js";
+import { createSaved } from "./saved.js";
+import { createTimeline } from "./timeline.js";
+import { createTyping } from "./typing.js";
+
+/**
+ * Show the room of ``config`` (the page's data) live over ``socket``; ``delivery`` and
+ * ``outbox`` send what is typed, ``roomList`` is the sidebar's list.
+ */
+export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
+  const room = config.room;
+  const view = {
+    roomId: room.id,
+    room,
+    me: config.me,
+    pageSize: config.page_size,
+    maxBytes: config.max_body_bytes,
+    socket,
+    api,
+    outbox,
+    delivery,
+    roomList,
+    toast,
+    el: {
+      timeline: byId("timeline"),
+      list: byId("messages"),
+      pendingList: byId("pending"),
+      template: byId("message-template"),
+      input: byId("composer-input"),
+      notice: byId("room-notice"),
+      jumpLatest: byId("jump-latest"),
+      loadOlderButton: byId("load-older"),
+      historyStart: byId("history-start"),
+    },
+    active: true,
+    readOnly: false,
+
+    /** The user is out of the room (removed, or it was deleted): read-only, its sends fail. */
+    leave(text) {
+      if (!this.active) return;
+      this.active = false;
+      this.el.notice.textContent = text;
+      this.el.notice.hidden = false;
+      this.el.input.disabled = true;
+      byId("composer-send").disabled = true;
+      byId("leave-room").hidden = true;
+      delivery.viewRoom = null;
+      for (const item of outbox.pending(this.roomId)) outbox.fail(item.client_msg_id, "not_member", text);
+    },
+
+    /** A direct room whose other person is gone: readable, but nobody would read a reply. */
+    setReadOnly(value) {
+      this.readOnly = Boolean(value);
+      room.read_only = this.readOnly;
+      byId("room-read-only").hidden = !this.readOnly;
+      if (!this.active) return;
+      this.el.input.disabled = this.readOnly;
+      byId("composer-send").disabled = this.readOnly;
+    },
+  };
+  delivery.viewRoom = view.roomId;
+  view.members = createMembers(view);
+  view.typing = createTyping(view);
+  view.saved = createSaved(view);
+  view.composer = createComposer(view);
+  view.timeline = createTimeline(view, config.state);
+
+  view.timeline.attach();
+  view.composer.attach();
+  view.typing.attach(socket);
+  view.saved.attach(socket);
+  view.members.attach(socket);
+  attachRoomFrames(view);
+
+  // -- first paint, from the page's own data --
+  view.setReadOnly(room.read_only); // a missing field (an older server) is false
+  view.members.set(config.members);
+  view.timeline.paint(config.at);
+  view.composer.drawPending(); // what the outbox still holds for this room, from before a reload too
+  view.saved.load();
+  view.timeline.markRead();
+  if (!view.readOnly) view.el.input.focus();
+  return view;
+}
+
+/** Frames about the room as a whole and its messages' changes; what to do on a (re)connection. */
+function attachRoomFrames(view) {
+  const { socket, roomId, room, delivery, roomList } = view;
+  socket.on("error", (frame) => {
+    // A refused send is the outbox's; a refused sync or read of this room means we are out.
+    if (frame.room === roomId && frame.code === "not_member" && !frame.client_msg_id) {
+      view.leave("You are no longer a member of this room.");
+    } else if (frame.req === `sync-${roomId}`) {
+      // Refused for now (rate_limited, unavailable): ask again later; the outbox waits for it.
+      view.timeline.syncRefused(Math.max(delivery.retryAfterMs(frame), delivery.backoff(2)));
+    }
+  });
+  socket.on("room.updated", (frame) => {
+    if (frame.room !== roomId) return;
+    if ("read_only" in frame) view.setReadOnly(frame.read_only);
+    if (!("name" in frame)) return;
+    room.name = frame.name;
+    const title = roomTitle(room);
+    byId("room-title").textContent = title;
+    roomList.baseTitle = `${title} · Chat`;
+    roomList.updateTitle();
+  });
+  socket.on("room.deleted", (frame) => {
+    if (frame.room === roomId) view.leave("This room was deleted.");
+  });
+  socket.on("message.updated", (frame) => {
+    const entry = frame.room === roomId ? view.timeline.shown.get(frame.seq) : null;
+    if (!entry) return;
+    entry.message.body = frame.body;
+    entry.message.edited_at = frame.edited_at;
+    drawBody(entry.element, entry.message);
+  });
+  socket.on("message.deleted", (frame) => {
+    const entry = frame.room === roomId ? view.timeline.shown.get(frame.seq) : null;
+    if (!entry) return;
+    entry.message.deleted = true;
+    entry.message.body = "";
+    drawBody(entry.element, entry.message);
+    view.members.showCounter(entry);
+  });
+  socket.onOpen((reconnected) => {
+    if (!view.active) return;
+    // Whatever was stored while the page loaded or the socket was down comes with sync.
+    view.timeline.resync();
+    if (reconnected) view.members.refresh();
+    view.timeline.markRead();
+  });
+}

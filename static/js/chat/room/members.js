@@ -1,0 +1,186 @@
+/*
+ * The open room's members: the members panel (roles, remove, invite, leave), their read
+ * positions, and the number next to each message of the members who have not read it yet.
+ */
+import { suggestUsers, findUser } from "../people.js";
+import { setAvatar } from "../format.js";
+import { byId, part } from "../util.js";
+
+/** How many of ``members`` (each with last_read_seq) have not read up to ``seq``. */
+export function unreadBy(members, seq) {
+  let count = 0;
+  for (const member of members) if (member.last_read_seq < seq) count += 1;
+  return count;
+}
+
+/** Whether a member with ``myRole`` may remove ``member`` (a group room only; never oneself). */
+export function canRemove({ kind, myRole, meId }, member) {
+  return kind === "group" && member.id !== meId && (myRole === "owner" || (myRole === "admin" && member.role === "member"));
+}
+
+export function createMembers(view) {
+  const { roomId, api, me, room } = view;
+  const members = new Map(); // user id -> {id, username, role, last_read_seq}
+
+  const m = {
+    get(userId) {
+      return members.get(userId);
+    },
+
+    get size() {
+      return members.size;
+    },
+
+    set(participants) {
+      members.clear();
+      for (const p of participants) {
+        members.set(p.user.id, { id: p.user.id, username: p.user.username, role: p.role, last_read_seq: p.last_read_seq });
+      }
+      this.render();
+      this.updateCounters(0, Infinity);
+    },
+
+    async refresh() {
+      try {
+        this.set(await api("GET", `/api/v1/rooms/${roomId}/participants/`));
+      } catch (error) {
+        if (error.code === "not_member") view.leave("You are no longer a member of this room.");
+      }
+    },
+
+    myRole() {
+      const mine = members.get(me.id);
+      return mine ? mine.role : null;
+    },
+
+    canManage() {
+      return this.myRole() === "owner" || this.myRole() === "admin";
+    },
+
+    render() {
+      const memberList = byId("member-list");
+      const memberTemplate = byId("member-template");
+      const items = [];
+      const rights = { kind: room.kind, myRole: this.myRole(), meId: me.id };
+      for (const member of members.values()) {
+        const item = memberTemplate.content.firstElementChild.cloneNode(true);
+        item.dataset.user = member.id;
+        setAvatar(part(item, "avatar"), member.username, member.id);
+        part(item, "name").textContent = member.id === me.id ? `${member.username} (you)` : member.username;
+        part(item, "role").textContent = member.role === "member" ? "" : member.role;
+        const remove = part(item, "remove");
+        remove.hidden = !canRemove(rights, member);
+        remove.addEventListener("click", () => this.remove(member));
+        items.push(item);
+      }
+      memberList.replaceChildren(...items);
+      const count = members.size;
+      byId("room-meta").textContent = `${count} member${count === 1 ? "" : "s"}`;
+      const invite = byId("invite-form");
+      if (invite) invite.hidden = !this.canManage();
+    },
+
+    /** The counter of a shown message (``entry``: {message, element}). */
+    showCounter(entry) {
+      const counter = part(entry.element, "unread");
+      const message = entry.message;
+      const count = message.deleted ? 0 : members.size ? unreadBy(members.values(), message.seq) : message.unread_count;
+      counter.textContent = count > 0 ? String(count) : "";
+    },
+
+    /** Refresh the counters of the messages with low < seq <= high. */
+    updateCounters(low, high) {
+      for (const [seq, entry] of view.timeline.shown) if (seq > low && seq <= high) this.showCounter(entry);
+    },
+
+    setRead(userId, seq) {
+      const member = members.get(userId);
+      if (!member || member.last_read_seq === seq) return;
+      const before = member.last_read_seq;
+      member.last_read_seq = seq;
+      this.updateCounters(Math.min(before, seq), Math.max(before, seq));
+    },
+
+    async remove(member) {
+      if (!window.confirm(`Remove ${member.username} from this room?`)) return;
+      try {
+        await api("DELETE", `/api/v1/rooms/${roomId}/participants/${member.id}/`);
+        view.toast(`${member.username} was removed.`);
+      } catch (error) {
+        view.toast(`Could not remove ${member.username}: ${error.message}`);
+      }
+    },
+
+    /** The panel's controls, and the socket's membership frames. */
+    attach(socket) {
+      byId("leave-room").addEventListener("click", async () => {
+        const question =
+          this.myRole() === "owner" && members.size > 1
+            ? "Leave this room? Another member becomes its owner."
+            : "Leave this room? You will no longer see its messages.";
+        if (!window.confirm(question)) return;
+        try {
+          await api("DELETE", `/api/v1/rooms/${roomId}/participants/${me.id}/`);
+          location.assign("/");
+        } catch (error) {
+          view.toast(`Could not leave: ${error.message}`);
+        }
+      });
+
+      const membersToggle = byId("members-toggle");
+      membersToggle.addEventListener("click", () => {
+        const panel = byId("members-panel");
+        panel.hidden = !panel.hidden;
+        membersToggle.setAttribute("aria-expanded", String(!panel.hidden));
+      });
+
+      const inviteForm = byId("invite-form");
+      if (inviteForm) {
+        const inviteInput = byId("invite-username");
+        const inviteStatus = byId("invite-status");
+        inviteInput.addEventListener("input", () => suggestUsers(api, inviteInput));
+        inviteForm.addEventListener("submit", async (event) => {
+          event.preventDefault();
+          const username = inviteInput.value.trim();
+          if (!username) return;
+          try {
+            const user = await findUser(api, username);
+            await api("POST", `/api/v1/rooms/${roomId}/participants/`, { user: user.id });
+            inviteStatus.textContent = `${user.username} is now a member.`;
+            inviteInput.value = "";
+            this.refresh();
+          } catch (error) {
+            inviteStatus.textContent = error.message;
+          }
+        });
+      }
+
+      socket.on("room.read", (frame) => {
+        if (frame.room !== roomId) return;
+        this.setRead(frame.user, frame.seq);
+        if (frame.user === me.id) view.timeline.readSent = Math.max(view.timeline.readSent, frame.seq);
+      });
+      socket.on("participant.added", (frame) => {
+        if (frame.room === roomId) this.refresh();
+      });
+      socket.on("participant.removed", (frame) => {
+        if (frame.room !== roomId) return;
+        if (frame.user === me.id) {
+          view.leave("You are no longer a member of this room.");
+          return;
+        }
+        members.delete(frame.user);
+        view.typing.stop(frame.user);
+        this.render();
+        this.updateCounters(0, Infinity);
+      });
+      socket.on("participant.updated", (frame) => {
+        const member = frame.room === roomId ? members.get(frame.user) : null;
+        if (!member) return;
+        member.role = frame.role;
+        this.render();
+      });
+    },
+  };
+  return m;
+}

@@ -1,0 +1,68 @@
+/*
+ * Drawing one message of a room: its element (cloned from the page's <template>), its body
+ * (text with safe links, or "deleted"), and the grouping of consecutive messages of one sender.
+ */
+import { renderText, setAvatar, setTime } from "../format.js";
+import { part } from "../util.js";
+
+export const GROUP_WITHIN_MS = 5 * 60 * 1000;
+
+/**
+ * Whether a message by ``sender`` at ``at`` (ms) continues the one before it (``previous``:
+ * {sender, at}, or null): same known sender, within minutes. A deleted account ("") never does.
+ */
+export function continues(previous, sender, at) {
+  return previous !== null && sender !== "" && previous.sender === sender && at - previous.at < GROUP_WITHIN_MS;
+}
+
+/** The element of a stored ``message`` seen by the user ``meId`` (its Save button not wired yet). */
+export function messageElement(template, message, meId) {
+  const element = template.content.firstElementChild.cloneNode(true);
+  element.dataset.seq = message.seq;
+  element.dataset.id = message.id;
+  element.dataset.sender = message.sender.id === null ? "" : message.sender.id;
+  element.dataset.at = Date.parse(message.created_at) || 0;
+  element.classList.toggle("message-mine", message.sender.id === meId);
+  part(element, "sender").textContent = message.sender.username;
+  setAvatar(part(element, "avatar"), message.sender.username, message.sender.id ?? "deleted");
+  setTime(part(element, "time"), message.created_at, true);
+  drawBody(element, message);
+  return element;
+}
+
+/** The body as it is now (edited, deleted). */
+export function drawBody(element, message) {
+  const body = part(element, "body");
+  if (message.deleted) {
+    body.textContent = "This message was deleted.";
+  } else {
+    renderText(body, message.body);
+  }
+  element.classList.toggle("message-deleted", Boolean(message.deleted));
+  part(element, "edited").hidden = !message.edited_at || Boolean(message.deleted);
+  part(element, "save").hidden = Boolean(message.deleted);
+}
+
+function previousMessage(element) {
+  const before = element.previousElementSibling;
+  return before && before.classList.contains("message") ? before : null;
+}
+
+/** A message right after one of the same sender (within minutes) drops its name and avatar. */
+export function regroup(element) {
+  if (!element || !element.classList.contains("message")) return;
+  const before = previousMessage(element);
+  const previous = before && { sender: before.dataset.sender, at: Number(before.dataset.at) };
+  element.classList.toggle("message-cont", continues(previous, element.dataset.sender, Number(element.dataset.at)));
+}
+
+/** The "New messages" line above the first message not read when the room was opened. */
+export function makeDivider() {
+  const item = document.createElement("li");
+  item.className = "divider";
+  item.id = "new-messages";
+  const label = document.createElement("span");
+  label.textContent = "New messages";
+  item.append(label);
+  return item;
+}

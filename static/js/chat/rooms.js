@@ -1,0 +1,214 @@
+/*
+ * The room list in the sidebar: one row per room (cloned from the page's <template>), unread
+ * badges, the newest conversation on top, the unread total in the tab's title; kept live by the
+ * socket. Also the sidebar's "New" panel (a group room, or a direct room with someone).
+ */
+import { findUser, suggestUsers } from "./people.js";
+import { badgeText, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
+import { byId, part } from "./util.js";
+
+/**
+ * Record ``message`` (a message.new) in its list entry ``room``; true when it is the room's newest,
+ * which moves the room to the top. A sync also replays older ones, which change nothing but the
+ * sender's own read position.
+ */
+export function applyMessage(room, message, meId) {
+  const newer = message.seq > room.last_seq;
+  if (newer) {
+    room.last_seq = message.seq;
+    room.last_message = { seq: message.seq, preview: message.body.slice(0, 140), at: message.created_at };
+  }
+  if (message.sender.id === meId) room.last_read_seq = Math.max(room.last_read_seq, message.seq);
+  return newer;
+}
+
+/** The unread messages of all ``rooms`` (the tab title's number). */
+export function totalUnread(rooms) {
+  let total = 0;
+  for (const room of rooms) total += unreadCount(room);
+  return total;
+}
+
+/**
+ * The room list drawn in ``element`` from rows cloned out of ``template``; ``empty`` is the
+ * "no rooms yet" line; ``rooms`` the first data (the server's order, newest first); ``current``
+ * the id of the room the page shows (or null); ``api`` fetches rooms that appear.
+ */
+export function createRoomList({ element, template, empty, rooms = [], current = null, api, baseTitle = document.title }) {
+  return {
+    element,
+    template,
+    empty,
+    rooms: new Map(rooms.map((room) => [room.id, room])),
+    current,
+    baseTitle,
+
+    init() {
+      if (!this.element) return;
+      // The server drew the rows in its order; a row it did not draw goes on top, so the last first.
+      for (const room of Array.from(this.rooms.values()).reverse()) this.render(room, false);
+      this.updateTitle();
+    },
+
+    /** The ids of the rows, top to bottom. */
+    order() {
+      return Array.from(this.element.children, (row) => Number(row.dataset.room));
+    },
+
+    row(roomId) {
+      return this.element.querySelector(`[data-room="${roomId}"]`);
+    },
+
+    render(room, toTop) {
+      if (!this.element) return;
+      let row = this.row(room.id);
+      if (!row) {
+        row = this.template.content.firstElementChild.cloneNode(true);
+        toTop = true;
+      }
+      row.dataset.room = room.id;
+      part(row, "link").href = `/rooms/${room.id}/`;
+      const title = roomTitle(room);
+      part(row, "name").textContent = title;
+      setAvatar(part(row, "avatar"), title, room.id);
+      const last = room.last_message;
+      part(row, "preview").textContent = last ? last.preview : "No messages yet";
+      setTime(part(row, "time"), last ? last.at : "", false);
+      const unread = unreadCount(room);
+      const badge = part(row, "badge");
+      badge.textContent = badgeText(unread);
+      badge.setAttribute("aria-label", `${unread} unread`);
+      badge.hidden = unread === 0;
+      row.classList.toggle("has-unread", unread > 0);
+      const isCurrent = room.id === this.current;
+      row.classList.toggle("is-current", isCurrent);
+      if (isCurrent) part(row, "link").setAttribute("aria-current", "page");
+      if (toTop && this.element.firstElementChild !== row) this.element.prepend(row);
+      if (this.empty) this.empty.hidden = true;
+    },
+
+    remove(roomId) {
+      this.rooms.delete(roomId);
+      if (!this.element) return;
+      const row = this.row(roomId);
+      if (row) row.remove();
+      if (this.empty) this.empty.hidden = this.rooms.size > 0;
+      this.updateTitle();
+    },
+
+    updateTitle() {
+      const total = totalUnread(this.rooms.values());
+      document.title = total ? `(${total}) ${this.baseTitle}` : this.baseTitle;
+    },
+
+    onMessage(message, meId) {
+      const room = this.rooms.get(message.room);
+      if (!room) {
+        this.refreshOne(message.room);
+        return;
+      }
+      this.render(room, applyMessage(room, message, meId));
+      this.updateTitle();
+    },
+
+    setRead(roomId, seq) {
+      const room = this.rooms.get(roomId);
+      if (!room || room.last_read_seq === seq) return;
+      room.last_read_seq = seq;
+      this.render(room, false);
+      this.updateTitle();
+    },
+
+    async refreshOne(roomId) {
+      try {
+        const room = await api("GET", `/api/v1/rooms/${roomId}/`);
+        this.rooms.set(room.id, room);
+        this.render(room, true);
+        this.updateTitle();
+      } catch (error) {
+        if (error.code === "not_member") this.remove(roomId);
+      }
+    },
+
+    /** After a reconnection: whatever happened meanwhile, the server's list is the truth. */
+    async refreshAll() {
+      if (!this.element) return;
+      let rooms;
+      try {
+        rooms = await api("GET", "/api/v1/rooms/");
+      } catch (error) {
+        return;
+      }
+      this.rooms = new Map(rooms.map((room) => [room.id, room]));
+      for (const row of Array.from(this.element.children)) {
+        if (!this.rooms.has(Number(row.dataset.room))) row.remove();
+      }
+      for (const room of rooms.slice().reverse()) this.render(room, true);
+      if (this.empty) this.empty.hidden = rooms.length > 0;
+      this.updateTitle();
+    },
+
+    /** Keep the list live from ``socket``'s frames for the user ``me``. */
+    attach(socket, me) {
+      socket.on("message.new", (frame) => this.onMessage(frame.message, me.id));
+      socket.on("room.read", (frame) => {
+        if (frame.user === me.id) this.setRead(frame.room, frame.seq);
+      });
+      socket.on("participant.added", (frame) => {
+        if (frame.user === me.id) this.refreshOne(frame.room);
+      });
+      socket.on("participant.removed", (frame) => {
+        if (frame.user === me.id) this.remove(frame.room);
+      });
+      socket.on("room.updated", (frame) => {
+        const room = this.rooms.get(frame.room);
+        if (!room) return;
+        if ("name" in frame) room.name = frame.name;
+        if ("read_only" in frame) room.read_only = Boolean(frame.read_only);
+        this.render(room, false);
+      });
+      socket.on("room.deleted", (frame) => this.remove(frame.room));
+      socket.onOpen((reconnected) => {
+        if (reconnected) this.refreshAll();
+      });
+    },
+  };
+}
+
+/** The sidebar's "New" panel: create a group room, or open a direct room with someone. */
+export function setupNewRoom(api) {
+  const toggle = byId("new-room-toggle");
+  const panel = byId("new-room");
+  if (!toggle || !panel) return;
+  const status = byId("new-room-status");
+  toggle.addEventListener("click", () => {
+    panel.hidden = !panel.hidden;
+    toggle.setAttribute("aria-expanded", String(!panel.hidden));
+    if (!panel.hidden) byId("new-group-name").focus();
+  });
+  byId("new-group-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = byId("new-group-name").value.trim();
+    if (!name) return;
+    try {
+      const room = await api("POST", "/api/v1/rooms/", { kind: "group", name });
+      location.assign(`/rooms/${room.id}/`);
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  });
+  const direct = byId("new-direct-username");
+  direct.addEventListener("input", () => suggestUsers(api, direct));
+  byId("new-direct-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const username = direct.value.trim();
+    if (!username) return;
+    try {
+      const user = await findUser(api, username);
+      const room = await api("POST", "/api/v1/rooms/", { kind: "direct", user: user.id });
+      location.assign(`/rooms/${room.id}/`);
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  });
+}

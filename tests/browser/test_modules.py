@@ -1,0 +1,306 @@
+"""The web client's ES modules, one by one, in a real Chromium.
+
+Each test opens a small stub page on the running server's origin (served by Playwright's
+page.route from here, so the server has no test-only URL) and imports the real modules from the
+server's /static/js/chat/ URLs: the outbox's store, the room list's order and badges, and the
+pure helpers (room title, times, reconnection plans, sync positions).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+MODULES = "/static/js/chat/"
+STUB = "/__module-stub__/"
+# The room list's elements, as templates/chat/_layout.html and _room_row.html name their parts.
+STUB_HTML = """<!doctype html>
+<html><head><title>Chat</title></head><body>
+<ul id="room-list"></ul>
+<p id="room-list-empty">No rooms yet</p>
+<template id="room-row-template"><li class="room-row" data-room=""><a data-role="link">
+  <span data-role="avatar"></span><span data-role="name"></span><time data-role="time"></time>
+  <span data-role="preview"></span><span data-role="badge" hidden></span></a></li></template>
+</body></html>"""
+
+
+@pytest.fixture
+def stub(chromium, server):
+    """A page on the server's origin holding STUB_HTML, in UTC and en-US (times read the same everywhere)."""
+    context = chromium.new_context(base_url=server.http, locale="en-US", timezone_id="UTC")
+    errors: list[str] = []
+
+    def serve(route) -> None:
+        route.fulfill(status=200, content_type="text/html; charset=utf-8", body=STUB_HTML)
+
+    context.route(f"{server.http}{STUB}", serve)
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(STUB)
+    yield page
+    context.close()
+    assert errors == [], "the stub page raised script errors"
+
+
+def run(page, module: str, body: str, arg=None):
+    """Evaluate ``body`` (statements with `m` = the imported module, and `arg`) in the page; its return value."""
+    script = f"async (arg) => {{ const m = await import({MODULES + module!r}); {body} }}"
+    return page.evaluate(script, arg)
+
+
+def test_the_modules_are_served_as_javascript(stub, server):
+    for name in ("main-chat.js", "main-drawer.js", "room/index.js", "outbox.js"):
+        response = stub.request.get(MODULES + name)
+        assert response.status == 200, name
+        # A module script with another MIME type is refused by the browser.
+        assert response.headers["content-type"].split(";")[0] in {"text/javascript", "application/javascript"}, name
+
+
+def test_the_outbox_keeps_pending_and_failed_messages_across_a_reload(stub):
+    made = run(
+        stub,
+        "outbox.js",
+        """
+        const outbox = m.createOutbox({ userId: 7 });
+        let told = 0;
+        outbox.onChange(() => { told += 1; });
+        const a = outbox.add(3, "first", 10);
+        const b = outbox.add(3, "second", 10);
+        const c = outbox.add(5, "elsewhere", 2);
+        outbox.fail(b.client_msg_id, "too_large", "Too long.");
+        const settled = outbox.settle(c.client_msg_id);
+        const again = outbox.settle(c.client_msg_id);
+        await Promise.resolve();
+        return { a: a.client_msg_id, b: b.client_msg_id, settled, again, told, key: outbox.key };
+        """,
+    )
+    assert made["settled"] is True and made["again"] is False
+    assert made["told"] == 1, "listeners hear once per task, however many changes it made"
+    assert made["key"] == "chat.outbox.v1.7"
+
+    stub.reload()
+    state = run(
+        stub,
+        "outbox.js",
+        """
+        const outbox = m.createOutbox({ userId: 7 });
+        return {
+          items: outbox.items(3).map((i) => [i.client_msg_id, i.body, i.state, i.code || null, i.after_seq]),
+          pending: outbox.pending(3).map((i) => i.body),
+          rooms: outbox.rooms(),
+          other: m.createOutbox({ userId: 8 }).rooms(),
+        };
+        """,
+    )
+    assert state["items"] == [
+        [made["a"], "first", "pending", None, 10],
+        [made["b"], "second", "failed", "too_large", 10],
+    ]
+    assert state["pending"] == ["first"]
+    assert state["rooms"] == [3], "room 5's only message was settled; a failed one is not pending"
+    assert state["other"] == [], "each user has an outbox of their own"
+
+    revived = run(
+        stub,
+        "outbox.js",
+        """
+        const outbox = m.createOutbox({ userId: 7 });
+        const item = outbox.revive(arg);
+        outbox.settle(outbox.pending(3)[0].client_msg_id);
+        return { state: item.state, left: outbox.pending(3).map((i) => i.body) };
+        """,
+        made["b"],
+    )
+    assert revived == {"state": "pending", "left": ["second"]}
+
+    # Everything settled: the key goes, nothing is left to re-send after another reload.
+    run(stub, "outbox.js", "const o = m.createOutbox({ userId: 7 }); o.settle(arg);", made["b"])
+    stub.reload()
+    assert stub.evaluate("localStorage.getItem('chat.outbox.v1.7')") is None
+
+
+def test_the_outbox_lives_in_memory_when_storage_is_blocked(stub):
+    result = run(
+        stub,
+        "outbox.js",
+        """
+        const blocked = () => { throw new DOMException("blocked", "SecurityError"); };
+        const outbox = m.createOutbox({ userId: 7, storage: blocked });
+        outbox.add(1, "kept here", 0);
+        return { persistent: outbox.persistent, pending: outbox.pending(1).map((i) => i.body) };
+        """,
+    )
+    assert result == {"persistent": False, "pending": ["kept here"]}
+
+
+def test_the_room_title_is_the_group_name_or_the_other_person(stub):
+    titles = run(
+        stub,
+        "format.js",
+        """
+        return [
+          m.roomTitle({ kind: "group", name: "general" }),
+          m.roomTitle({ kind: "direct", name: "", other_user: { id: 2, username: "bob" } }),
+          m.roomTitle({ kind: "direct", name: "", other_user: null }),
+        ];
+        """,
+    )
+    assert titles == ["general", "bob", "deleted user"]
+
+
+def test_times_read_short_today_and_with_the_day_otherwise(stub):
+    times = run(
+        stub,
+        "format.js",
+        """
+        const now = new Date("2026-11-25T15:00:00Z");
+        return [
+          m.formatTime("2026-11-25T14:05:00Z", true, now),
+          m.formatTime("2026-11-24T14:05:00Z", false, now),
+          m.formatTime("2026-11-24T14:05:00Z", true, now),
+          m.formatTime("", true, now),
+          m.formatTime("not a time", true, now),
+        ].map((text) => text.replace(/\\u202f/g, " "));  // ICU puts a narrow space before "PM"
+        """,
+    )
+    assert times == ["2:05 PM", "Nov 24", "Nov 24, 2:05 PM", "", ""]
+
+
+def test_text_helpers(stub):
+    result = run(
+        stub,
+        "format.js",
+        """
+        const body = document.createElement("p");
+        m.renderText(body, 'see https://example.com/a_(b). <b>not bold</b> javascript:alert(1)');
+        return {
+          html: body.innerHTML,
+          badges: [m.badgeText(0), m.badgeText(99), m.badgeText(100)],
+          unread: [m.unreadCount({ last_seq: 9, last_read_seq: 4 }), m.unreadCount({ last_seq: 3, last_read_seq: 5 })],
+          typing: [m.typingText([]), m.typingText(["ann"]), m.typingText(["ann", "bob"]), m.typingText(["a", "b", "c"])],
+          hues: [m.avatarHue(1) === m.avatarHue(1), m.avatarHue(1) !== m.avatarHue(2)],
+        };
+        """,
+    )
+    assert result["html"] == (
+        'see <a href="https://example.com/a_(b)" rel="noopener noreferrer nofollow" target="_blank">'
+        "https://example.com/a_(b)</a>. &lt;b&gt;not bold&lt;/b&gt; javascript:alert(1)"
+    )
+    assert result["badges"] == ["0", "99", "99+"]
+    assert result["unread"] == [5, 0]
+    assert result["typing"] == ["", "ann is typing…", "ann and bob are typing…", "Several people are typing…"]
+    assert result["hues"] == [True, True]
+
+
+def test_the_room_list_puts_the_newest_conversation_on_top(stub):
+    result = run(
+        stub,
+        "rooms.js",
+        """
+        const rooms = [
+          { id: 1, kind: "group", name: "one", last_seq: 5, last_read_seq: 5, last_message: null },
+          { id: 2, kind: "direct", name: "", other_user: { id: 9, username: "zoe" }, last_seq: 2, last_read_seq: 2 },
+          { id: 3, kind: "group", name: "three", last_seq: 7, last_read_seq: 7 },
+        ];
+        const list = m.createRoomList({
+          element: document.getElementById("room-list"),
+          template: document.getElementById("room-row-template"),
+          empty: document.getElementById("room-list-empty"),
+          rooms,
+          current: 1,
+          api: async () => { throw new Error("no REST here"); },
+          baseTitle: "Chat",
+        });
+        list.init();
+        const order = list.order();  // the server's order, as given
+        const sender = (id) => ({ id, username: "x" });
+        const at = "2026-11-25T14:05:00Z";
+        list.onMessage({ room: 3, seq: 8, body: "new in three", sender: sender(9), created_at: at }, 4);
+        const afterNew = list.order();
+        list.onMessage({ room: 2, seq: 3, body: "from zoe", sender: sender(9), created_at: at }, 4);
+        list.onMessage({ room: 2, seq: 4, body: "again", sender: sender(9), created_at: at }, 4);
+        const afterTwo = list.order();
+        // A sync replays an older message: nothing moves.
+        list.onMessage({ room: 3, seq: 6, body: "old", sender: sender(9), created_at: at }, 4);
+        const afterReplay = list.order();
+        const row = (id) => list.row(id);
+        const badge = (id) => { const b = row(id).querySelector("[data-role=badge]"); return b.hidden ? null : b.textContent; };
+        const snapshot = {
+          order, afterNew, afterTwo, afterReplay,
+          badges: [badge(1), badge(2), badge(3)],
+          names: [1, 2, 3].map((id) => row(id).querySelector("[data-role=name]").textContent),
+          preview: row(2).querySelector("[data-role=preview]").textContent,
+          current: row(1).classList.contains("is-current"),
+          title: document.title,
+          empty: document.getElementById("room-list-empty").hidden,
+        };
+        // The user's own message is read; reading a room clears its badge.
+        list.onMessage({ room: 1, seq: 6, body: "mine", sender: sender(4), created_at: at }, 4);
+        list.setRead(2, 4);
+        snapshot.later = { order: list.order(), badges: [badge(1), badge(2), badge(3)], title: document.title };
+        list.remove(1); list.remove(2); list.remove(3);
+        snapshot.emptyAtLast = document.getElementById("room-list-empty").hidden;
+        return snapshot;
+        """,
+    )
+    assert result["order"] == [1, 2, 3]
+    assert result["afterNew"] == [3, 1, 2]
+    assert result["afterTwo"] == [2, 3, 1]
+    assert result["afterReplay"] == [2, 3, 1]
+    assert result["badges"] == [None, "2", "1"]
+    assert result["names"] == ["one", "zoe", "three"]
+    assert result["preview"] == "again"
+    assert result["current"] is True
+    assert result["title"] == "(3) Chat"
+    assert result["empty"] is True
+    assert result["later"] == {"order": [1, 2, 3], "badges": [None, None, "1"], "title": "(1) Chat"}
+    assert result["emptyAtLast"] is False
+
+
+def test_reconnection_plans_follow_the_close_codes(stub):
+    plans = run(
+        stub,
+        "socket.js",
+        """
+        const half = () => 0.5;
+        return {
+          unauthenticated: m.reconnectPlan(4401, { attempts: 3, random: half }),
+          tooMany: m.reconnectPlan(4429, { attempts: 2, random: half }),
+          goingAway: m.reconnectPlan(4503, { attempts: 5, random: half }),
+          lost: m.reconnectPlan(4012, { attempts: 0, random: half }),
+          later: m.reconnectPlan(1006, { attempts: 10, restarting: true, random: half }),
+        };
+        """,
+    )
+    assert plans["unauthenticated"]["stop"] is True
+    assert plans["tooMany"]["delay"] >= 30_000 and plans["tooMany"]["attempts"] == 2
+    assert 500 <= plans["goingAway"]["delay"] <= 3000
+    assert plans["goingAway"]["attempts"] == 0 and plans["goingAway"]["restarting"] is True
+    assert plans["lost"] == {"delay": 375, "text": "You are offline. Reconnecting…", "attempts": 1, "restarting": False}
+    assert plans["later"]["delay"] == 7500, "the backoff stops growing at 10 s"
+    assert plans["later"]["text"] == "Server restarting… Reconnecting."
+
+
+def test_delivery_helpers(stub):
+    result = run(
+        stub,
+        "delivery.js",
+        """
+        return {
+          from: [
+            m.syncFrom([], 12),
+            m.syncFrom([{ after_seq: 8 }, { after_seq: 10 }], 12),
+            m.syncFrom([{ after_seq: 8 }], undefined),
+            m.syncFrom([], undefined),
+          ],
+          wait: [m.retryAfterMs({ retry_after: 2 }), m.retryAfterMs({ detail: "Slow down; retry in 1.5 s" }), m.retryAfterMs({})],
+          retry: [
+            m.canRetry({ state: "failed", code: "unavailable" }),
+            m.canRetry({ state: "failed", code: "too_large" }),
+            m.canRetry({ state: "pending" }),
+          ],
+        };
+        """,
+    )
+    assert result == {"from": [12, 8, 8, 0], "wait": [2000, 1500, 0], "retry": [True, False, False]}
