@@ -304,3 +304,49 @@ def test_delivery_helpers(stub):
         """,
     )
     assert result == {"from": [12, 8, 8, 0], "wait": [2000, 1500, 0], "retry": [True, False, False]}
+
+
+def test_delivery_sends_after_the_sync_and_settles_on_the_stored_message(stub):
+    """The outbox's delivery over a stand-in socket: the order of sync and sends, refusals, settling."""
+    result = run(
+        stub,
+        "delivery.js",
+        """
+        const { createOutbox } = await import("/static/js/chat/outbox.js");
+        const sent = [];
+        const socket = { isOpen: true, send(frame) { sent.push(frame); return true; } };
+        const outbox = createOutbox({ userId: 11 });
+        const delivery = m.createDelivery({ socket, outbox, me: { id: 11 } });
+        const frames = () => sent.splice(0).map((f) => [f.type, f.body || f.rooms, f.client_msg_id === f.req]);
+
+        const a = delivery.send(4, "hello", 20);
+        const beforeSync = frames();  // the room is not synced on this connection yet
+        delivery.roomSynced(4);
+        const afterSync = frames();
+        delivery.onError({ type: "error", code: "unavailable", client_msg_id: a.client_msg_id });
+        const b = delivery.send(4, "too big", 20);
+        delivery.onError({ type: "error", code: "too_large", client_msg_id: b.client_msg_id, detail: "Too large." });
+        const refused = { a: outbox.get(a.client_msg_id).state, b: delivery.status(outbox.get(b.client_msg_id)) };
+        delivery.stored({ room: 4, seq: 21, client_msg_id: a.client_msg_id, sender: { id: 11 } });
+        const settled = outbox.get(a.client_msg_id);
+        frames();
+
+        delivery.onClose();
+        const c = delivery.send(4, "while away", 21);
+        const whileClosed = frames();
+        delivery.onOpen();  // the outbox's rooms are synced first, from before their pending items
+        const onOpen = frames();
+        delivery.onSyncDone({ type: "sync.done", req: "outbox-sync" });
+        const afterOpen = frames();
+        delivery.onClose();  // no timers left behind
+        return { beforeSync, afterSync, refused, settled, whileClosed, onOpen, afterOpen, pending: outbox.pending(4).map((i) => i.body) };
+        """,
+    )
+    assert result["beforeSync"] == []
+    assert result["afterSync"] == [["message.send", "hello", True]]
+    assert result["refused"] == {"a": "pending", "b": "Not sent: Too large."}
+    assert result["settled"] is None
+    assert result["whileClosed"] == []
+    assert result["onOpen"] == [["sync", {"4": 21}, False]]
+    assert result["afterOpen"] == [["message.send", "while away", True]], "a failed message is never re-sent by itself"
+    assert result["pending"] == ["while away"]

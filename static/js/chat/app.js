@@ -9,8 +9,9 @@ import { api } from "./api.js";
 import { createDelivery } from "./delivery.js";
 import { createOutbox } from "./outbox.js";
 import { createRoomList, setupNewRoom } from "./rooms.js";
+import { setTime } from "./format.js";
 import { chatSocketUrl, createBanner, createSocket, watchConnectivity } from "./socket.js";
-import { byId } from "./util.js";
+import { byId, toast } from "./util.js";
 
 /** Start the shared parts for the page's ``config``; connect with ``app.socket.connect()`` once the page's own parts are attached. */
 export function start(config) {
@@ -44,5 +45,7 @@ export function start(config) {
   delivery.attach();
 
   setupNewRoom(api);
+  // A handle for the console and the browser tests (they close the socket through it); no module reads it.
+  window.Chat = { api, socket, me, setTime, toast };
   return { config, me, api, socket, banner, roomList, outbox, delivery };
 }

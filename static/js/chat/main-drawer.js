@@ -4,7 +4,6 @@
  */
 import { start } from "./app.js";
 import { setupDrawer } from "./drawer.js";
-import { setTime } from "./format.js";
 import { readConfig, toast } from "./util.js";
 
 const config = readConfig();
@@ -12,7 +11,5 @@ if (config) {
   const app = start(config);
   const list = document.getElementById("drawer-entries");
   if (list) setupDrawer({ list, api: app.api, socket: app.socket, toast });
-  // A handle for the console and the browser tests (they close the socket through it).
-  window.Chat = { api: app.api, socket: app.socket, me: app.me, setTime, toast };
   app.socket.connect();
 }
