@@ -101,21 +101,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.scope.get("auth_via") == "token":
             personal.add(token_group(self.scope["auth_token"]))
         self.hub_groups: set[str] = set(personal)
-        # Subscribe before accepting: a logout or removal published from now on reaches this socket.
-        await hub.join(self, personal)
         try:
+            # Subscribe before accepting: a logout or removal published from now on reaches this socket.
+            await hub.join(self, personal)
             self.rooms = set(await _db(room_selectors.room_ids_for_user)(user_id=user.pk))
+            pending, self.pending_controls = self.pending_controls, None
+            for control in pending:
+                self._control(control)
+            rooms = {room_group(r) for r in self.rooms}
+            self.hub_groups |= rooms
+            await hub.join(self, rooms)
+            if hub.stopping:  # the server began stopping while this socket connected
+                await self.accept()
+                await self.close(code=CLOSE_GOING_AWAY)
+                return
+            await self.accept()
         except BaseException:
+            # disconnect() never runs for a socket that failed to connect: free what it took.
+            self.closed = True
             await hub.leave(self, self.hub_groups)
             await limits.socket_registry().unregister(socket_id=self.socket_id)
             raise
-        pending, self.pending_controls = self.pending_controls, None
-        for control in pending:
-            self._control(control)
-        rooms = {room_group(r) for r in self.rooms}
-        self.hub_groups |= rooms
-        await hub.join(self, rooms)
-        await self.accept()
         self.draining = False
         if self.outbox:
             self.draining = True

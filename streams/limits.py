@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from .realtime import async_redis, redis_address
+
 log = logging.getLogger(__name__)
 
 PREFIX = "lim:"
@@ -67,13 +69,14 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 
-# KEYS: socket sets; ARGV[1] ttl ms, then one socket id per key. Pushes each expiry forward.
+# KEYS: socket sets; ARGV[1] ttl ms, then one socket id per key. Pushes each expiry forward, and
+# puts back entries that lapsed or that a Redis restart lost: these sockets are open.
 _REFRESH = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
   redis.call('PEXPIRE', key, ttl)
 end
 return #KEYS
@@ -97,14 +100,7 @@ def _redis_down(exc: Exception) -> None:
     now = time.monotonic()
     if now - _last_warning > 60:
         _last_warning = now
-        log.warning("per-user limits are not enforced: Redis at %s is unreachable (%s)", _address(), exc)
-
-
-def _address() -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(settings.REDIS_URL)
-    return f"{parts.hostname}:{parts.port or 6379}"
+        log.warning("per-user limits are not enforced: Redis at %s is unreachable (%s)", redis_address(), exc)
 
 
 _scripts: dict[tuple[int, str], object] = {}
@@ -121,8 +117,6 @@ def _script(client, source: str):
 
 
 def _client():
-    from .realtime import async_redis
-
     return async_redis()
 
 
@@ -130,11 +124,10 @@ async def take(name: str, *, rate: float, burst: int) -> Verdict:
     """Take one token from the bucket ``name`` (e.g. ``send:7``); refused when it is empty."""
     if not settings.RATE_LIMITS_ENABLED:
         return Verdict(True)
-    try:
-        ok, wait_ms = await _script(_client(), _BUCKET)(keys=[PREFIX + name], args=[rate, burst])
-    except RedisError as exc:
-        _redis_down(exc)
+    answer = await _guarded(lambda: _script(_client(), _BUCKET)(keys=[PREFIX + name], args=[rate, burst]))
+    if answer is None:
         return Verdict(True)
+    ok, wait_ms = answer
     return Verdict(bool(ok), int(wait_ms) / 1000)
 
 
@@ -142,11 +135,38 @@ async def once_per(name: str, *, interval_s: float) -> bool:
     """True for the first call per ``interval_s`` seconds for ``name``, across every process."""
     if not settings.RATE_LIMITS_ENABLED:
         return True
+    px = max(1, int(interval_s * 1000))
+    answer = await _guarded(lambda: _client().set(PREFIX + name, b"1", nx=True, px=px))
+    if answer is None and _redis_away():
+        return True  # Redis away: fail open
+    return bool(answer)  # SET NX: True when set now, None when someone set it this interval
+
+
+# A limit is a Redis round trip on every frame it guards: it may cost the frame this long at most
+# (waiting for a pooled connection included: a burst of 200 connecting sockets queues briefly).
+CALL_TIMEOUT_S = 2.0
+# After a failure, limits fail open without asking Redis for this long, so a paused or cut-off
+# Redis costs every frame nothing rather than a timeout each.
+BACKOFF_S = 5.0
+_skip_until = 0.0
+
+
+def _redis_away() -> bool:
+    return time.monotonic() < _skip_until
+
+
+async def _guarded(call):
+    """``await call()`` within CALL_TIMEOUT_S; on failure None, and Redis is left alone for
+    BACKOFF_S (limits fail open: see ``_redis_down``)."""
+    global _skip_until
+    if time.monotonic() < _skip_until:
+        return None
     try:
-        return bool(await _client().set(PREFIX + name, b"1", nx=True, px=max(1, int(interval_s * 1000))))
-    except RedisError as exc:
+        return await asyncio.wait_for(call(), CALL_TIMEOUT_S)
+    except (RedisError, TimeoutError, OSError) as exc:
+        _skip_until = time.monotonic() + BACKOFF_S
         _redis_down(exc)
-        return True
+        return None
 
 
 class SocketRegistry:
@@ -175,10 +195,11 @@ class SocketRegistry:
         if not settings.RATE_LIMITS_ENABLED or limit <= 0:
             return True
         ttl_ms = int(settings.CHAT_SOCKET_TTL_S * 1000)
-        try:
-            ok = await _script(_client(), _REGISTER)(keys=[self._key(user_id)], args=[socket_id, limit, ttl_ms])
-        except RedisError as exc:
-            _redis_down(exc)
+        key = self._key(user_id)
+        ok = await _guarded(lambda: _script(_client(), _REGISTER)(keys=[key], args=[socket_id, limit, ttl_ms]))
+        if ok is None:  # Redis away: let the socket in; the refresher counts it once Redis is back
+            self.local[socket_id] = key
+            self._ensure_refresher()
             return True
         if ok:
             self.local[socket_id] = self._key(user_id)
