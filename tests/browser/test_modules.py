@@ -350,3 +350,39 @@ def test_delivery_sends_after_the_sync_and_settles_on_the_stored_message(stub):
     assert result["onOpen"] == [["sync", {"4": 21}, False]]
     assert result["afterOpen"] == [["message.send", "while away", True]], "a failed message is never re-sent by itself"
     assert result["pending"] == ["while away"]
+
+
+def test_the_drawer_module_follows_the_other_tabs_changes(stub):
+    result = run(
+        stub,
+        "drawer.js",
+        """
+        document.body.insertAdjacentHTML("beforeend", `
+          <p id="drawer-notice" hidden><a href="">Show them</a></p>
+          <ol id="drawer-entries">
+            <li class="drawer-entry" data-entry="5">
+              <div data-role="note-view" hidden><p data-role="note"></p></div><ul data-role="tags"></ul>
+              <form data-role="edit-form" hidden><textarea name="note"></textarea><input name="tags"></form>
+            </li>
+          </ol>`);
+        const handlers = {};
+        const socket = { on(type, handler) { handlers[type] = handler; } };
+        const list = document.getElementById("drawer-entries");
+        m.setupDrawer({ list, api: async () => null, socket, toast: () => {} });
+        handlers["drawer.changed"]({ action: "updated", entry: { id: 5, note: "read later", tags: ["a", "b c"] } });
+        const item = list.querySelector(".drawer-entry");
+        const updated = {
+          note: item.querySelector("[data-role=note]").textContent,
+          tags: Array.from(item.querySelectorAll(".tag"), (t) => t.textContent),
+          field: item.querySelector("input[name=tags]").value,
+        };
+        handlers["drawer.changed"]({ action: "saved", entry: { id: 6 } });
+        const notice = !document.getElementById("drawer-notice").hidden;
+        handlers["drawer.changed"]({ action: "removed", id: 5 });
+        return { updated, notice, left: list.textContent.trim(), tags: m.parseTags(" a, ,b c ,") };
+        """,
+    )
+    assert result["updated"] == {"note": "read later", "tags": ["a", "b c"], "field": "a, b c"}
+    assert result["notice"] is True
+    assert result["left"] == "Nothing left here."
+    assert result["tags"] == ["a", "b c"]
