@@ -30,7 +30,7 @@ class MessageSerializer(serializers.Serializer):
 
 class HistoryQuerySerializer(QuerySerializer):
     anchor = serializers.RegexField(
-        r"^(\d+|first_unread|newest)$",
+        r"^([0-9]+|first_unread|newest)$",
         required=False,
         help_text="A seq, `first_unread` or `newest` (default): a page around it.",
     )

@@ -85,8 +85,10 @@ def message_send(*, user, room_id: int, client_msg_id, body: str) -> uuid.UUID:
     Validates, checks membership, and returns once Kafka acknowledged it; the persistence
     consumer then stores it (once, whatever the retries) and fans it out.
     """
-    room_id, msg_id, body = message_validate(room=room_id, client_msg_id=client_msg_id, body=body)
+    # Membership first: a room the user is not in, or an id no room can have, answers not_member
+    # whatever the body, so ids cannot be probed.
     participant = participant_get(room_id=room_id, user_id=user.pk)
+    room_id, msg_id, body = message_validate(room=room_id, client_msg_id=client_msg_id, body=body)
     if room_is_read_only(room=participant.room, user_id=user.pk):
         raise ChatError(FORBIDDEN, READ_ONLY_DETAIL)
     kafka.produce(kafka.MESSAGES, key=room_id, value=send_envelope(

@@ -51,7 +51,7 @@ def test_an_unknown_page_is_still_an_html_page(client):
 @pytest.mark.urls("tests.api.urls")
 def test_a_crash_under_api_answers_the_json_error_and_a_page_crash_the_html_page(api):
     crashed = api.get("/api/v1/crash/")
-    assert error(crashed) == (500, "unavailable")
+    assert error(crashed) == (500, "internal")
     assert "a bug" not in crashed.content.decode()  # no internals leak to clients
     page = api.get("/crash/")
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
