@@ -138,6 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     urls = _start(stack)
     env = _env(urls)
     manage = [_python(), str(ROOT / "manage.py")]
+    exit_code = 0
     try:
         for name, url in urls.items():
             print(f"devstack | {name}={url}", flush=True)
@@ -169,6 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         supervisor_ref.append(supervisor)
         supervisor.run()
+        if supervisor.lost:
+            exit_code = 3
     except subprocess.CalledProcessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -178,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("devstack | stopping the services", flush=True)
         stack.stop()
         print("devstack | stopped", flush=True)
-    return 0
+    return exit_code
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

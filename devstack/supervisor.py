@@ -82,6 +82,8 @@ class Supervisor:
         self.first = first
         self.drain = drain
         self.spill = spill
+        # Set when a stop could neither store nor spill what the broker held: `make run` exits 3.
+        self.lost = False
         self.services = list(services)
         self.signals = 0
         self.selector = selectors.DefaultSelector()
@@ -305,7 +307,10 @@ class Supervisor:
             self._stop([child])  # e.g. a topic creation still running
         if drained != 0 and self.spill:
             self.say("the broker still holds unstored messages: spilling them to disk for the next start")
-            self._oneshot_wait("spill", self.spill)
+            if self._oneshot_wait("spill", self.spill) != 0:
+                # Said loudly: the broker keeps nothing once it stops, and what it held is gone.
+                self.say("ERROR: the spill failed: the messages left unstored (counted above) are LOST")
+                self.lost = True
 
     def _stop(self, children: list[Child]) -> None:
         """SIGTERM each child, wait (supervising the rest), SIGKILL what is left after the grace period."""

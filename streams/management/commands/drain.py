@@ -292,6 +292,7 @@ class Command(BaseCommand):
                     have = ranges.setdefault(topic, {}).get(partition)
                     ranges[topic][partition] = (min(start, have[0]), high) if have else (start, high)
         reader = broker._consumer("chat-drain-spill", **{"enable.partition.eof": True, "fetch.wait.max.ms": 10})
+        short: list[str] = []
         try:
             for topic, partitions in ranges.items():
                 wanted = sum(high - start for start, high in partitions.values())
@@ -315,8 +316,13 @@ class Command(BaseCommand):
                             idle = time.monotonic() + 10
                     out.flush()
                 self._say(f"drain: spilled {written} of {wanted} unstored records of {topic} to {path}")
+                if written < wanted:
+                    short.append(f"{wanted - written} of {topic}")
         finally:
             reader.close()
+        if short:
+            # Said, never silent: the broker keeps nothing once it stops.
+            raise CommandError(f"could not spill {', '.join(short)}: they are lost when the broker stops")
 
     def _restore(self, folder: Path) -> None:
         """Produce every spilled record again, to its partition when the topic still has it; then file them away."""
