@@ -6,7 +6,7 @@ import json
 import logging
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 
 from streams import kafka
 
@@ -76,26 +76,55 @@ def backup_apply(*, changes: list[dict]) -> None:
 
     Foreign keys are not enforced while applying (``session_replication_role = replica``, as
     PostgreSQL's own logical replication does): rows of different tables travel on different
-    partitions and may arrive in another order than they were written.
+    partitions and may arrive in another order than they were written. Unique keys other than
+    the primary key are enforced, and that order can break them for a moment (a user renamed
+    from "a" to "b" while a new user takes "a": the newcomer may arrive first). So a batch that
+    meets a unique violation is applied again change by change, putting off each change that
+    conflicts until the rest of the batch is in; only a change that still conflicts then fails.
     """
+    try:
+        with transaction.atomic(using=BACKUP), connections[BACKUP].cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            for change in changes:
+                _apply(cursor, change)
+    except IntegrityError:
+        _apply_deferring(changes)
+
+
+def _apply_deferring(changes: list[dict]) -> None:
     with transaction.atomic(using=BACKUP), connections[BACKUP].cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
-        for change in changes:
-            table = change.get("table")
-            if table not in CAPTURED_TABLES:
-                raise ValueError(f"not a captured table: {table!r}")
-            if change["kind"] == "row.delete":
-                cursor.execute(f"DELETE FROM {table} WHERE id = %s", [change["pk"]])
-            elif change["kind"] == "row.upsert":
-                columns = list(change["row"])
-                updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "id")
-                cursor.execute(
-                    f"INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, %s::jsonb)"
-                    f" ON CONFLICT (id) DO UPDATE SET {updates}",
-                    [json.dumps(change["row"])],
-                )
-            else:
-                raise ValueError(f"unknown change kind {change['kind']!r}")
+        pending = list(changes)
+        while pending:
+            deferred, last_error = [], None
+            for change in pending:
+                try:
+                    with transaction.atomic(using=BACKUP):  # a savepoint per change
+                        _apply(cursor, change)
+                except IntegrityError as exc:
+                    deferred.append(change)
+                    last_error = exc
+            if len(deferred) == len(pending):
+                raise last_error  # no progress: a real conflict, not an order of arrival
+            pending = deferred
+
+
+def _apply(cursor, change: dict) -> None:
+    table = change.get("table")
+    if table not in CAPTURED_TABLES:
+        raise ValueError(f"not a captured table: {table!r}")
+    if change["kind"] == "row.delete":
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [change["pk"]])
+    elif change["kind"] == "row.upsert":
+        columns = list(change["row"])
+        updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "id")
+        cursor.execute(
+            f"INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, %s::jsonb)"
+            f" ON CONFLICT (id) DO UPDATE SET {updates}",
+            [json.dumps(change["row"])],
+        )
+    else:
+        raise ValueError(f"unknown change kind {change['kind']!r}")
 
 
 def backup_compare() -> list[dict]:
