@@ -701,6 +701,7 @@ class Row:
     sends: int = 0
     errors: dict = field(default_factory=dict)
     closes: dict = field(default_factory=dict)
+    server_lost: list = field(default_factory=list)  # the first 200 messages the server lost, in detail
     settle_s: float = 0.0
     notes: list = field(default_factory=list)
     log: str = ""
@@ -799,7 +800,7 @@ class Scenario:
                 stored_attempt[(sender, cmid)] = int(parts[2])
         row.offered = len(load.messages)
         row.sends = load.sends
-        server_lost: list[float] = []  # when each message the server lost had been accepted
+        server_lost: list[tuple[float, float]] = []  # (offered, first accepted) of each message the server lost
         for msg in load.messages:
             key = (msg.sender, msg.cmid)
             stored = key in by_key
@@ -810,7 +811,20 @@ class Scenario:
                 row.lost += 1
             if msg.accepted and (not stored or stored_attempt.get(key, 0) > min(msg.accepted)):
                 row.lost_without_resend += 1
-                server_lost.append(msg.accepted[min(msg.accepted)])
+                server_lost.append((msg.offered_at, msg.accepted[min(msg.accepted)]))
+                if len(row.server_lost) < 200:
+                    row.server_lost.append(
+                        {
+                            "n": msg.n,
+                            "room": msg.room,
+                            "cmid": msg.cmid,
+                            "accepted_s_after_fault": {
+                                k: round(t - fault_t, 3) if fault_t else None for k, t in msg.accepted.items()
+                            },
+                            "stored_attempt": stored_attempt.get(key),
+                            "offered_s_after_fault": round(msg.offered_at - fault_t, 3) if fault_t else None,
+                        }
+                    )
             if not stored and msg.failed is None:
                 row.unsettled += 1
         row.doubled = max(
@@ -822,11 +836,14 @@ class Scenario:
             after = [m.delivered_other_at for m in load.messages if m.offered_at >= fault_t and m.delivered_other_at]
             row.recovery_s = round(min(after) - fault_t, 1) if after else None
         if server_lost and fault_t is not None:
-            # Accepted before the fault: what the failed part held. After it: something else dropped it.
-            before = sorted(fault_t - t for t in server_lost if t <= fault_t)
-            after = len(server_lost) - len(before)
-            span = f", accepted {before[0]:.2f}-{before[-1]:.2f} s before the fault" if before else ""
-            self.note(f"lost w/o re-send: {len(before)} accepted before the fault{span}; {after} after it")
+            # Relative to the fault (negative: before). A message.accepted read a few ms after the
+            # fault may still be the dead part's answer: the clients share the loop that injects it.
+            offered = sorted(o - fault_t for o, _ in server_lost)
+            accepted = sorted(a - fault_t for _, a in server_lost)
+            self.note(
+                f"lost w/o re-send: {len(server_lost)}, offered {offered[0]:+.3f}..{offered[-1]:+.3f} s and first"
+                f" accepted {accepted[0]:+.3f}..{accepted[-1]:+.3f} s from the fault"
+            )
         row.errors = dict(load.errors)
         closes = Counter()
         for client in load.clients:
