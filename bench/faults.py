@@ -5,11 +5,12 @@ each scenario, a fresh ``python -m devstack run`` in its own data folder (RATE_L
 port), signs up ``--users`` people in rooms of five, and has each of them chat over a real WebSocket
 at ``--rate`` messages/s in total. Every client follows docs/protocol.md ("Delivery: what a client
 keeps until it sees its message stored"): a message stays pending until its own ``message.new``
-arrives; after every (re)connect the client sends ``sync``, waits for ``sync.done`` and re-sends
-what is pending with the same ``client_msg_id``; ``unavailable`` / ``rate_limited`` re-send after a
-back-off, and a message with no ``message.new`` for a while is sent again (as the web UI does, with a
-shorter timer so that a run stays short). At a fixed time the scenario's fault is injected; the load
-goes on, then stops, the clients settle (bounded), and the database and the clients are counted:
+arrives; after every (re)connect the client sends ``sync`` (from before its oldest pending message),
+waits for ``sync.done`` and re-sends what is pending with the same ``client_msg_id``; ``unavailable``
+/ ``rate_limited`` re-send after a back-off, and a message with no ``message.new`` for a while is
+sent again on the open socket (rule 6; the web UI waits 20 s, here 8 s so that a run stays short).
+At a fixed time the scenario's fault is injected; the load goes on, then stops, the clients settle
+(bounded), and the database and the clients are counted:
 
 - offered: messages the clients tried to send; accepted: answered ``message.accepted`` at least once;
 - stored: distinct (sender, client_msg_id) rows of the offered ones; lost: accepted, never stored;
@@ -266,6 +267,7 @@ class Msg:
     room: int
     cmid: str
     offered_at: float
+    after_seq: int = 0  # the room's last seq its sender had when it was written (a sync starts there)
     attempts: int = 0  # attempts sent so far; the next one's number
     accepted: dict = field(default_factory=dict)  # attempt number -> when it was answered message.accepted
     last_sent: float = 0.0
@@ -344,7 +346,10 @@ class ChatClient:
     async def _sync(self) -> None:
         self.sync_req = f"sync-{self.user_id}-{self.connects}-{time.monotonic_ns()}"
         self.sync_retry_at = None
-        frame = {"type": "sync", "rooms": {str(self.room): self.last_seq}, "req": self.sync_req}
+        # From before the oldest pending message (rule 7), so that one stored meanwhile settles by the
+        # replay instead of a re-send.
+        since = min([m.after_seq for m in self.pending.values()] + [self.last_seq])
+        frame = {"type": "sync", "rooms": {str(self.room): since}, "req": self.sync_req}
         await self.ws.send(json.dumps(frame))
 
     async def close(self) -> None:
@@ -357,6 +362,7 @@ class ChatClient:
 
     # -- sending -------------------------------------------------------------------------------------
     def offer(self, msg: Msg) -> None:
+        msg.after_seq = self.last_seq
         self.pending[msg.cmid] = msg
         if self.synced:
             self._transmit(msg)
