@@ -31,6 +31,8 @@ from streams.protocol import (
     OP_JOIN_ROOM,
     OP_LEAVE_ROOM,
     id_validate,
+    is_json_int,
+    seq_validate,
 )
 from streams.realtime import (
     frame,
@@ -255,18 +257,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_read(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
-        seq = data.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= BIGINT_MAX:
-            raise ChatError(INVALID, "`seq` must be a non-negative integer.")
+        seq = seq_validate(data.get("seq"))
         await self._limit("pos", settings.CHAT_POSITION_RATE, settings.CHAT_POSITION_BURST, "Too many read positions")
         await _db(room_services.read_position_advance)(user_id=self.user_id, room_id=room_id, seq=seq)
 
     async def on_mark_unread(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
-        seq = data.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= BIGINT_MAX:
-            raise ChatError(INVALID, "`seq` must be a positive integer.")
+        seq = seq_validate(data.get("seq"), minimum=1)
         await self._limit("pos", settings.CHAT_POSITION_RATE, settings.CHAT_POSITION_BURST, "Too many read positions")
         await _db(room_services.read_position_mark_unread)(user_id=self.user_id, room_id=room_id, seq=seq)
 
@@ -279,12 +277,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ChatError(INVALID, f"At most {SYNC_MAX_ROOMS} rooms per `sync`; send several.")
         wanted = {}
         for key, seq in rooms.items():
-            if (
-                not _ROOM_KEY.fullmatch(key)
-                or isinstance(seq, bool)
-                or not isinstance(seq, int)
-                or not 0 <= seq <= BIGINT_MAX
-            ):
+            if not _ROOM_KEY.fullmatch(key) or not is_json_int(seq):
                 raise ChatError(INVALID, "`rooms` must map room ids to the last seq seen.")
             wanted[int(key)] = seq
         await self._limit("read", settings.CHAT_READ_RATE, settings.CHAT_READ_BURST, "Too many room entries and syncs")
@@ -356,7 +349,7 @@ def _room_id(data: dict) -> int:
 def _valid_req(req) -> bool:
     if isinstance(req, str):
         return len(req) <= MAX_REQ_CHARS
-    return isinstance(req, int) and not isinstance(req, bool) and abs(req) <= BIGINT_MAX
+    return is_json_int(req, minimum=-BIGINT_MAX)
 
 
 def _context(data: dict) -> dict:
@@ -366,6 +359,6 @@ def _context(data: dict) -> dict:
     if isinstance(cmid, str) and len(cmid) <= 64:
         extra["client_msg_id"] = cmid
     room = data.get("room")
-    if isinstance(room, int) and not isinstance(room, bool) and 0 < room <= BIGINT_MAX:
+    if is_json_int(room, minimum=1):
         extra["room"] = room
     return extra

@@ -27,11 +27,24 @@ def close_control(code: int = CLOSE_UNAUTHENTICATED) -> dict:
     return {"op": OP_CLOSE, "code": code}
 
 
+def is_json_int(value, *, minimum: int = 0, maximum: int = BIGINT_MAX) -> bool:
+    """A JSON integer (not a boolean, a float or a string of digits) within the bounds."""
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+
+
+def seq_validate(value, *, minimum: int = 0) -> int:
+    """A seq: a JSON integer from ``minimum`` up to the bigint maximum, else ``invalid``."""
+    if not is_json_int(value, minimum=minimum):
+        kind = "non-negative" if minimum == 0 else "positive"
+        raise ChatError(INVALID, f"`seq` must be a {kind} integer.")
+    return value
+
+
 def id_validate(value, name: str) -> int:
     """A room, user or seq id: a JSON integer within PostgreSQL's bigint, else ``invalid``.
 
     Strings are refused, even of digits: Python's isdigit() and int() also take "١" or "²".
     """
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= BIGINT_MAX:
+    if not is_json_int(value, minimum=1):
         raise ChatError(INVALID, f"`{name}` must be a positive integer id.")
     return value
