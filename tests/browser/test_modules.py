@@ -386,3 +386,22 @@ def test_the_drawer_module_follows_the_other_tabs_changes(stub):
     assert result["notice"] is True
     assert result["left"] == "Nothing left here."
     assert result["tags"] == ["a", "b c"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pages_preload_exactly_the_modules_they_import(browsers, make_user):
+    """A preload list that drifts from the imports loads a module late, or one nobody uses."""
+    alice = make_user("alice")
+    page = browsers.open_as(alice)
+    for target in ("/", "/drawer/"):
+        page.goto(target)
+        page.wait_for_function("() => window.Chat && window.Chat.socket.isOpen")
+        listed = page.evaluate(
+            """() => Array.from(document.querySelectorAll("link[rel=modulepreload], script[type=module]"),
+                                (e) => new URL(e.href || e.src).pathname)"""
+        )
+        loaded = page.evaluate(
+            """() => performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname)
+                       .filter((path) => path.startsWith("/static/js/"))"""
+        )
+        assert sorted(listed) == sorted(set(loaded)), target
