@@ -22,11 +22,12 @@ run: $(STAMP)
 	$(PY) -m devstack run
 
 test: $(STAMP)
-	$(PY) -m devstack exec -- sh -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(PY) -m pytest $(ARGS)'
+	$(PY) -m devstack exec -- sh -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache && $(PY) -m pytest $(ARGS)'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

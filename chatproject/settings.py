@@ -10,6 +10,8 @@ import dj_database_url
 
 from .env import BASE_DIR, env_bool, env_float, env_int, env_list, env_str, local_secret_key, service_url
 
+# The checkout's root (exposed as a setting so that apps need not import chatproject).
+BASE_DIR = BASE_DIR
 DEBUG = env_bool("DEBUG", False)
 # No secret is committed: without SECRET_KEY, one is generated once per checkout into the
 # ignored .devstack/ folder, so every local process (web, consumers, workers) shares it.

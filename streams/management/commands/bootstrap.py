@@ -7,7 +7,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from chatproject.env import BASE_DIR
 
 DEMO_USERNAME = "admin"
 
@@ -24,7 +23,7 @@ class Command(BaseCommand):
         self._demo_admin()
 
     def _demo_admin(self):
-        credentials = BASE_DIR / ".devstack" / "admin-password"
+        credentials = settings.BASE_DIR / ".devstack" / "admin-password"
         user_model = get_user_model()
         if not user_model.objects.filter(username=DEMO_USERNAME).exists():
             password = secrets.token_urlsafe(12)
