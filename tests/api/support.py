@@ -19,3 +19,9 @@ def operations(document: dict):
         for method, operation in item.items():
             if method in ("get", "post", "put", "patch", "delete"):
                 yield method, path, operation
+
+
+def error(response) -> tuple[int, str]:
+    """(status, error code) of a JSON error answer."""
+    assert response["Content-Type"] == "application/json", response.content[:200]
+    return response.status_code, response.json()["error"]["code"]

@@ -22,6 +22,7 @@ from rest_framework.test import APIClient
 
 from chatproject.urls import urlpatterns as project_urlpatterns
 from streams.api import QUERY_VALUE_MAX_CHARS, ChatAPIView
+from tests.api.support import error
 
 pytestmark = pytest.mark.django_db
 
@@ -126,28 +127,6 @@ def test_invalid_utf8_and_nul_in_the_path_or_query_never_crash(server, target):
 
 
 # --- the Django test client: every entry, every kind -------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def me(make_user):
-    return make_user()
-
-
-@pytest.fixture
-def rest(me):
-    c = APIClient(raise_request_exception=False)
-    c.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=me)[0].key}")
-    return c
-
-
-def error(response) -> tuple[int, str]:
-    assert response["Content-Type"] == "application/json", response.content[:200]
-    return response.status_code, response.json()["error"]["code"]
 
 
 @pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])

@@ -13,7 +13,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from tests.api.support import operations, schema_document
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 
 
 @pytest.fixture(autouse=True)
