@@ -2,7 +2,7 @@
 
 Thin: parse the filters (with the REST API's own query serializer, so the page and the API
 accept the same parameters), read through the selectors, render. The filters are a plain GET
-form, so they work without JavaScript; static/js/drawer.js adds the "more" button (it asks for
+form, so they work without JavaScript; static/js/chat/drawer.js adds the "more" button (it asks for
 the next page as an HTML fragment, ``?partial=1``), note editing and removal over REST.
 """
 

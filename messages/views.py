@@ -2,7 +2,7 @@
 
 Thin: authorise, read through the selectors, render. The pages carry their initial data (the
 user's rooms, the room's read state and first page, its members) as JSON in the HTML, in the
-shapes the REST API and the WebSocket use, so static/js/chat.js draws the first paint and every
+shapes the REST API and the WebSocket use, so the modules of static/js/chat/ draw the first paint and every
 later update with the same code and needs no round trip before showing anything.
 """
 
