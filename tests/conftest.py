@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,28 @@ ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
 
 
-@pytest.fixture(scope="session", autouse=True)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kafka: needs the broker (its topics are created once per session)")
+
+
+@pytest.fixture(scope="session")
 def kafka_topics():
-    """Create the Kafka topics once per session."""
+    """Create the Kafka topics once per session: requested by what needs the broker, never autouse.
+
+    Tests that need no broker (the codec's, the REST reads', ...) must run with
+    KAFKA_BOOTSTRAP_SERVERS pointing at nothing. The `server` fixture depends on this one; other
+    tests ask for it with ``pytest.mark.kafka`` (or by naming the fixture).
+    """
     from streams import kafka
 
     kafka.ensure_topics()
+
+
+@pytest.fixture(autouse=True)
+def _kafka_marker(request):
+    """Tests marked ``kafka`` get the topics (the way pytest-django's ``django_db`` marker works)."""
+    if request.node.get_closest_marker("kafka") is not None:
+        request.getfixturevalue("kafka_topics")
 
 
 @pytest.fixture(autouse=True)
@@ -152,7 +169,7 @@ class ServerProcesses:
 
 
 @pytest.fixture(scope="session")
-def server(django_db_setup, django_db_blocker, tmp_path_factory):
+def server(django_db_setup, django_db_blocker, tmp_path_factory, kafka_topics):
     """A running chat server (web + persist consumer) on the test database, for the session."""
     db = settings.DATABASES["default"]
     env = dict(os.environ)
@@ -171,3 +188,24 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
     servers.start("persist")
     yield servers
     servers.stop_all()
+
+
+@pytest.fixture
+def own_server(server, tmp_path):
+    """A server of the test's own (web + persist), on Kafka topics and consumer groups of its own.
+
+    For tests that kill, stop or restart its processes: the session's `server` stays as it was,
+    and its persist consumer never takes this server's messages.
+    """
+    from django.test import override_settings
+
+    from streams import kafka
+
+    prefix = f"own-{uuid.uuid4().hex[:8]}-"
+    with override_settings(KAFKA_TOPIC_PREFIX=prefix):
+        kafka.ensure_topics()
+    own = ServerProcesses({**server.env, "KAFKA_TOPIC_PREFIX": prefix}, tmp_path)
+    own.start("web")
+    own.start("persist")
+    yield own
+    own.stop_all()

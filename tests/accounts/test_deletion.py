@@ -170,6 +170,7 @@ def test_other_members_hear_who_left_and_who_owns_the_room_and_sockets_close(
     assert {"type": "account.erased", "room": room.pk, "user": alice.pk, "erase_messages": True} in frames
 
 
+@pytest.mark.kafka
 def test_the_deletion_is_announced_on_kafka_keyed_by_each_room(
     make_user, make_room, add_messages, django_capture_on_commit_callbacks
 ):

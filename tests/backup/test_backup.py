@@ -18,6 +18,7 @@ from tests.support import KafkaTap
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "backup"]),
+    pytest.mark.kafka,
     pytest.mark.skipif(not services.backup_configured(), reason="no BACKUP_DATABASE_URL (make test provides one)"),
 ]
 

@@ -12,7 +12,7 @@ from messages.workers import PersistWorker
 from streams import kafka
 from tests.support import KafkaTap
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 
 
 def test_a_moderator_deletes_a_message_for_everyone(admin_client, make_user, make_room):

@@ -14,6 +14,8 @@ from rooms.services import read_position_advance
 from streams import kafka
 from tests.support import ChatClient, KafkaTap, in_thread, token_for
 
+pytestmark = pytest.mark.kafka  # produces to or reads back from the broker
+
 
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):

@@ -176,6 +176,7 @@ def test_editing_or_deleting_the_newest_message_updates_the_room_list_preview(ma
     assert room.last_message_preview == ""
 
 
+@pytest.mark.kafka
 def test_a_malformed_edit_is_dead_lettered_and_the_batch_goes_on(make_user, make_room):
     from streams import kafka
     from tests.support import KafkaTap

@@ -12,6 +12,8 @@ from django.core.management import call_command
 from streams import kafka
 from streams.worker import Record, Worker
 
+pytestmark = pytest.mark.kafka  # produces to or reads back from the broker
+
 
 class Refuser(Worker):
     group_id = "test-refuser"

@@ -7,7 +7,7 @@ from django.db import connections
 
 from tests.conftest import free_port
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 
 
 def test_healthz_says_the_process_is_up(client):

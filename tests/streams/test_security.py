@@ -108,6 +108,7 @@ def https_on(settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.kafka  # /readyz answers 200 only with every service up
 def test_plain_http_is_redirected_but_health_checks_are_not(https_on):
     client = Client()
     redirected = client.get("/login/")
@@ -168,6 +169,7 @@ def test_no_template_has_inline_script_style_or_handler():
 
 
 @pytest.mark.django_db
+@pytest.mark.kafka
 def test_readyz_names_each_service_and_its_state_only():
     body = Client().get("/readyz").json()
     assert body == {

@@ -11,6 +11,8 @@ from streams.retry import retries_redrive
 from streams.worker import PermanentError, Raw, Record, Worker
 from tests.support import KafkaTap
 
+pytestmark = pytest.mark.kafka  # produces to or reads back from the broker
+
 
 class Flaky(Worker):
     """Fails on records whose body says so, the way a bug or a bad row would."""
