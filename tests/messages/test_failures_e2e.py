@@ -60,11 +60,11 @@ def _get_json(url: str, token: str) -> dict:
         return json.loads(response.read())
 
 
-async def test_kill_9_of_the_persist_consumer_loses_and_doubles_nothing(server, make_user, make_room):
+async def test_kill_9_of_the_persist_consumer_loses_and_doubles_nothing(own_server, make_user, make_room):
     users = await in_thread(lambda: [make_user() for _ in range(4)])
     rooms = await in_thread(lambda: [make_room(owner=users[0], members=users[1:], name=f"r{i}") for i in range(2)])
-    senders = [await ChatClient.connect(server.ws, users[0]), await ChatClient.connect(server.ws, users[1])]
-    watchers = [await ChatClient.connect(server.ws, u) for u in users[2:]]
+    senders = [await ChatClient.connect(own_server.ws, users[0]), await ChatClient.connect(own_server.ws, users[1])]
+    watchers = [await ChatClient.connect(own_server.ws, u) for u in users[2:]]
 
     async def blast(client: ChatClient, room_id: int, count: int) -> None:
         for i in range(count):
@@ -75,21 +75,30 @@ async def test_kill_9_of_the_persist_consumer_loses_and_doubles_nothing(server, 
     sending = asyncio.gather(blast(senders[0], rooms[0].pk, TOTAL // 2), blast(senders[1], rooms[1].pk, TOTAL // 2))
     # Kill the consumer once it is storing, while most messages are still in flight.
     await asyncio.wait_for(_until(lambda: Message.objects.count() >= 200), 60)
-    server.stop("persist", sig=signal.SIGKILL)
+    own_server.stop("persist", sig=signal.SIGKILL)
     await sending
     for sender in senders:
         await sender.wait_for(lambda c: len(c.of_type("message.accepted")) == TOTAL // 2, timeout=60)
-    server.start("persist")
+    own_server.start("persist")
     await asyncio.wait_for(_until(lambda: Message.objects.count() >= TOTAL), 120)
-    await asyncio.sleep(1)  # a replayed duplicate would be stored (or broadcast) by now
+    # A marker per room after the blast: a replayed duplicate would be stored and announced before it.
+    markers = [await s.send_message(r.pk, "marker") for s, r in zip(senders, rooms, strict=True)]
+    for watcher in watchers:
+        await watcher.wait_for(
+            lambda c: all(
+                k in [m["client_msg_id"] for m in c.new_messages(r.pk)] for k, r in zip(markers, rooms, strict=True)
+            ),
+            timeout=60,
+        )
 
+    last = TOTAL // 2 + 1  # the blast, then the marker
     stats = await in_thread(_room_stats, [r.pk for r in rooms])
     for room in rooms:
         row = stats[room.pk]
-        assert (row["n"], row["keys"], row["lo"], row["hi"]) == (TOTAL // 2, TOTAL // 2, 1, TOTAL // 2)
+        assert (row["n"], row["keys"], row["lo"], row["hi"]) == (last, last, 1, last)
     for client, user in zip(senders + watchers, users, strict=True):
         for room in rooms:
-            assert await _whole(server, client, user, room.pk) == list(range(1, TOTAL // 2 + 1))
+            assert await _whole(own_server, client, user, room.pk) == list(range(1, last + 1))
     for client in senders + watchers:
         await client.close()
 
@@ -169,7 +178,9 @@ async def test_two_persist_consumers_share_the_rooms_and_one_stops_cleanly_on_si
     users = await in_thread(lambda: [make_user() for _ in range(2)])
     rooms = await in_thread(lambda: [make_room(owner=users[0], members=users[1:], name=f"p{i}") for i in range(6)])
     second = server.start("persist:2")
-    await asyncio.sleep(4)  # let the group rebalance onto two members
+    log_path = server.log_dir / "persist-2.log"
+    # The group rebalanced onto two members once the second copy logs its share.
+    await asyncio.wait_for(_until(lambda: "partitions assigned: chat.messages[" in log_path.read_text()), 60)
     sender = await ChatClient.connect(server.ws, users[0])
     for i in range(60):
         await sender.send_message(rooms[i % 6].pk, f"m{i}")
@@ -177,15 +188,17 @@ async def test_two_persist_consumers_share_the_rooms_and_one_stops_cleanly_on_si
 
     server.stop("persist:2")  # SIGTERM: finish the batch, commit, leave the group
     assert second.returncode == 0
-    log = (server.log_dir / "persist-2.log").read_text()
+    log = log_path.read_text()
     assert "partitions assigned: chat.messages[" in log  # the second copy really took a share
     for i in range(60, 90):
         await sender.send_message(rooms[i % 6].pk, f"m{i}")
     await asyncio.wait_for(_until(lambda: Message.objects.filter(room__in=rooms).count() >= 90), 60)
-    await asyncio.sleep(0.5)
+    # A marker per room: a duplicate stored by either copy would take its seq before the marker's.
+    markers = {await sender.send_message(room.pk, "marker") for room in rooms}
+    await sender.wait_for(lambda c: markers <= {f["message"]["client_msg_id"] for f in c.of_type("message.new")})
 
     stats = await in_thread(_room_stats, [r.pk for r in rooms])
-    assert sorted((row["n"], row["keys"], row["lo"], row["hi"]) for row in stats.values()) == [(15, 15, 1, 15)] * 6
+    assert sorted((row["n"], row["keys"], row["lo"], row["hi"]) for row in stats.values()) == [(16, 16, 1, 16)] * 6
     await sender.close()
 
 
