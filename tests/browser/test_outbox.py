@@ -178,6 +178,8 @@ def test_a_room_turning_read_only_disables_the_composer_live(browsers, make_user
     notice = a.locator("#room-read-only")
     expect(notice).to_be_hidden()
     expect(a.locator("#composer-input")).to_be_enabled()
+    # The server subscribes a socket before accepting it: once open, it hears the room.
+    a.wait_for_function("() => window.Chat && window.Chat.socket.isOpen")
 
     # The frame the server sends when the other person's account goes (through Redis, as it would).
     send_event_on_commit(room_group(room.pk), "room.updated", room=room.pk, read_only=True)
