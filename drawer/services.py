@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from messages.models import Message
-from messages.selectors import DELETED_USER
 from rooms.models import Participant, Room
 from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
+from streams.protocol import DELETED_USER
 from streams.realtime import frame, publish_on_commit, send_event_on_commit, user_group
 
 from .models import TAG_MAX_CHARS, SavedMessage, tag_normalize

@@ -16,10 +16,9 @@ from django.db.models import F, Func, Subquery
 from rooms.models import Participant
 from rooms.selectors import participant_get
 from streams.errors import INVALID, ChatError
-from streams.protocol import BIGINT_MAX
+from streams.protocol import BIGINT_MAX, DELETED_USER
 
 from .models import Message
-from .selectors import DELETED_USER
 
 SEARCH_PAGE_SIZE = 20
 SEARCH_PAGE_SIZE_MAX = 100

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from rooms.selectors import participant_get, unread_counter
+from streams.protocol import DELETED_USER
 
 from .models import Message
-
-DELETED_USER = "deleted user"
 
 
 def message_payload(message: Message, *, sender_name: str | None, unread_count: int) -> dict:

@@ -28,13 +28,6 @@ def _chat_config(request, **extra) -> dict:
     return {"me": {"id": request.user.pk, "username": request.user.username}, **extra}
 
 
-def room_title(room: dict) -> str:
-    """How a room is named to the user: a direct room by the other person."""
-    if room["kind"] == Room.Kind.DIRECT:
-        return (room["other_user"] or {}).get("username") or selectors.DELETED_USER
-    return room["name"]
-
-
 def _rooms(request) -> list[dict]:
     return RoomSerializer(room_selectors.room_list_for_user(user_id=request.user.pk), many=True).data
 
@@ -92,7 +85,7 @@ def room_detail(request, room_id: int):
     context = {
         "rooms": rooms,
         "room": room,
-        "title": room_title(room),
+        "title": room["title"],
         "is_group": summary.room.kind == Room.Kind.GROUP,
         "can_manage": summary.role in (Participant.Role.OWNER, Participant.Role.ADMIN),
         "chat_config": config,

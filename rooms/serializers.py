@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from streams.api import JSONBodySerializer
-from streams.protocol import BIGINT_MAX
+from streams.protocol import BIGINT_MAX, DELETED_USER
 
 from .models import Participant, Room
 
@@ -70,6 +70,7 @@ class RoomSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="room_id")
     kind = serializers.ChoiceField(source="room.kind", choices=Room.Kind.choices)
     name = serializers.CharField(source="room.name")
+    title = serializers.SerializerMethodField()
     is_public = serializers.BooleanField(source="room.is_public")
     created_at = serializers.DateTimeField(source="room.created_at")
     role = serializers.ChoiceField(choices=Participant.Role.choices, help_text="Your role in the room.")
@@ -83,6 +84,13 @@ class RoomSerializer(serializers.Serializer):
         help_text="A direct room whose other person's account is gone (deleted or deactivated): "
         "its history stays readable, sending is refused with `forbidden`."
     )
+
+    def get_title(self, participant: Participant) -> str:
+        """How the room is named to you: a group by its name, a direct room by the other person
+        (``"deleted user"`` once their account is gone)."""
+        if participant.room.kind == Room.Kind.DIRECT:
+            return participant.other_username or DELETED_USER
+        return participant.room.name
 
     @extend_schema_field(LastMessageSerializer(allow_null=True))
     def get_last_message(self, participant: Participant) -> dict | None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from .errors import INVALID, ChatError
 
+# How a deleted account is named wherever its name would show (senders, direct rooms, drawers).
+DELETED_USER = "deleted user"
+
 # Ids and seqs are PostgreSQL bigints; the wire carries them as JSON integers.
 BIGINT_MAX = 2**63 - 1
 
