@@ -21,7 +21,27 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m devstack run
 
-test: $(STAMP)
+# Debian's Chromium for the browser tests, once (a stamp): installed with apt-get where make runs
+# as root and apt-get exists; otherwise the browser tests skip and say why. `rm $(CHROMIUM_STAMP)`
+# to try again.
+CHROMIUM := /usr/bin/chromium
+CHROMIUM_STAMP := $(VENV)/.chromium
+
+$(CHROMIUM_STAMP):
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: $(CHROMIUM) is missing and there is no apt-get to install it: the browser tests will skip"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "note: $(CHROMIUM) is missing and make is not root: the browser tests will skip (sudo apt-get install chromium)"; \
+	else \
+		echo "installing Debian's chromium for the browser tests (apt-get, once)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null \
+			&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+			|| echo "note: apt-get install chromium failed: the browser tests will skip (rm $@ to try again)"; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+test: $(STAMP) $(CHROMIUM_STAMP)
 	$(PY) -m devstack exec -- sh -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache && $(PY) -m pytest $(ARGS)'
 
 lint: $(STAMP)

@@ -1,15 +1,14 @@
 """Fixtures of the browser tests: Debian's Chromium driven by Playwright against the running server.
 
 Chromium comes from Debian (`/usr/bin/chromium`), never from `playwright install` (which
-downloads a browser build and fails offline). When it is missing, the tests install it with
-apt-get if they run as root, and otherwise skip with the reason in the summary.
+downloads a browser build and fails offline). `make test` installs it once with apt-get where it
+runs as root; when it is missing the tests skip with the reason in the summary.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from datetime import timedelta
@@ -33,40 +32,25 @@ LAUNCH_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-INSTALL_TIMEOUT_S = 900
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
 def _chromium_missing_reason() -> str | None:
-    """None once /usr/bin/chromium exists (installing it when allowed), else why it cannot."""
+    """None when /usr/bin/chromium exists, else why the browser tests cannot run."""
     if CHROMIUM.exists():
         return None
-    if os.geteuid() != 0:
-        return f"{CHROMIUM} is missing and the tests are not root; run `sudo apt-get install chromium`"
     if shutil.which("apt-get") is None:
-        return f"{CHROMIUM} is missing and there is no apt-get to install it"
-    try:
-        subprocess.run(
-            ["sh", "-c", "apt-get update -q && apt-get install -y -q chromium"],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            check=True,
-            capture_output=True,
-            timeout=INSTALL_TIMEOUT_S,
-        )
-    except subprocess.CalledProcessError as exc:
-        tail = exc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        return f"`apt-get install chromium` failed ({exc.returncode}): {' | '.join(tail)}"
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        return f"`apt-get install chromium` did not finish: {exc}"
-    return None if CHROMIUM.exists() else f"`apt-get install chromium` did not provide {CHROMIUM}"
+        return f"{CHROMIUM} is missing and there is no apt-get to install it (Debian's chromium package provides it)"
+    return f"{CHROMIUM} is missing; `make test` installs it as root, or run `sudo apt-get install chromium`"
 
 
 @pytest.fixture(scope="module")
-def chromium(server):
+def chromium(request):
     """A headless Chromium for the module's tests (closed before other modules' async tests run)."""
     reason = _chromium_missing_reason()
     if reason:
         pytest.skip(f"BROWSER TESTS SKIPPED: {reason}")
+    request.getfixturevalue("server")  # started first, without the variable set below
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=15_000)
