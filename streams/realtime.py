@@ -188,8 +188,12 @@ def send_event_on_commit(group: str, event_type: str, **fields) -> None:
 
 
 def _publish_logged(events: list[Event], announced: dict[str, int] | None = None) -> None:
+    # What is stored is stored; clients catch up with `sync`. While Redis is away this fails for
+    # every batch: one line each, not a traceback each (a bug still gets its traceback).
     try:
         publish(events, announced=announced)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("real-time publish of %d events failed: Redis at %s: %s", len(events), redis_address(), exc)
     except Exception:
         log.exception("real-time publish of %d events failed", len(events))
 
