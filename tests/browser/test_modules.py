@@ -352,6 +352,37 @@ def test_delivery_sends_after_the_sync_and_settles_on_the_stored_message(stub):
     assert result["pending"] == ["while away"]
 
 
+def test_delivery_keeps_one_message_per_room_on_its_way_until_the_broker_accepts_it(stub):
+    """A later message must not overtake one refused for now (it goes again): one at a time."""
+    result = run(
+        stub,
+        "delivery.js",
+        """
+        const { createOutbox } = await import("/static/js/chat/outbox.js");
+        const sent = [];
+        const socket = { isOpen: true, send(frame) { sent.push(frame); return true; } };
+        const outbox = createOutbox({ userId: 12 });
+        const delivery = m.createDelivery({ socket, outbox, me: { id: 12 } });
+        const bodies = () => sent.splice(0).map((f) => f.body);
+        delivery.roomSynced(5);
+        const [a, b] = [delivery.send(5, "first", 0), delivery.send(5, "second", 0)];
+        const atOnce = bodies();
+        delivery.onError({ type: "error", code: "rate_limited", client_msg_id: a.client_msg_id, detail: "retry in 0.1 s." });
+        const afterRefusal = bodies();
+        await new Promise((resolve) => setTimeout(resolve, 1100));  // the first back-off: 0.5-1 s
+        const again = bodies();
+        delivery.accepted({ room: 5, client_msg_id: a.client_msg_id });
+        const afterAccepted = bodies();
+        delivery.onClose();
+        return { atOnce, afterRefusal, again, afterAccepted, b: b.body };
+        """,
+    )
+    assert result["atOnce"] == ["first"]
+    assert result["afterRefusal"] == []  # "second" waits behind the refused "first"
+    assert result["again"] == ["first"]
+    assert result["afterAccepted"] == ["second"]
+
+
 def test_the_drawer_module_follows_the_other_tabs_changes(stub):
     result = run(
         stub,

@@ -56,6 +56,10 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
     synced: new Set(), // rooms synced on this connection: their items may go out
     syncing: [], // the rooms of the outbox's own sync, until its sync.done
     inFlight: new Set(), // client_msg_ids sent on this connection with no answer yet
+    // room id -> the client_msg_id sent and not yet accepted. One at a time per room: a later
+    // message must not reach the broker while an earlier one is refused for now (rate_limited,
+    // unavailable) and will go again, or the room would store them out of the order typed.
+    unaccepted: new Map(),
     retries: new Map(), // room id -> {attempts, timer}: the room's next re-send
     backoff,
     retryAfterMs,
@@ -80,12 +84,12 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
       return sent;
     },
 
-    /** Send the room's pending items not already on their way, in the order they were typed. */
+    /** Send the room's next pending item not already on its way; the next goes once it is accepted. */
     flush(roomId) {
-      if (!socket.isOpen || !this.synced.has(roomId)) return;
-      const items = outbox.pending(roomId).filter((item) => !this.inFlight.has(item.client_msg_id));
-      if (!items.length) return;
-      for (const item of items) this.transmit(item);
+      if (!socket.isOpen || !this.synced.has(roomId) || this.unaccepted.has(roomId)) return;
+      const next = outbox.pending(roomId).find((item) => !this.inFlight.has(item.client_msg_id));
+      if (!next) return;
+      if (this.transmit(next)) this.unaccepted.set(roomId, next.client_msg_id);
       // No message.new for a long while (a broker lost what it had accepted?): all of them again.
       const retry = this.retries.get(roomId);
       const attempts = retry ? retry.attempts : 0;
@@ -98,7 +102,10 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
       clearTimeout(retry.timer);
       retry.timer = setTimeout(() => {
         retry.attempts += 1;
-        if (everything) for (const item of outbox.pending(roomId)) this.inFlight.delete(item.client_msg_id);
+        if (everything) {
+          for (const item of outbox.pending(roomId)) this.inFlight.delete(item.client_msg_id);
+          this.unaccepted.delete(roomId);
+        }
         this.flush(roomId);
       }, delay);
       this.retries.set(roomId, retry);
@@ -139,9 +146,17 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
       }
     },
 
+    /** The broker has the room's message: the room's next pending one may go. */
+    accepted(frame) {
+      if (this.unaccepted.get(frame.room) !== frame.client_msg_id) return;
+      this.unaccepted.delete(frame.room);
+      this.flush(frame.room);
+    },
+
     onOpen() {
       this.synced.clear();
       this.inFlight.clear();
+      this.unaccepted.clear();
       this.syncRooms();
       outbox.changed(); // "Waiting for connection…" becomes "Sending…"
     },
@@ -150,6 +165,7 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
       // Everything pending goes again after the next connection's sync.
       this.synced.clear();
       this.inFlight.clear();
+      this.unaccepted.clear();
       this.syncing = [];
       for (const retry of this.retries.values()) clearTimeout(retry.timer);
       this.retries.clear();
@@ -170,12 +186,16 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
       const item = clientMsgId ? outbox.get(clientMsgId) : null;
       if (!item || item.state === "failed") return;
       this.inFlight.delete(clientMsgId);
+      const wasNext = this.unaccepted.get(item.room) === clientMsgId;
+      if (wasNext) this.unaccepted.delete(item.room);
       if (TRANSIENT_REFUSALS.has(frame.code)) {
-        // Outcome unknown or refused for now: the same id goes again later (stored once).
+        // Outcome unknown or refused for now: the same id goes again later (stored once), and
+        // the room's later messages wait behind it.
         const retry = this.retries.get(item.room);
         this.schedule(item.room, Math.max(retryAfterMs(frame), backoff(retry ? retry.attempts : 0)));
       } else {
         outbox.fail(clientMsgId, frame.code, frame.detail || frame.code);
+        if (wasNext) this.flush(item.room); // refused for good: the next one goes
       }
     },
 
@@ -200,6 +220,7 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
     /** Take the socket's frames and connection changes (after the room list's handlers). */
     attach() {
       socket.on("message.new", (frame) => this.stored(frame.message));
+      socket.on("message.accepted", (frame) => this.accepted(frame));
       socket.on("error", (frame) => this.onError(frame));
       socket.on("sync.done", (frame) => this.onSyncDone(frame));
       socket.onOpen(() => this.onOpen());
