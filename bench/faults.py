@@ -8,7 +8,7 @@ keeps until it sees its message stored"): a message stays pending until its own 
 arrives; after every (re)connect the client sends ``sync`` (from before its oldest pending message),
 waits for ``sync.done`` and re-sends what is pending with the same ``client_msg_id``; ``unavailable``
 / ``rate_limited`` re-send after a back-off, and a message with no ``message.new`` for a while is
-sent again on the open socket (rule 6; the web UI waits 20 s, here 8 s so that a run stays short).
+sent again on the open socket (rule 7; the web UI waits 20 s, here 8 s so that a run stays short).
 At a fixed time the scenario's fault is injected; the load goes on, then stops, the clients settle
 (bounded), and the database and the clients are counted:
 
@@ -346,7 +346,7 @@ class ChatClient:
     async def _sync(self) -> None:
         self.sync_req = f"sync-{self.user_id}-{self.connects}-{time.monotonic_ns()}"
         self.sync_retry_at = None
-        # From before the oldest pending message (rule 7), so that one stored meanwhile settles by the
+        # From before the oldest pending message (rule 8), so that one stored meanwhile settles by the
         # replay instead of a re-send.
         since = min([m.after_seq for m in self.pending.values()] + [self.last_seq])
         frame = {"type": "sync", "rooms": {str(self.room): since}, "req": self.sync_req}
