@@ -12,7 +12,7 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, LoginThrottle, SignupThrottle, error_responses
+from streams.api import ChatAPIView, LoginThrottle, SignupThrottle, error_responses, validated
 
 from . import selectors, services
 from .serializers import (
@@ -23,12 +23,6 @@ from .serializers import (
     UserSearchQuerySerializer,
     UserSerializer,
 )
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class SignupView(ChatAPIView):
@@ -44,7 +38,7 @@ class SignupView(ChatAPIView):
         responses={201: UserSerializer, **error_responses(400, 409)},
     )
     def post(self, request):
-        data = _valid(CredentialsSerializer, request.data)
+        data = validated(CredentialsSerializer, request.data)
         user = services.user_create(username=data["username"], password=data["password"])
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
@@ -64,7 +58,7 @@ class TokenView(ChatAPIView):
         responses={200: TokenSerializer, **error_responses(400)},
     )
     def post(self, request):
-        data = _valid(CredentialsSerializer, request.data)
+        data = validated(CredentialsSerializer, request.data)
         token = services.token_issue(username=data["username"], password=data["password"])
         return Response(TokenSerializer({"token": token.key}).data)
 
@@ -100,7 +94,7 @@ class MeView(ChatAPIView):
         responses={204: None, **error_responses(400)},
     )
     def delete(self, request):
-        data = _valid(AccountDeleteSerializer, request.data)
+        data = validated(AccountDeleteSerializer, request.data)
         services.account_delete_request(user=request.user, erase_messages=data["erase_messages"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -115,6 +109,6 @@ class UsersView(ChatAPIView):
         responses={200: UserSerializer(many=True), **error_responses(400)},
     )
     def get(self, request):
-        data = _valid(UserSearchQuerySerializer, request.query_params)
+        data = validated(UserSearchQuerySerializer, request.query_params)
         users = selectors.users_search(query=data["q"], exclude_user_id=request.user.pk)
         return Response(UserSerializer(users, many=True).data)

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, ReadThrottle, error_responses, path_id
+from streams.api import ChatAPIView, ReadThrottle, error_responses, path_id, validated
 
 from . import selectors, services
 from .models import Room
@@ -54,7 +54,7 @@ class RoomsView(ChatAPIView):
         responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(400)},
     )
     def post(self, request):
-        data = _valid(RoomCreateSerializer, request)
+        data = validated(RoomCreateSerializer, request.data)
         created = True
         if data["kind"] == Room.Kind.GROUP:
             room = services.room_create_group(
@@ -83,7 +83,7 @@ class RoomDetailView(ChatAPIView):
         responses={200: RoomSerializer, **error_responses(400, 403, 404)},
     )
     def patch(self, request, room_id: int):
-        data = _valid(RoomUpdateSerializer, request)
+        data = validated(RoomUpdateSerializer, request.data)
         services.room_update(user_id=request.user.pk, room_id=room_id, **data)
         return Response(_summary(request, room_id))
 
@@ -115,7 +115,7 @@ class ParticipantsView(ChatAPIView):
         responses={201: ParticipantSerializer, **error_responses(400, 403, 404, 409)},
     )
     def post(self, request, room_id: int):
-        data = _valid(ParticipantAddSerializer, request)
+        data = validated(ParticipantAddSerializer, request.data)
         participant = services.participant_invite(actor_id=request.user.pk, room_id=room_id, user_id=data["user"])
         return Response(ParticipantSerializer(participant).data, status=status.HTTP_201_CREATED)
 
@@ -129,7 +129,7 @@ class ParticipantDetailView(ChatAPIView):
         responses={200: ParticipantSerializer, **error_responses(400, 403, 404)},
     )
     def patch(self, request, room_id: int, user_id: int):
-        data = _valid(ParticipantUpdateSerializer, request)
+        data = validated(ParticipantUpdateSerializer, request.data)
         participant = services.participant_role_set(
             actor_id=request.user.pk, room_id=room_id, user_id=user_id, role=data["role"]
         )
@@ -171,7 +171,7 @@ class RoomReadView(ChatAPIView):
         responses={200: ReadPositionSerializer, **error_responses(400, 403, 404)},
     )
     def post(self, request, room_id: int):
-        data = _valid(ReadSerializer, request)
+        data = validated(ReadSerializer, request.data)
         position = services.read_position_advance(user_id=request.user.pk, room_id=room_id, seq=data["seq"])
         return Response({"last_read_seq": position})
 
@@ -185,7 +185,7 @@ class RoomUnreadView(ChatAPIView):
         responses={200: ReadPositionSerializer, **error_responses(400, 403, 404)},
     )
     def post(self, request, room_id: int):
-        data = _valid(MarkUnreadSerializer, request)
+        data = validated(MarkUnreadSerializer, request.data)
         position = services.read_position_mark_unread(user_id=request.user.pk, room_id=room_id, seq=data["seq"])
         return Response({"last_read_seq": position})
 
@@ -202,9 +202,3 @@ class MessageReadersView(ChatAPIView):
         return Response(
             MessageReadersSerializer({"room": room_id, "seq": seq, "unread_count": unread, "readers": readers}).data
         )
-
-
-def _valid(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data

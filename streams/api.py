@@ -254,6 +254,13 @@ class QuerySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+def validated(serializer_class, data) -> dict:
+    """``data`` (a request body or query) checked by ``serializer_class``; 400 ``invalid`` if not."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 def path_id(name: str, description: str) -> OpenApiParameter:
     """A bigint id in the path, documented as the route accepts it (a positive integer)."""
     schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": BIGINT_MAX}
