@@ -123,10 +123,10 @@ class Sockets:
     def __init__(self) -> None:
         self.communicators: list[WebsocketCommunicator] = []
 
-    def communicator(self, user=None, *, token: str | None = None) -> WebsocketCommunicator:
+    async def communicator(self, user=None, *, token: str | None = None) -> WebsocketCommunicator:
         headers = []
         if user is not None:
-            token = token_for(user)
+            token = await in_thread(token_for, user)
         if token is not None:
             headers.append((b"authorization", f"Token {token}".encode()))
         communicator = WebsocketCommunicator(asgi_application(), "/ws/chat/", headers=headers)
@@ -134,14 +134,14 @@ class Sockets:
         return communicator
 
     async def open(self, user) -> Socket:
-        communicator = await in_thread(self.communicator, user)
+        communicator = await self.communicator(user)
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         assert connected
         return Socket(communicator)
 
     async def refused(self, user=None, *, token: str | None = None) -> int:
         """The close code of a socket the server accepts only to close at once."""
-        communicator = await in_thread(self.communicator, user, token=token)
+        communicator = await self.communicator(user, token=token)
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         assert connected, "the server accepts first: a close code needs an accepted socket"
         return await Socket(communicator).closed_with()
