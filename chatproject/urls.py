@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("drawer.api_urls")),
     path("", include("accounts.urls")),
     path("", include("drawer.urls")),
+    path("", include("rooms.urls")),
     path("", include("messages.urls")),
 ]
 

@@ -1,9 +1,9 @@
-"""Web pages of the chat: the room list and a room.
+"""Web page of a room: the conversation (the room list is rooms/views.py).
 
-Thin: authorise, read through the selectors, render. The pages carry their initial data (the
+Thin: authorise, read through the selectors, render. The page carries its initial data (the
 user's rooms, the room's read state and first page, its members) as JSON in the HTML, in the
-shapes the REST API and the WebSocket use, so the modules of static/js/chat/ draw the first paint and every
-later update with the same code and needs no round trip before showing anything.
+shapes the REST API and the WebSocket use, so the modules of static/js/chat/ draw the first paint
+and every later update with the same code and need no round trip before showing anything.
 """
 
 from __future__ import annotations
@@ -18,26 +18,11 @@ from django.views.decorators.http import require_GET
 from rooms import selectors as room_selectors
 from rooms.models import Participant, Room
 from rooms.serializers import ParticipantSerializer, RoomSerializer
+from rooms.views import chat_config, rooms_of
 from streams.errors import ChatError
 from streams.protocol import BIGINT_MAX
 
 from . import selectors
-
-
-def _chat_config(request, **extra) -> dict:
-    return {"me": {"id": request.user.pk, "username": request.user.username}, **extra}
-
-
-def _rooms(request) -> list[dict]:
-    return RoomSerializer(room_selectors.room_list_for_user(user_id=request.user.pk), many=True).data
-
-
-@login_required
-@require_GET
-def room_list(request):
-    rooms = _rooms(request)
-    return render(request, "chat/room_list.html", {"rooms": rooms, "chat_config": _chat_config(request, rooms=rooms)})
-
 
 _SEQ = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() is also true for "²", which int() refuses
 
@@ -71,8 +56,8 @@ def room_detail(request, room_id: int):
         at = None
     members = ParticipantSerializer(room_selectors.participant_list(room_id=room_id, user_id=user_id), many=True).data
     room = RoomSerializer(summary).data
-    rooms = _rooms(request)
-    config = _chat_config(
+    rooms = rooms_of(request)
+    config = chat_config(
         request,
         rooms=rooms,
         room=room,
