@@ -215,6 +215,10 @@ class Worker(ABC):
             except (TypeError, ValueError) as exc:  # TypeError: a null value (a tombstone)
                 self.dead_letter(raw.key, raw.value, reason=f"undecodable: {exc}")
                 continue
+            if value.get("failed_group", self.group_id) != self.group_id:
+                # Re-driven from the retry topic for another group: this one applied it already,
+                # and applying it again (an old edit over a newer one) would go back in time.
+                continue
             records.append(Record(raw.topic, raw.partition, raw.offset, raw.key, value))
         if records:
             self.process(records)

@@ -244,3 +244,17 @@ def test_when_every_record_fails_alike_the_stream_is_held_not_dead_lettered(taps
     assert len(dead) <= 2
     assert len(worker.seen) == 16 - len(dead)
     assert worker.seen == sorted(worker.seen, key=lambda n: tuple(map(int, n.split("-"))))
+
+
+@pytest.mark.django_db
+def test_a_record_re_driven_for_another_group_is_not_applied_again(taps):
+    worker = Flaky()
+    parked_by_index = {
+        **kafka.envelope("message.send", room=7, body="index failed on me"),
+        "failed_group": "chat-index",
+    }
+    mine = {**kafka.envelope("message.send", room=7, body="mine again"), "failed_group": "test-flaky"}
+    worker.handle(
+        [_raw(0, parked_by_index), _raw(1, mine), _raw(2, kafka.envelope("message.send", room=7, body="new"))]
+    )
+    assert worker.seen == ["mine again", "new"]
