@@ -44,8 +44,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -56,6 +54,8 @@ import psutil
 import psycopg2
 import websockets
 from websockets.asyncio.client import connect
+
+from devstack.stack import readyz
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOM_SIZE = 5
@@ -137,16 +137,7 @@ class StackRun:
             return ""
 
     def readyz(self) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                return json.loads(exc.read())
-            except ValueError:
-                return None
-        except (OSError, ValueError):
-            return None
+        return readyz(self.port)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
         """Wait until /readyz says ready and the persist consumer started; returns the seconds it took."""

@@ -133,3 +133,20 @@ def _addresses(variable: str, url: str) -> list[tuple[str, int]]:
     parts = urlsplit(url)
     default = 6379 if variable == "REDIS_URL" else 5432
     return [(parts.hostname or "127.0.0.1", parts.port or default)]
+
+
+def readyz(port: int, host: str = "127.0.0.1") -> dict | None:
+    """The chat server's /readyz answer on ``port`` (ready or not), or None when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=2) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # 503: a service is down; the body says which
+        try:
+            return json.loads(exc.read())
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None

@@ -22,6 +22,7 @@ import psutil
 import psycopg2
 import websockets
 
+from devstack.stack import readyz
 from tests.conftest import ROOT, free_port
 
 PASSWORD = "tulip-orbit-73-lantern"
@@ -60,16 +61,7 @@ class Run:
         return self.output()[-chars:]
 
     def readyz(self) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                return json.loads(exc.read())
-            except ValueError:
-                return None
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return readyz(self.port)
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
