@@ -22,10 +22,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import errors
 from .kafka import KafkaUnavailable
+from .protocol import BIGINT_MAX
 
 log = logging.getLogger(__name__)
 
-BIGINT_MAX = 2**63 - 1  # ids and seqs are PostgreSQL bigints
 # No query parameter of the API needs more (the longest, `q`, allows 200); a longer value is a
 # mistake or an attack, refused before any field parses it (int() of 4,300 digits raises).
 QUERY_VALUE_MAX_CHARS = 1000

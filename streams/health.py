@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import socket
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+
+from .realtime import redis_address
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ def check_postgres() -> dict:
 
 
 def check_redis() -> dict:
-    parts = urlsplit(settings.REDIS_URL)
-    address = f"{parts.hostname}:{parts.port or 6379}"
+    address = redis_address()
     try:
         import redis
 
