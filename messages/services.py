@@ -18,8 +18,8 @@ from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams import kafka
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
-from streams.protocol import id_validate
-from streams.realtime import announced_positions, frame, publish, publish_on_commit, room_group, user_group
+from streams.protocol import id_validate, is_json_int
+from streams.realtime import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
 
 from .models import Message
 from .selectors import message_payload
@@ -399,18 +399,21 @@ def _announce_missed(replayed: list[tuple[int, int, int]]) -> None:
         log.exception("re-announcing %d replayed messages failed", len(replayed))
 
 
+def _refusal(*, sender: int, client_msg_id: str, code: str, detail: str, room: int | None) -> Event:
+    """The ``error`` frame that tells a sender their accepted message will not be stored."""
+    extra = {"room": room} if room is not None else {}
+    return user_group(sender), frame("error", req=None, code=code, detail=detail, client_msg_id=client_msg_id,
+                                     **extra), None  # fmt: skip
+
+
 def _refuse(items: list[tuple[dict, str, str]]) -> None:
     # The sender was removed, deactivated or the room became read-only (or was deleted) between
     # acceptance and storage: their message is not stored, and they hear why.
     log.info("refused %d messages (%s)", len(items), ", ".join(sorted({code for _, code, _ in items})))
     publish_on_commit(
-        (
-            user_group(i["sender"]),
-            frame("error", req=None, code=code, detail=detail, room=i["room"], client_msg_id=i["cmid"]),
-            None,
-        )
+        _refusal(sender=i["sender"], client_msg_id=i["cmid"], code=code, detail=detail, room=i["room"])
         for i, code, detail in items
-    )  # fmt: skip
+    )
 
 
 def message_refused_notify(*, envelope: dict, reason: str) -> None:
@@ -422,16 +425,13 @@ def message_refused_notify(*, envelope: dict, reason: str) -> None:
     if envelope.get("kind") != "message.send":
         return
     sender, room, cmid = envelope.get("sender"), envelope.get("room"), envelope.get("client_msg_id")
-    if isinstance(sender, bool) or not isinstance(sender, int) or not isinstance(cmid, str):
+    if not is_json_int(sender, minimum=1) or not isinstance(cmid, str):
         return
     code, _, detail = reason.partition(": ")
     if code not in (INVALID, TOO_LARGE):
         code, detail = INVALID, reason
-    extra = {"room": room} if isinstance(room, int) and not isinstance(room, bool) else {}
-    publish(
-        [(user_group(sender), frame("error", req=None, code=code, detail=f"Not stored: {detail}",
-                                    client_msg_id=cmid, **extra), None)]
-    )  # fmt: skip
+    room = room if is_json_int(room, minimum=1) else None
+    publish([_refusal(sender=sender, client_msg_id=cmid, code=code, detail=f"Not stored: {detail}", room=room)])
 
 
 def message_apply_edit(*, env: dict) -> None:
