@@ -306,17 +306,25 @@ def test_delivery_helpers(stub):
     assert result == {"from": [12, 8, 8, 0], "wait": [2000, 1500, 0], "retry": [True, False, False]}
 
 
+# The delivery module over an outbox of user USER and a stand-in socket that keeps what is sent.
+STAND_IN_DELIVERY = """
+        const { createOutbox } = await import("/static/js/chat/outbox.js");
+        const sent = [];
+        const socket = { isOpen: true, send(frame) { sent.push(frame); return true; } };
+        const outbox = createOutbox({ userId: USER });
+        const delivery = m.createDelivery({ socket, outbox, me: { id: USER } });
+"""
+
+
 def test_delivery_sends_after_the_sync_and_settles_on_the_stored_message(stub):
     """The outbox's delivery over a stand-in socket: the order of sync and sends, refusals, settling."""
     result = run(
         stub,
         "delivery.js",
         """
-        const { createOutbox } = await import("/static/js/chat/outbox.js");
-        const sent = [];
-        const socket = { isOpen: true, send(frame) { sent.push(frame); return true; } };
-        const outbox = createOutbox({ userId: 11 });
-        const delivery = m.createDelivery({ socket, outbox, me: { id: 11 } });
+        """
+        + STAND_IN_DELIVERY.replace("USER", "11")
+        + """
         const frames = () => sent.splice(0).map((f) => [f.type, f.body || f.rooms, f.client_msg_id === f.req]);
 
         const a = delivery.send(4, "hello", 20);
@@ -358,11 +366,9 @@ def test_delivery_keeps_one_message_per_room_on_its_way_until_the_broker_accepts
         stub,
         "delivery.js",
         """
-        const { createOutbox } = await import("/static/js/chat/outbox.js");
-        const sent = [];
-        const socket = { isOpen: true, send(frame) { sent.push(frame); return true; } };
-        const outbox = createOutbox({ userId: 12 });
-        const delivery = m.createDelivery({ socket, outbox, me: { id: 12 } });
+        """
+        + STAND_IN_DELIVERY.replace("USER", "12")
+        + """
         const bodies = () => sent.splice(0).map((f) => f.body);
         delivery.roomSynced(5);
         const [a, b] = [delivery.send(5, "first", 0), delivery.send(5, "second", 0)];
