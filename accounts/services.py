@@ -23,8 +23,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from chat_messages.models import Message
 from drawer.services import drawer_snapshots_detach_sender
-from messages.models import Message
 from rooms.models import Room
 from rooms.services import participants_release_user
 from streams import kafka

@@ -16,8 +16,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from messages.models import Message
-from messages.services import messages_store, send_envelope
+from chat_messages.models import Message
+from chat_messages.services import messages_store, send_envelope
 from rooms.models import Room
 from rooms.services import room_create_group
 

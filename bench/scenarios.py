@@ -283,7 +283,7 @@ class Runner:
         """
         import uuid
 
-        from messages.services import send_envelope
+        from chat_messages.services import send_envelope
         from streams import kafka
         from streams.realtime import announced_positions, room_group
 

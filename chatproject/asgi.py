@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
-from messages.consumers import ChatConsumer  # noqa: E402
+from chat_messages.consumers import ChatConsumer  # noqa: E402
 from streams.runtime import gc_tune  # noqa: E402
 
 # autobahn builds a coloured debug line for every frame it writes, even with debug logging off;

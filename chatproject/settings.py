@@ -36,7 +36,7 @@ INSTALLED_APPS = [
     "streams",
     "accounts",
     "rooms",
-    "messages.apps.MessagesConfig",
+    "chat_messages.apps.MessagesConfig",
     "drawer",
     "backup",
 ]
@@ -162,8 +162,8 @@ KAFKA_BATCH_INTERVAL_MS = env_int("KAFKA_BATCH_INTERVAL_MS", 10)
 # records arrive meanwhile, so this bounds the delay it adds).
 KAFKA_FETCH_MAX_WAIT_MS = env_int("KAFKA_FETCH_MAX_WAIT_MS", 20)
 KAFKA_CONSUMERS = {
-    "persist": "messages.workers.PersistWorker",
-    "index": "messages.workers.IndexWorker",
+    "persist": "chat_messages.workers.PersistWorker",
+    "index": "chat_messages.workers.IndexWorker",
     "backup": "backup.workers.BackupWorker",
 }
 

@@ -15,12 +15,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("rooms.api_urls")),
-    path("api/v1/", include("messages.api_urls")),
+    path("api/v1/", include("chat_messages.api_urls")),
     path("api/v1/", include("drawer.api_urls")),
     path("", include("accounts.urls")),
     path("", include("drawer.urls")),
     path("", include("rooms.urls")),
-    path("", include("messages.urls")),
+    path("", include("chat_messages.urls")),
 ]
 
 # Under /api/ errors keep the API's JSON error shape; elsewhere Django's pages.

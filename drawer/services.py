@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 
-from messages.models import Message
+from chat_messages.models import Message
 from rooms.models import Participant, Room
 from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.protocol import DELETED_USER

@@ -2,7 +2,7 @@
 
 Thin: read through the selectors, render. The page carries the user's rooms as JSON in the HTML
 (the REST API's shape), so the modules of static/js/chat/ draw the first paint and every later
-update with the same code. A room's own page is the conversation: messages/views.py.
+update with the same code. A room's own page is the conversation: chat_messages/views.py.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def _fast_and_unlimited(request, settings):
 @pytest.fixture
 def add_messages():
     """Store ``count`` messages from ``sender`` in ``room`` at once (bulk), after its last seq."""
-    from messages.models import Message
+    from chat_messages.models import Message
     from rooms.models import Room
 
     def add(room, sender, count: int = 1, body: str = "hello") -> list:

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from accounts.models import AccountDeletion
-from messages.models import Message
+from chat_messages.models import Message
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from accounts.models import AccountDeletion
-from messages.models import Message
+from chat_messages.models import Message
 from rooms.models import Participant
 
 pytestmark = pytest.mark.django_db

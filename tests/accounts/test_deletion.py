@@ -13,10 +13,10 @@ from rest_framework.authtoken.models import Token
 
 from accounts import services, tasks
 from accounts.models import AccountDeletion, UserSession
+from chat_messages.models import Message
+from chat_messages.selectors import DELETED_USER, messages_after
 from drawer.models import SavedMessage
 from drawer.services import drawer_entry_save
-from messages.models import Message
-from messages.selectors import DELETED_USER, messages_after
 from rooms.models import Participant, Room
 from rooms.services import participant_add
 from streams import kafka

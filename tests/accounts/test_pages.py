@@ -10,7 +10,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from accounts.models import UserSession
-from messages.models import Message
+from chat_messages.models import Message
 from streams.realtime import session_group
 from tests.accounts.conftest import csrf_from
 

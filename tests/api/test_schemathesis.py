@@ -44,8 +44,8 @@ class World:
         from django.contrib.auth import get_user_model
         from rest_framework.authtoken.models import Token
 
+        from chat_messages.services import messages_store, send_envelope
         from drawer.services import drawer_entry_save
-        from messages.services import messages_store, send_envelope
         from rooms.services import room_create_group, room_open_direct
 
         users = get_user_model().objects

@@ -10,7 +10,7 @@ from django.db import connections
 
 from backup import services
 from backup.workers import BackupWorker
-from messages.services import message_apply_delete, message_apply_edit, messages_store, send_envelope
+from chat_messages.services import message_apply_delete, message_apply_edit, messages_store, send_envelope
 from rooms.services import participant_leave, room_delete
 from streams import kafka
 from streams.worker import Record

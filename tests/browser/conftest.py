@@ -122,7 +122,7 @@ def store_history(room, senders, bodies):
     Keeps the room's last seq, last message and the senders' read positions as the persistence
     consumer would.
     """
-    from messages.models import Message
+    from chat_messages.models import Message
     from rooms.models import Participant, Room
 
     room.refresh_from_db(fields=["last_seq"])
@@ -154,7 +154,7 @@ def store_history(room, senders, bodies):
 
 def send_live(user, room, body: str) -> str:
     """Send a message the way the REST API does: through Kafka, stored and fanned out by `persist`."""
-    from messages.services import message_send
+    from chat_messages.services import message_send
 
     return str(message_send(user=user, room_id=room.pk, client_msg_id=uuid.uuid4(), body=body))
 

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from messages.models import Message
+from chat_messages.models import Message
 from tests.browser.conftest import screenshot
 from tests.browser.test_chat import message_bodies, send
 from tests.browser.test_outbox import own_web_server

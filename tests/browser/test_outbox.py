@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 from playwright.sync_api import expect
 
-from messages.models import Message
+from chat_messages.models import Message
 from rooms.services import room_open_direct
 from streams.realtime import room_group, send_event_on_commit
 from tests.browser.conftest import Browsers, screenshot, wait_until

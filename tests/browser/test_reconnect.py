@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from messages.models import Message
+from chat_messages.models import Message
 from tests.browser.conftest import send_live, wait_until
 from tests.browser.test_chat import message_bodies, send, seqs
 

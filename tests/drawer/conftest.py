@@ -12,7 +12,7 @@ from django.utils import timezone
 @pytest.fixture
 def make_message():
     """Store a message in ``room`` from ``sender`` with the room's next seq."""
-    from messages.models import Message
+    from chat_messages.models import Message
     from rooms.models import Room
 
     def make(room, sender, body: str = "hello"):

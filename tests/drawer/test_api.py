@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chat_messages.services import message_apply_delete
 from drawer.models import SavedMessage
-from messages.services import message_apply_delete
 from rooms.models import Participant
 
 pytestmark = pytest.mark.django_db

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chat_messages.services import message_apply_delete
 from drawer.models import SavedMessage
 from drawer.selectors import drawer_entries_list, drawer_entry_payload, drawer_rooms, drawer_tags
 from drawer.services import drawer_entry_save
-from messages.services import message_apply_delete
 from rooms.models import Participant
 from streams.errors import ChatError
 

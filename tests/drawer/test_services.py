@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from chat_messages.models import Message
+from chat_messages.services import message_apply_delete, message_apply_edit
 from drawer.models import SavedMessage
 from drawer.selectors import drawer_entry_get, drawer_entry_payload
 from drawer.services import (
@@ -12,8 +14,6 @@ from drawer.services import (
     drawer_entry_update,
     drawer_snapshots_detach_sender,
 )
-from messages.models import Message
-from messages.services import message_apply_delete, message_apply_edit
 from rooms.models import Participant
 from rooms.services import room_open_direct
 from streams.errors import ChatError

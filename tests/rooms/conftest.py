@@ -58,7 +58,7 @@ def feed():
 @pytest.fixture
 def post(django_capture_on_commit_callbacks):
     """Store messages as the persistence consumer does: ``post(room, sender, count=1)``."""
-    from messages.services import messages_store
+    from chat_messages.services import messages_store
 
     def post(room, sender, count: int = 1):
         sends = [

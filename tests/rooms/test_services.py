@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from messages.models import Message
+from chat_messages.models import Message
 from rooms import selectors, services
 from rooms.models import Participant, Room
 from streams.errors import ChatError

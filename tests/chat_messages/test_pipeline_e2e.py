@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import websockets
 
-from messages.models import Message
+from chat_messages.models import Message
 from tests.support import ChatClient, in_thread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

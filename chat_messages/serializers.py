@@ -58,7 +58,7 @@ class HistoryPageSerializer(serializers.Serializer):
 
 class BodyField(serializers.CharField):
     """A message's text. Only its JSON type is checked here: its content is checked by
-    ``messages.services.body_validate``, the one rule for every entry (WebSocket, REST, the
+    ``chat_messages.services.body_validate``, the one rule for every entry (WebSocket, REST, the
     persistence consumer), so every client hears the same error for the same body."""
 
     def __init__(self, **kwargs) -> None:

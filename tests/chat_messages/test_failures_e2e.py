@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from django.db.models import Count, Max, Min
 
-from messages.models import Message
+from chat_messages.models import Message
 from tests.conftest import free_port
 from tests.support import ChatClient, in_thread, token_for
 

@@ -11,9 +11,9 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from messages.models import Message
-from messages.search import BodyVector, message_search
-from messages.services import messages_store, send_envelope
+from chat_messages.models import Message
+from chat_messages.search import BodyVector, message_search
+from chat_messages.services import messages_store, send_envelope
 from rooms.services import participant_leave
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ import json
 import pytest
 import websockets
 
-from messages.models import Message
+from chat_messages.models import Message
 from tests.conftest import free_port
 from tests.support import ChatClient, in_thread, token_for
 

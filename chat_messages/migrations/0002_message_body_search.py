@@ -1,4 +1,4 @@
-"""A GIN index on to_tsvector('simple', body) for messages/search.py.
+"""A GIN index on to_tsvector('simple', body) for chat_messages/search.py.
 
 Written as SQL: it indexes an expression the search writes out in the same form (see
 messages.search.BodyVector), and it is built CONCURRENTLY so that adding it to a large live

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect as ws_connect
 
-from messages.models import Message
+from chat_messages.models import Message
 
 # The mark makes the session set the test database up (the module's data is committed by the
 # module-scoped `world`, outside each test's transaction, so the server's processes see it).

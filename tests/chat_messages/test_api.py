@@ -8,8 +8,8 @@ import uuid
 import pytest
 import requests
 
-from messages.models import Message
-from messages.services import messages_store, send_envelope
+from chat_messages.models import Message
+from chat_messages.services import messages_store, send_envelope
 from rooms.services import read_position_advance
 from streams import kafka
 from tests.support import ChatClient, KafkaTap, in_thread, token_for

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from messages.models import Message
-from messages.services import send_envelope
-from messages.workers import PersistWorker
+from chat_messages.models import Message
+from chat_messages.services import send_envelope
+from chat_messages.workers import PersistWorker
 from rooms.models import Participant, Room
 from streams.worker import Record
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from messages.models import Message
+from chat_messages.models import Message
 from streams import kafka
 from tests.support import ChatClient, KafkaTap, in_thread, token_for
 

@@ -19,8 +19,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from messages.services import messages_store, send_envelope
-from messages.workers import PersistWorker
+from chat_messages.services import messages_store, send_envelope
+from chat_messages.workers import PersistWorker
 from streams import kafka
 from streams.protocol import CLOSE_GOING_AWAY, CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED
 from streams.realtime import get_hub
