@@ -12,7 +12,7 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, LoginThrottle, SignupThrottle, error_responses, validated
+from streams.web.api import ChatAPIView, LoginThrottle, SignupThrottle, error_responses, validated
 
 from . import selectors, services
 from .serializers import (

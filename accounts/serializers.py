@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from streams.api import JSONBodySerializer, QuerySerializer
+from streams.web.api import JSONBodySerializer, QuerySerializer
 
 
 # -- requests -------------------------------------------------------------------------------------

@@ -27,10 +27,10 @@ from chat_messages.models import Message
 from drawer.services import drawer_snapshots_detach_sender
 from rooms.models import Room
 from rooms.services import participants_release_user
-from streams import kafka
 from streams.errors import CONFLICT, INVALID, ChatError
-from streams.protocol import CLOSE_UNAUTHENTICATED, close_control
-from streams.realtime import frame, publish_on_commit, room_group, session_group, token_group, user_group
+from streams.pipeline import kafka
+from streams.realtime.hub import frame, publish_on_commit, room_group, session_group, token_group, user_group
+from streams.realtime.protocol import CLOSE_UNAUTHENTICATED, close_control
 
 from . import usernames
 from .models import AccountDeletion, UserSession

@@ -15,8 +15,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_http_methods
 
-from streams.api import LoginThrottle, SignupThrottle
 from streams.errors import CONFLICT, ChatError
+from streams.web.api import LoginThrottle, SignupThrottle
 
 from . import services
 from .forms import AccountDeleteForm, SignupForm

@@ -8,7 +8,7 @@ import logging
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 
-from streams import kafka
+from streams.pipeline import kafka
 
 from .models import ChangeEvent
 from .tables import CAPTURED_TABLES

@@ -1,7 +1,7 @@
 """``chat-backup``: keep the backup database in sync from ``chat.cdc``."""
 
-from streams import kafka
-from streams.worker import PermanentError, Record, Worker
+from streams.pipeline import kafka
+from streams.pipeline.worker import PermanentError, Record, Worker
 
 from . import services
 

@@ -17,7 +17,7 @@ from pathlib import Path
 def produce(*, rooms: list, count: int, payload: int) -> tuple[float, dict]:
     """Send ``count`` envelopes round robin over the rooms and their senders; wait for every ack."""
     from chat_messages.services import send_envelope
-    from streams import kafka
+    from streams.pipeline import kafka
 
     from .population import body_of
 

@@ -284,8 +284,8 @@ class Runner:
         import uuid
 
         from chat_messages.services import send_envelope
-        from streams import kafka
-        from streams.realtime import announced_positions, room_group
+        from streams.pipeline import kafka
+        from streams.realtime.hub import announced_positions, room_group
 
         from .population import stored_rows
 

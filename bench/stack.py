@@ -98,7 +98,7 @@ class BenchStack:
 
         django.setup()
         call_command("migrate", interactive=False, verbosity=0)
-        from streams import kafka
+        from streams.pipeline import kafka
 
         kafka.ensure_topics()
 
@@ -135,7 +135,7 @@ class BenchStack:
         try:
             from django.db import connections
 
-            from streams import kafka
+            from streams.pipeline import kafka
 
             kafka.reset_producer()
             connections.close_all()
@@ -153,7 +153,7 @@ class BenchStack:
         messages would measure that history, not the chat server, so each product scenario
         starts on an empty one (Apache Kafka's cost per request does not grow with its log).
         """
-        from streams import kafka
+        from streams.pipeline import kafka
 
         tansu = self.stack.services["KAFKA_BOOTSTRAP_SERVERS"]
         kafka.reset_producer()

@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
-from streams.kafka import KafkaUnavailable
+from streams.pipeline.kafka import KafkaUnavailable
 
 from . import services
 from .models import Message

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, SendThrottle, error_responses, path_id
+from streams.web.api import ChatAPIView, SendThrottle, error_responses, path_id
 
 from . import selectors, services
 from .serializers import (

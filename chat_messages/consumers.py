@@ -1,7 +1,7 @@
 """The WebSocket endpoint /ws/chat/: one socket per client, all the user's rooms multiplexed.
 
 Thin: parse a frame, authorise, call a service or selector, format the reply. Fan-out arrives
-through the process's real-time hub (streams.realtime), already serialised.
+through the process's real-time hub (streams.realtime.hub), already serialised.
 """
 
 from __future__ import annotations
@@ -20,9 +20,20 @@ from redis.exceptions import RedisError
 
 from rooms import selectors as room_selectors
 from rooms import services as room_services
-from streams import codec, kafka, limits
+from streams import codec
 from streams.errors import INTERNAL, INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
-from streams.protocol import (
+from streams.pipeline import kafka
+from streams.realtime import limits
+from streams.realtime.hub import (
+    frame,
+    get_hub,
+    redis_address,
+    room_group,
+    session_group,
+    token_group,
+    user_group,
+)
+from streams.realtime.protocol import (
     BIGINT_MAX,
     CLOSE_GOING_AWAY,
     CLOSE_TOO_MANY_SOCKETS,
@@ -33,15 +44,6 @@ from streams.protocol import (
     id_validate,
     is_json_int,
     seq_validate,
-)
-from streams.realtime import (
-    frame,
-    get_hub,
-    redis_address,
-    room_group,
-    session_group,
-    token_group,
-    user_group,
 )
 
 from . import selectors, services

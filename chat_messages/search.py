@@ -16,7 +16,7 @@ from django.db.models import F, Func, Subquery
 from rooms.models import Participant
 from rooms.selectors import participant_get
 from streams.errors import INVALID, ChatError
-from streams.protocol import BIGINT_MAX, DELETED_USER
+from streams.realtime.protocol import BIGINT_MAX, DELETED_USER
 
 from .models import Message
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, error_responses
+from streams.web.api import ChatAPIView, error_responses
 
 from . import search
 from .serializers import SearchPageSerializer, SearchQuerySerializer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rooms.selectors import participant_get, unread_counter
-from streams.protocol import DELETED_USER
+from streams.realtime.protocol import DELETED_USER
 
 from .models import Message
 

@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
-from streams.api import JSONBodySerializer, QuerySerializer
-from streams.protocol import BIGINT_MAX
+from streams.realtime.protocol import BIGINT_MAX
+from streams.web.api import JSONBodySerializer, QuerySerializer
 
 from .search import SEARCH_PAGE_SIZE, SEARCH_PAGE_SIZE_MAX, SEARCH_QUERY_MAX_CHARS
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
-from streams import kafka
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
-from streams.protocol import id_validate, is_json_int
-from streams.realtime import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
+from streams.pipeline import kafka
+from streams.realtime.hub import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
+from streams.realtime.protocol import id_validate, is_json_int
 
 from .models import Message
 from .selectors import message_payload

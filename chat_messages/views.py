@@ -20,7 +20,7 @@ from rooms.models import Participant, Room
 from rooms.serializers import ParticipantSerializer, RoomSerializer
 from rooms.views import chat_config, rooms_of
 from streams.errors import ChatError
-from streams.protocol import BIGINT_MAX
+from streams.realtime.protocol import BIGINT_MAX
 
 from . import selectors
 

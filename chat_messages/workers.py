@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from streams import kafka
-from streams.worker import PermanentError, Record, Worker
+from streams.pipeline import kafka
+from streams.pipeline.worker import PermanentError, Record, Worker
 
 from . import services
 

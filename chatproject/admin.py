@@ -11,7 +11,7 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from streams.api import LoginThrottle
+from streams.web.api import LoginThrottle
 
 THROTTLED = "Too many log-in attempts from your address; try again in a minute."
 

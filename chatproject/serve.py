@@ -43,7 +43,7 @@ class DrainingServer(Server):
         super().__init__(*args, **kwargs)
 
     def kill_all_applications(self):
-        from streams.realtime import get_hub
+        from streams.realtime.hub import get_hub
 
         def kill(_result):
             return Server.kill_all_applications(self)

@@ -90,7 +90,7 @@ KAFKA_BOOTSTRAP_SERVERS = service_url("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-# No Channels channel layer: fan-out goes through streams/realtime.py (one Redis publish per
+# No Channels channel layer: fan-out goes through streams/realtime/hub.py (one Redis publish per
 # group and one frame per process), which is several times cheaper per delivery.
 CHANNEL_LAYERS: dict = {}
 
@@ -175,7 +175,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "streams.api.exception_handler",
+    "EXCEPTION_HANDLER": "streams.web.api.exception_handler",
     # Proxies in front of daphne that append to X-Forwarded-For (1 behind nginx). With 0 the
     # client address is the socket's, so a forged header cannot dodge the throttles.
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
@@ -245,7 +245,7 @@ if env_bool("SECURE_PROXY_SSL_HEADER", HTTPS):
 # Content-Security-Policy on every response (chatproject/middleware.py); `off` only to debug.
 CSP_ENABLED = env_bool("CSP", True)
 # A token is checked for its shape before the database is asked (a NUL in it was a 500).
-REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"][0] = "streams.authentication.ChatTokenAuthentication"
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"][0] = "streams.web.authentication.ChatTokenAuthentication"
 # /api/docs/: Swagger UI from drf-spectacular-sidecar's static files (no CDN, works offline) and
 # its script from a URL of ours (SpectacularSwaggerSplitView), as the CSP allows no inline script.
 INSTALLED_APPS.append("drf_spectacular_sidecar")

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from streams import health
+from streams.web import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -24,5 +24,5 @@ urlpatterns = [
 ]
 
 # Under /api/ errors keep the API's JSON error shape; elsewhere Django's pages.
-handler404 = "streams.api.handler404"
-handler500 = "streams.api.handler500"
+handler404 = "streams.web.api.handler404"
+handler500 = "streams.web.api.handler500"

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, ErrorSerializer, path_id
+from streams.web.api import ChatAPIView, ErrorSerializer, path_id
 
 from . import selectors, services
 from .serializers import (

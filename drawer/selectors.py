@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from rooms.models import Participant
 from streams.errors import INVALID, NOT_FOUND, ChatError
-from streams.protocol import BIGINT_MAX
+from streams.realtime.protocol import BIGINT_MAX
 
 from .models import SavedMessage, tag_normalize
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from streams.api import JSONBodySerializer, QuerySerializer
+from streams.web.api import JSONBodySerializer, QuerySerializer
 
 from .models import TAG_MAX_CHARS
 from .selectors import PAGE_SIZE, PAGE_SIZE_MAX, QUERY_MAX_CHARS

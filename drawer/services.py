@@ -16,8 +16,8 @@ from django.db.models import QuerySet
 from chat_messages.models import Message
 from rooms.models import Participant, Room
 from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
-from streams.protocol import DELETED_USER
-from streams.realtime import frame, publish_on_commit, send_event_on_commit, user_group
+from streams.realtime.hub import frame, publish_on_commit, send_event_on_commit, user_group
+from streams.realtime.protocol import DELETED_USER
 
 from .models import TAG_MAX_CHARS, SavedMessage, tag_normalize
 from .selectors import drawer_entry_get, drawer_entry_payload, with_link

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from streams.api import ChatAPIView, ReadThrottle, error_responses, path_id, validated
+from streams.web.api import ChatAPIView, ReadThrottle, error_responses, path_id, validated
 
 from . import selectors, services
 from .models import Room

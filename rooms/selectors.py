@@ -22,7 +22,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
-from streams.protocol import BIGINT_MAX
+from streams.realtime.protocol import BIGINT_MAX
 
 from .models import Participant, Room
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from streams.api import JSONBodySerializer
-from streams.protocol import BIGINT_MAX, DELETED_USER
+from streams.realtime.protocol import BIGINT_MAX, DELETED_USER
+from streams.web.api import JSONBodySerializer
 
 from .models import Participant, Room
 

@@ -17,10 +17,10 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Value, When
 
-from streams import kafka
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
-from streams.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM
-from streams.realtime import Event, frame, publish_on_commit, room_group, user_group
+from streams.pipeline import kafka
+from streams.realtime.hub import Event, frame, publish_on_commit, room_group, user_group
+from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM
 
 from .models import Participant, Room
 from .selectors import (

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from .retry import retries_redrive
+from .pipeline.retry import retries_redrive
 
 log = logging.getLogger(__name__)
 

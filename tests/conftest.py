@@ -35,7 +35,7 @@ def kafka_topics():
     KAFKA_BOOTSTRAP_SERVERS pointing at nothing. The `server` fixture depends on this one; other
     tests ask for it with ``pytest.mark.kafka`` (or by naming the fixture).
     """
-    from streams import kafka
+    from streams.pipeline import kafka
 
     kafka.ensure_topics()
 
@@ -199,7 +199,7 @@ def own_server(server, tmp_path):
     """
     from django.test import override_settings
 
-    from streams import kafka
+    from streams.pipeline import kafka
 
     prefix = f"own-{uuid.uuid4().hex[:8]}-"
     with override_settings(KAFKA_TOPIC_PREFIX=prefix):

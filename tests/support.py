@@ -88,7 +88,7 @@ class KafkaTap:
         from confluent_kafka import Consumer, TopicPartition
         from django.conf import settings
 
-        from streams import kafka
+        from streams.pipeline import kafka
 
         # Envelopes stamped before this moment are ignored: the broker's "end" offset can lag a
         # record acknowledged a moment ago, which would leak an earlier test's records in here.
@@ -108,7 +108,7 @@ class KafkaTap:
         """Poll until ``expected`` records arrived (or the timeout), decoded as worker Records."""
         import time
 
-        from streams.worker import Record
+        from streams.pipeline.worker import Record
 
         out, deadline = [], time.monotonic() + timeout
         while len(out) < expected and time.monotonic() < deadline:

@@ -11,7 +11,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from streams.realtime import CHANNEL_PREFIX, parse_event, redis_client
+from streams.realtime.hub import CHANNEL_PREFIX, parse_event, redis_client
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 

@@ -101,7 +101,7 @@ def test_a_token_authenticates_rest_calls_until_it_is_revoked(api_client, make_u
 def test_revoking_closes_the_sockets_opened_with_that_token(
     api_client, make_user, listen, django_capture_on_commit_callbacks
 ):
-    from streams.realtime import token_group
+    from streams.realtime.hub import token_group
 
     alice = make_user("alice")
     client = api_client(alice)

@@ -19,8 +19,8 @@ from drawer.models import SavedMessage
 from drawer.services import drawer_entry_save
 from rooms.models import Participant, Room
 from rooms.services import participant_add
-from streams import kafka
-from streams.realtime import room_group, user_group
+from streams.pipeline import kafka
+from streams.realtime.hub import room_group, user_group
 from tests.support import KafkaTap
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test import Client
 
 from accounts.models import UserSession
 from chat_messages.models import Message
-from streams.realtime import session_group
+from streams.realtime.hub import session_group
 from tests.accounts.conftest import csrf_from
 
 pytestmark = pytest.mark.django_db

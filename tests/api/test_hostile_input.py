@@ -21,7 +21,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.test import APIClient
 
 from chatproject.urls import urlpatterns as project_urlpatterns
-from streams.api import QUERY_VALUE_MAX_CHARS, ChatAPIView
+from streams.web.api import QUERY_VALUE_MAX_CHARS, ChatAPIView
 from tests.api.support import error
 
 pytestmark = pytest.mark.django_db
@@ -226,8 +226,8 @@ class RaiseView(ChatAPIView):
 
 
 urlpatterns = [path("api/v1/raise/<str:kind>/", RaiseView.as_view()), *project_urlpatterns]
-handler404 = "streams.api.handler404"
-handler500 = "streams.api.handler500"
+handler404 = "streams.web.api.handler404"
+handler500 = "streams.web.api.handler500"
 
 
 @pytest.mark.urls(__name__)
@@ -238,7 +238,7 @@ def test_an_input_fault_no_validator_caught_is_invalid_logged_without_traceback(
     assert error(response) == (400, "invalid")
     # The exception's own words stay in the server's log.
     assert str(RaiseView.faults[kind]) not in response.json()["error"]["detail"]
-    refused = [r for r in caplog.records if r.name == "streams.api"]
+    refused = [r for r in caplog.records if r.name == "streams.web.api"]
     assert [r.levelno for r in refused] == [logging.WARNING]
     assert all(r.exc_info is None for r in caplog.records)
 

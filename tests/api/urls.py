@@ -1,10 +1,10 @@
-"""The project's URLs with streams.api's JSON-aware 404/500 handlers and two views that crash."""
+"""The project's URLs with streams.web.api's JSON-aware 404/500 handlers and two views that crash."""
 
 from django.urls import path
 from rest_framework.permissions import AllowAny
 
 from chatproject.urls import urlpatterns as project_urlpatterns
-from streams.api import ChatAPIView
+from streams.web.api import ChatAPIView
 
 
 class Crash(ChatAPIView):
@@ -24,5 +24,5 @@ urlpatterns = [
     *project_urlpatterns,
 ]
 
-handler404 = "streams.api.handler404"
-handler500 = "streams.api.handler500"
+handler404 = "streams.web.api.handler404"
+handler500 = "streams.web.api.handler500"

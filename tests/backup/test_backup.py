@@ -12,8 +12,8 @@ from backup import services
 from backup.workers import BackupWorker
 from chat_messages.services import message_apply_delete, message_apply_edit, messages_store, send_envelope
 from rooms.services import participant_leave, room_delete
-from streams import kafka
-from streams.worker import Record
+from streams.pipeline import kafka
+from streams.pipeline.worker import Record
 from tests.support import KafkaTap
 
 pytestmark = [

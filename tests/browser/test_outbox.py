@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from chat_messages.models import Message
 from rooms.services import room_open_direct
-from streams.realtime import room_group, send_event_on_commit
+from streams.realtime.hub import room_group, send_event_on_commit
 from tests.browser.conftest import Browsers, screenshot, wait_until
 from tests.browser.test_chat import message_bodies, send, seqs
 from tests.conftest import free_port

@@ -9,7 +9,7 @@ import pytest
 from chat_messages.models import Message
 from chat_messages.services import messages_store, send_envelope
 from chat_messages.workers import PersistWorker
-from streams import kafka
+from streams.pipeline import kafka
 from tests.support import KafkaTap
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kafka]

@@ -11,7 +11,7 @@ import requests
 from chat_messages.models import Message
 from chat_messages.services import messages_store, send_envelope
 from rooms.services import read_position_advance
-from streams import kafka
+from streams.pipeline import kafka
 from tests.support import ChatClient, KafkaTap, in_thread, token_for
 
 pytestmark = pytest.mark.kafka  # produces to or reads back from the broker

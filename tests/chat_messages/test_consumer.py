@@ -21,9 +21,9 @@ from django.db import connections
 
 from chat_messages.services import messages_store, send_envelope
 from chat_messages.workers import PersistWorker
-from streams import kafka
-from streams.protocol import CLOSE_GOING_AWAY, CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED
-from streams.realtime import get_hub
+from streams.pipeline import kafka
+from streams.realtime.hub import get_hub
+from streams.realtime.protocol import CLOSE_GOING_AWAY, CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED
 from tests.support import KafkaTap, in_thread, token_for
 
 # The consumer reads the database from worker threads: they must see the test's committed rows.

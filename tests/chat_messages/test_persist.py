@@ -10,7 +10,7 @@ from chat_messages.models import Message
 from chat_messages.services import send_envelope
 from chat_messages.workers import PersistWorker
 from rooms.models import Participant, Room
-from streams.worker import Record
+from streams.pipeline.worker import Record
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +110,7 @@ class RoomListener:
         import redis
         from django.conf import settings
 
-        from streams.realtime import CHANNEL_PREFIX, room_group
+        from streams.realtime.hub import CHANNEL_PREFIX, room_group
 
         self.pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(CHANNEL_PREFIX + room_group(room.pk))
@@ -119,7 +119,7 @@ class RoomListener:
     def seqs(self) -> list[int]:
         import json
 
-        from streams.realtime import parse_event
+        from streams.realtime.hub import parse_event
 
         out = []
         while (message := self.pubsub.get_message(timeout=0.3)) is not None:
@@ -132,7 +132,7 @@ class RoomListener:
 def test_a_crash_between_commit_and_publish_is_announced_on_replay_once(make_user, make_room, settings):
     import redis
 
-    from streams import realtime
+    from streams.realtime import hub as realtime
     from tests.conftest import free_port
 
     alice, bob = make_user(), make_user()
@@ -178,7 +178,7 @@ def test_editing_or_deleting_the_newest_message_updates_the_room_list_preview(ma
 
 @pytest.mark.kafka
 def test_a_malformed_edit_is_dead_lettered_and_the_batch_goes_on(make_user, make_room):
-    from streams import kafka
+    from streams.pipeline import kafka
     from tests.support import KafkaTap
 
     alice = make_user()

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from chat_messages.models import Message
-from streams import kafka
+from streams.pipeline import kafka
 from tests.support import ChatClient, KafkaTap, in_thread, token_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

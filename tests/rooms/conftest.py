@@ -10,7 +10,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from streams.realtime import CHANNEL_PREFIX, parse_event
+from streams.realtime.hub import CHANNEL_PREFIX, parse_event
 
 
 class Feed:

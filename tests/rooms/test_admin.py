@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rooms.models import Participant, Room
-from streams.protocol import OP_LEAVE_ROOM
+from streams.realtime.protocol import OP_LEAVE_ROOM
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from chat_messages.models import Message
 from rooms import selectors, services
 from rooms.models import Participant, Room
 from streams.errors import ChatError
-from streams.protocol import OP_JOIN_ROOM, OP_LEAVE_ROOM
+from streams.realtime.protocol import OP_JOIN_ROOM, OP_LEAVE_ROOM
 
 pytestmark = pytest.mark.django_db
 
@@ -117,7 +117,7 @@ def test_only_the_owner_may_delete_a_group_room_and_nobody_a_direct_one(make_use
 def test_deleting_a_room_stands_when_kafka_cannot_hear_of_it(
     make_user, make_room, settings, caplog, django_capture_on_commit_callbacks
 ):
-    from streams import kafka
+    from streams.pipeline import kafka
 
     owner = make_user()
     room = make_room(owner=owner)

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from django.core.management import call_command
 
-from streams import kafka
-from streams.worker import Record, Worker
+from streams.pipeline import kafka
+from streams.pipeline.worker import Record, Worker
 
 pytestmark = pytest.mark.kafka  # produces to or reads back from the broker
 

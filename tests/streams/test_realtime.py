@@ -6,7 +6,7 @@ import json
 
 import redis
 
-from streams.realtime import CHANNEL_PREFIX, frame, parse_event, publish
+from streams.realtime.hub import CHANNEL_PREFIX, frame, parse_event, publish
 
 
 def _listen(settings, *groups):

@@ -183,7 +183,7 @@ def test_readyz_keeps_a_dead_services_address_for_the_log(settings, caplog):
     dead = free_port()
     settings.REDIS_URL = f"redis://10.0.0.1:{dead}/0"
     settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{dead}"
-    caplog.set_level(logging.WARNING, logger="streams.health")
+    caplog.set_level(logging.WARNING, logger="streams.web.health")
     response = Client().get("/readyz")
     assert response.status_code == 503
     assert response.json()["services"] == {
@@ -192,5 +192,5 @@ def test_readyz_keeps_a_dead_services_address_for_the_log(settings, caplog):
         "kafka": {"state": "down"},
     }
     assert str(dead) not in response.content.decode()
-    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "streams.health")
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "streams.web.health")
     assert f"10.0.0.1:{dead}" in logged and f"127.0.0.1:{dead}" in logged

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from streams import kafka
-from streams.retry import retries_redrive
-from streams.worker import PermanentError, Raw, Record, Worker
+from streams.pipeline import kafka
+from streams.pipeline.retry import retries_redrive
+from streams.pipeline.worker import PermanentError, Raw, Record, Worker
 from tests.support import KafkaTap
 
 pytestmark = pytest.mark.kafka  # produces to or reads back from the broker
@@ -183,7 +183,7 @@ def test_failures_are_told_apart_by_what_they_say_about_the_record():
         transaction,
     )
 
-    from streams.worker import PERMANENT, SYSTEMIC, TRANSIENT, UNKNOWN, classify
+    from streams.pipeline.worker import PERMANENT, SYSTEMIC, TRANSIENT, UNKNOWN, classify
 
     def raised(sql: str) -> DatabaseError:
         try:
@@ -232,7 +232,7 @@ class Broken(Worker):
 
 @pytest.mark.django_db
 def test_when_every_record_fails_alike_the_stream_is_held_not_dead_lettered(taps, monkeypatch):
-    from streams import worker as worker_module
+    from streams.pipeline import worker as worker_module
 
     monkeypatch.setattr(worker_module.time, "sleep", lambda _s: None)  # the back-off, not the logic
     worker = Broken(fixed_after=60)

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from streams import codec, kafka
+from streams import codec
+from streams.pipeline import kafka
 
 
 class Command(BaseCommand):

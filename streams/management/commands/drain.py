@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
 
-from streams import kafka
+from streams.pipeline import kafka
 
 # The consumer groups that store what they read (KAFKA_CONSUMERS names), in drain order.
 STORING = ("persist", "index", "backup")

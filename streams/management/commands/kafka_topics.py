@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from streams import kafka
+from streams.pipeline import kafka
 
 
 class Command(BaseCommand):

@@ -31,8 +31,10 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import codec, kafka
-from .runtime import gc_tune
+from streams import codec
+from streams.runtime import gc_tune
+
+from . import kafka
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import errors
-from .kafka import KafkaUnavailable
-from .protocol import BIGINT_MAX
+from streams import errors
+from streams.pipeline.kafka import KafkaUnavailable
+from streams.realtime.protocol import BIGINT_MAX
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """The real-time protocol's shared names: ids, close codes, and the controls sent to sockets.
 
-Frames are built by ``streams.realtime.frame`` with their dotted names where they are sent; what
+Frames are built by ``streams.realtime.hub.frame`` with their dotted names where they are sent; what
 several apps must agree on lives here, once (docs/protocol.md is the description for clients).
 """
 
 from __future__ import annotations
 
-from .errors import INVALID, ChatError
+from streams.errors import INVALID, ChatError
 
 # How a deleted account is named wherever its name would show (senders, direct rooms, drawers).
 DELETED_USER = "deleted user"

@@ -11,7 +11,7 @@ on several processes cannot both take the last token.
 - :class:`SocketRegistry`: the open sockets of each user, capped by CHAT_MAX_SOCKETS_PER_USER.
   Each entry expires unless its process refreshes it, so a crashed process frees its slots.
 
-Every call goes through the process's bounded Redis pool (``streams.realtime.async_redis``):
+Every call goes through the process's bounded Redis pool (``streams.realtime.hub.async_redis``):
 a burst of frames waits for a connection instead of opening one each.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from .realtime import async_redis, redis_address
+from .hub import async_redis, redis_address
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
-from .realtime import redis_address
+from streams.realtime.hub import redis_address
 
 log = logging.getLogger(__name__)
 

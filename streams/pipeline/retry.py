@@ -12,7 +12,9 @@ import time
 
 from django.conf import settings
 
-from . import codec, kafka
+from streams import codec
+
+from . import kafka
 
 
 def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:

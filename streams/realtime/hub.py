@@ -25,7 +25,8 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
-from . import codec
+from streams import codec
+
 from .protocol import CLOSE_EVENTS_LOST, CLOSE_GOING_AWAY, close_control
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""REST authentication (apart from streams/api.py: DRF imports it while loading its own views)."""
+"""REST authentication (apart from streams/web/api.py: DRF imports it while loading its own views)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from . import codec
+from streams import codec
 
 log = logging.getLogger(__name__)
 
