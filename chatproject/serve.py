@@ -20,16 +20,23 @@ from twisted.internet import defer
 # A WebSocket message larger than this closes the socket with 1009 before it is buffered whole;
 # up to it, frames over the consumer's 64 KB get an `invalid` error frame. Daphne's default is 1 MiB.
 MAX_MESSAGE_BYTES = 128 * 1024
+CLOSE_HANDSHAKE_TIMEOUT_S = 10
 
 
 class ClosingWebSocketFactory(WebSocketFactory):
     """Autobahn drops the TCP connection on a protocol violation (``failByDrop``), so a client
     sending a message over the limit or invalid UTF-8 saw 1006 and could not tell why; with it off,
-    the socket is closed with 1009 (too big) or 1007 (invalid payload)."""
+    the socket is closed with 1009 (too big) or 1007 (invalid payload).
+
+    After its close frame the server still reads (and discards) the rest of the refused message
+    until the client answers the close. Autobahn waits 1 s for that answer, then drops the TCP
+    connection; with the client's bytes still unread that drop is a reset, which also discards the
+    close frame on the client's side (1006 again). A client still uploading a 1.5 MB message on a
+    slow link, or on a busy server, needs longer: 10 s, the client libraries' own close timeout."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.setProtocolOptions(failByDrop=False)
+        self.setProtocolOptions(failByDrop=False, closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT_S)
 
 
 # Daphne builds its factory from this module attribute in Server.run(); there is no option for it.
