@@ -41,8 +41,13 @@ $(CHROMIUM_STAMP):
 	fi
 	@mkdir -p $(@D) && touch $@
 
+# The test files are spread over TEST_WORKERS processes (pytest-xdist), each on embedded services
+# of its own (tests/worker_stack.py); most tests wait on sockets, so more workers than cores pay.
+# TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 4
+
 test: $(STAMP) $(CHROMIUM_STAMP)
-	$(PY) -m devstack exec -- sh -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache && $(PY) -m pytest $(ARGS)'
+	$(PY) -m devstack exec -- sh -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache && $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

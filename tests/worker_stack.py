@@ -1,0 +1,59 @@
+"""Services of its own for each pytest-xdist worker (loaded with ``-p tests.worker_stack``).
+
+`make test` runs the suite on several workers. Sharing one PostgreSQL, Valkey and Tansu between
+them would not be enough: pytest-django gives each worker a database of its own, but Redis
+channels (``room.1`` exists in every worker's database) and the Kafka topics and consumer groups
+would be shared, and one worker's messages would reach another's sockets. So the first worker
+uses the services `devstack exec` started, and each other one starts an embedded set of its own
+in ``.devstack/test-<worker>`` before Django reads its settings, and stops it at exit.
+
+Nothing happens without xdist (``pytest -n 0`` or a plain ``pytest``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The variables that name a service; a worker's own stack replaces all of them.
+SERVICE_VARIABLES = ("DATABASE_URL", "BACKUP_DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
+ATTEMPTS = 3  # free ports are picked before they are bound: another worker may take one first
+
+
+def _own_services(worker: str) -> None:
+    from devstack.services import ServiceError
+    from devstack.stack import Stack
+
+    root = ROOT / ".devstack" / f"test-{worker}"
+    environ = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    for attempt in range(1, ATTEMPTS + 1):
+        shutil.rmtree(root, ignore_errors=True)  # a killed run's leftovers
+        stack = Stack(root, environ=environ, fixed_ports=False)
+        try:
+            urls = stack.start()
+            break
+        except ServiceError:
+            if attempt == ATTEMPTS:
+                raise
+    atexit.register(_stop, stack)
+    os.environ.update(urls)
+
+
+def _stop(stack) -> None:
+    # The process's Kafka producer first, or librdkafka logs the broker going away into a closed
+    # stream at exit.
+    kafka = sys.modules.get("streams.pipeline.kafka")
+    if kafka is not None:
+        kafka.reset_producer()
+    stack.stop()
+
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+if _worker not in (None, "gw0"):
+    # At import, because pytest-django configures Django (and reads the URLs) right after the
+    # plugins given with -p are loaded.
+    _own_services(_worker)
