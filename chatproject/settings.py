@@ -174,7 +174,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "streams.web.schema.ChatAutoSchema",
     "EXCEPTION_HANDLER": "streams.web.api.exception_handler",
     # Proxies in front of daphne that append to X-Forwarded-For (1 behind nginx). With 0 the
     # client address is the socket's, so a forged header cannot dodge the throttles.

@@ -96,9 +96,7 @@ class RoomAdmin(admin.ModelAdmin):
         services.room_delete_by_moderator(room=obj)
 
     def delete_queryset(self, request, queryset) -> None:
-        with transaction.atomic():
-            for room in queryset:
-                services.room_delete_by_moderator(room=room)
+        _each_atomically(queryset, lambda room: services.room_delete_by_moderator(room=room))
 
 
 @admin.register(Participant)
@@ -122,9 +120,16 @@ class ParticipantAdmin(admin.ModelAdmin):
         services.participant_remove_by_moderator(participant=obj)
 
     def delete_queryset(self, request, queryset) -> None:
-        with transaction.atomic():
-            for participant in queryset:
-                services.participant_remove_by_moderator(participant=participant)
+        _each_atomically(
+            queryset, lambda participant: services.participant_remove_by_moderator(participant=participant)
+        )
+
+
+def _each_atomically(queryset, action) -> None:
+    """A bulk delete from the changelist: the service for each row (its events), all or none."""
+    with transaction.atomic():
+        for obj in queryset:
+            action(obj)
 
 
 def _save_participant(model_admin, request, participant: Participant) -> None:

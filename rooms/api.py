@@ -6,7 +6,7 @@ probed; a member without the needed role gets ``forbidden``.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -160,34 +160,52 @@ class RoomJoinView(ChatAPIView):
         return Response(_summary(request, room_id), status=status.HTTP_201_CREATED if joined else status.HTTP_200_OK)
 
 
+class _ReadPositionView(ChatAPIView):
+    """Moves the user's last-read position by ``move``; the routes differ only in the rule."""
+
+    body: type = ReadSerializer
+    move = staticmethod(services.read_position_advance)
+
+    def post(self, request, room_id: int):
+        data = validated(self.body, request.data)
+        position = self.move(user_id=request.user.pk, room_id=room_id, seq=data["seq"])
+        return Response({"last_read_seq": position})
+
+
+def _read_position_schema(operation_id: str, summary: str, body: type, description: str):
+    return extend_schema_view(
+        post=extend_schema(
+            operation_id=operation_id,
+            summary=summary,
+            description=description,
+            request=body,
+            responses={200: ReadPositionSerializer, **error_responses(400, 403, 404)},
+        )
+    )
+
+
 @extend_schema(parameters=[ROOM_ID])
-class RoomReadView(ChatAPIView):
+@_read_position_schema(
+    "rooms_read",
+    "Move the user's last-read position forward (never backward)",
+    ReadSerializer,
+    "Moves `last_read_seq` up to `seq` (a lower one changes nothing); the unread count and the"
+    " other members' per-message counters follow, live.",
+)
+class RoomReadView(_ReadPositionView):
     write_throttle = ReadThrottle  # clients report reading often; it is cheap and idempotent
 
-    @extend_schema(
-        operation_id="rooms_read",
-        summary="Move the user's last-read position forward (never backward)",
-        request=ReadSerializer,
-        responses={200: ReadPositionSerializer, **error_responses(400, 403, 404)},
-    )
-    def post(self, request, room_id: int):
-        data = validated(ReadSerializer, request.data)
-        position = services.read_position_advance(user_id=request.user.pk, room_id=room_id, seq=data["seq"])
-        return Response({"last_read_seq": position})
-
 
 @extend_schema(parameters=[ROOM_ID])
-class RoomUnreadView(ChatAPIView):
-    @extend_schema(
-        operation_id="rooms_mark_unread",
-        summary="Mark the room unread from message `seq` on (last_read_seq becomes seq - 1)",
-        request=MarkUnreadSerializer,
-        responses={200: ReadPositionSerializer, **error_responses(400, 403, 404)},
-    )
-    def post(self, request, room_id: int):
-        data = validated(MarkUnreadSerializer, request.data)
-        position = services.read_position_mark_unread(user_id=request.user.pk, room_id=room_id, seq=data["seq"])
-        return Response({"last_read_seq": position})
+@_read_position_schema(
+    "rooms_mark_unread",
+    "Mark the room unread from message `seq` on (last_read_seq becomes seq - 1)",
+    MarkUnreadSerializer,
+    "Sets `last_read_seq` to `seq - 1`, backward too, so the room lists as unread from that message.",
+)
+class RoomUnreadView(_ReadPositionView):
+    body = MarkUnreadSerializer
+    move = staticmethod(services.read_position_mark_unread)
 
 
 @extend_schema(parameters=[ROOM_ID, SEQ])

@@ -36,6 +36,17 @@ def test_every_operation_has_an_id_a_summary_and_a_successful_answer_with_its_bo
                 assert answer["content"]["application/json"]["schema"], (where, code)
 
 
+def test_no_operation_is_described_by_a_base_class_written_for_maintainers(document):
+    """A view without a description of its own inherits no docstring of the REST base classes."""
+    import inspect
+
+    from streams.web.api import ChatAPIView
+
+    note = inspect.getdoc(ChatAPIView).splitlines()[0]
+    described = [(m, p) for m, p, operation in operations(document) if note in operation.get("description", "")]
+    assert described == []
+
+
 def test_every_request_body_is_json_with_a_schema(document):
     for method, path, operation in operations(document):
         body = operation.get("requestBody")
