@@ -4,7 +4,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from streams.web.api import ChatAPIView, SendThrottle, error_responses, path_id
+from rooms.api import ROOM_ID, SEQ
+from streams.web.api import ChatAPIView, SendThrottle, error_responses
 
 from . import selectors, services
 from .serializers import (
@@ -14,9 +15,6 @@ from .serializers import (
     HistoryQuerySerializer,
     SendSerializer,
 )
-
-ROOM_ID = path_id("room_id", "The room's id.")
-SEQ = path_id("seq", "The message's seq in the room.")
 
 
 @extend_schema(parameters=[ROOM_ID])

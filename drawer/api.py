@@ -34,18 +34,26 @@ RATE_LIMITED = _error("`rate_limited`: too many requests.")
 ENTRY_NOT_FOUND = _error("`not_found`: no such entry in your drawer (another user's entry answers the same).")
 
 
-class DrawerListView(ChatAPIView):
-    @extend_schema(
+def _operation(operation_id: str, summary: str, *, responses: dict, **kwargs):
+    """The schema of a drawer operation; every one may answer 401 and 429."""
+    return extend_schema(
         tags=TAGS,
-        operation_id="drawer_list",
-        summary="List my drawer",
+        operation_id=operation_id,
+        summary=summary,
+        responses={**responses, 401: UNAUTHENTICATED, 429: RATE_LIMITED},
+        **kwargs,
+    )
+
+
+class DrawerListView(ChatAPIView):
+    @_operation(
+        "drawer_list",
+        "List my drawer",
         description="My saved messages, newest saved first, filtered and cursor-paginated.",
         parameters=[DrawerListQuerySerializer],
         responses={
             200: DrawerPageSerializer,
             400: _error("`invalid`: a bad filter, limit or cursor."),
-            401: UNAUTHENTICATED,
-            429: RATE_LIMITED,
         },
     )
     def get(self, request):
@@ -57,10 +65,9 @@ class DrawerListView(ChatAPIView):
             {"results": [selectors.drawer_entry_payload(e) for e in page.entries], "next_cursor": page.next_cursor}
         )
 
-    @extend_schema(
-        tags=TAGS,
-        operation_id="drawer_save",
-        summary="Save a message to my drawer",
+    @_operation(
+        "drawer_save",
+        "Save a message to my drawer",
         description=(
             "Save a message of a room I am in, named by `message` (its id) or by `room` and `seq`. "
             "The entry keeps a snapshot of the body, sender, room and time. Saving a message already "
@@ -71,11 +78,9 @@ class DrawerListView(ChatAPIView):
             201: OpenApiResponse(DrawerEntrySerializer, description="Saved: a new entry."),
             200: OpenApiResponse(DrawerEntrySerializer, description="Already in my drawer: the existing entry."),
             400: _error("`invalid`: the message is not named, or bad note or tags."),
-            401: UNAUTHENTICATED,
             403: _error("`not_member`: the message is in a room I am not in, or no message has that id."),
             404: _error("`not_found`: no such message (or it is deleted) in that room."),
             413: _error("`too_large`: the note is too long."),
-            429: RATE_LIMITED,
         },
     )
     def post(self, request):
@@ -97,28 +102,24 @@ class DrawerListView(ChatAPIView):
 
 @extend_schema(parameters=[path_id("entry_id", "The entry's id.")])
 class DrawerEntryView(ChatAPIView):
-    @extend_schema(
-        tags=TAGS,
-        operation_id="drawer_entry_retrieve",
-        summary="One entry of my drawer",
-        responses={200: DrawerEntrySerializer, 401: UNAUTHENTICATED, 404: ENTRY_NOT_FOUND, 429: RATE_LIMITED},
+    @_operation(
+        "drawer_entry_retrieve",
+        "One entry of my drawer",
+        responses={200: DrawerEntrySerializer, 404: ENTRY_NOT_FOUND},
     )
     def get(self, request, entry_id: int):
         entry = selectors.drawer_entry_get(user_id=request.user.pk, entry_id=entry_id)
         return Response(selectors.drawer_entry_payload(entry))
 
-    @extend_schema(
-        tags=TAGS,
-        operation_id="drawer_entry_update",
-        summary="Edit an entry's note or tags",
+    @_operation(
+        "drawer_entry_update",
+        "Edit an entry's note or tags",
         request=DrawerUpdateSerializer,
         responses={
             200: DrawerEntrySerializer,
             400: _error("`invalid`: neither note nor tags, or bad tags."),
-            401: UNAUTHENTICATED,
             404: ENTRY_NOT_FOUND,
             413: _error("`too_large`: the note is too long."),
-            429: RATE_LIMITED,
         },
     )
     def patch(self, request, entry_id: int):
@@ -132,17 +133,14 @@ class DrawerEntryView(ChatAPIView):
         )
         return Response(selectors.drawer_entry_payload(entry))
 
-    @extend_schema(
-        tags=TAGS,
-        operation_id="drawer_entry_remove",
-        summary="Remove an entry from my drawer",
+    @_operation(
+        "drawer_entry_remove",
+        "Remove an entry from my drawer",
         description="Unsave: the message itself is untouched.",
         request=None,
         responses={
             204: OpenApiResponse(description="Removed."),
-            401: UNAUTHENTICATED,
             404: ENTRY_NOT_FOUND,
-            429: RATE_LIMITED,
         },
     )
     def delete(self, request, entry_id: int):
@@ -151,12 +149,11 @@ class DrawerEntryView(ChatAPIView):
 
 
 class DrawerFiltersView(ChatAPIView):
-    @extend_schema(
-        tags=TAGS,
-        operation_id="drawer_filters",
-        summary="The choices of my drawer's filters",
+    @_operation(
+        "drawer_filters",
+        "The choices of my drawer's filters",
         description="The rooms my entries come from and the tags I used, with counts.",
-        responses={200: DrawerFiltersSerializer, 401: UNAUTHENTICATED, 429: RATE_LIMITED},
+        responses={200: DrawerFiltersSerializer},
     )
     def get(self, request):
         return Response(
