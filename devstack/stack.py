@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +21,9 @@ SERVICES = {
 }
 STATE_FILE = "services.json"
 BACKUP_DATABASE = "chat_backup"
+PORT_LOCK_FILE = "chat-devstack-ports.lock"
+# What tells a process where another stack's services are: a run that starts its own must not see it.
+OTHER_STACK_VARIABLES = (*SERVICES, "BACKUP_DATABASE_URL", "DEVSTACK_STATE")
 
 
 class Stack:
@@ -48,9 +55,13 @@ class Stack:
                 if self.environ.get(variable):
                     self.urls[variable] = self.environ[variable]
                     continue
-                port = free_port(preferred if self.fixed_ports else None)
-                service = cls(self.root / cls.name, port)
-                service.start()
+                service = cls(self.root / cls.name, 0)
+                service.prepare()  # initdb and the like take seconds and bind nothing: outside the lock
+                with port_lock():
+                    # A free port is only free until someone binds it: stacks starting at the same
+                    # time (parallel test workers) pick and bind theirs one at a time.
+                    service.port = free_port(preferred if self.fixed_ports else None)
+                    service.start()
                 self.services[variable] = service
                 self.urls[variable] = service.url
                 if variable == "DATABASE_URL" and not self.environ.get("BACKUP_DATABASE_URL"):
@@ -101,6 +112,34 @@ class Stack:
                 f"the embedded services in {self.root} are already running"
                 f" (pids {state['pids']}); stop that `make run` first"
             )
+
+
+def run_argv(data: Path, only: str | None = None) -> list[str]:
+    """The command line of `python -m devstack run` on the data folder ``data`` (``--only`` when given)."""
+    return [sys.executable, "-m", "devstack", "run", "--data", str(data)] + (["--only", only] if only else [])
+
+
+def run_env(port: int, **env: str) -> dict[str, str]:
+    """The environment of a `python -m devstack run` driven from outside (the devstack tests, the fault table).
+
+    It is this process's environment without another stack's addresses (the run starts its own
+    services), serving on ``port`` with unbuffered output and rate limits off (the clients send
+    faster than people do), plus ``env``.
+    """
+    environ = {k: v for k, v in os.environ.items() if k not in OTHER_STACK_VARIABLES}
+    environ.update(PORT=str(port), PYTHONUNBUFFERED="1", RATE_LIMITS="off", **env)
+    return environ
+
+
+@contextmanager
+def port_lock():
+    """Hold this machine's lock on choosing ports, until the service has bound its port."""
+    with open(Path(tempfile.gettempdir()) / PORT_LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def read_state(root: Path) -> dict | None:

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from devstack.services import port_open
+from devstack.stack import port_lock
+
 ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count(1)
 
@@ -115,6 +118,7 @@ class ServerProcesses:
         self.env = env
         self.log_dir = log_dir
         self.port = free_port()
+        self.started_web = False
         self.processes: dict[str, subprocess.Popen] = {}
 
     @property
@@ -146,10 +150,22 @@ class ServerProcesses:
         }[kind]
         log = open(self.log_dir / f"{name.replace(':', '-')}.log", "ab")  # noqa: SIM115 - open for the child's life
         env = {**self.env, **env_overrides}
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes[name] = process
-        if kind == "web":
+        if kind != "web":
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = process
+            return process
+        # Another test worker may have been handed the same free port: bind under the machine's
+        # port lock, and never mistake another worker's server for ours.
+        with port_lock():
+            if port_open("127.0.0.1", port):
+                if port != self.port or self.started_web:
+                    raise RuntimeError(f"port {port} is taken by another process")
+                self.port = port = free_port()
+                argv[argv.index("-p") + 1] = str(port)
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = process
             wait_for_port(port, process=process)
+        self.started_web = True
         return process
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:

@@ -21,24 +21,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The variables that name a service; a worker's own stack replaces all of them.
 SERVICE_VARIABLES = ("DATABASE_URL", "BACKUP_DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
-ATTEMPTS = 3  # free ports are picked before they are bound: another worker may take one first
 
 
 def _own_services(worker: str) -> None:
-    from devstack.services import ServiceError
     from devstack.stack import Stack
 
     root = ROOT / ".devstack" / f"test-{worker}"
+    shutil.rmtree(root, ignore_errors=True)  # a killed run's leftovers
     environ = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    for attempt in range(1, ATTEMPTS + 1):
-        shutil.rmtree(root, ignore_errors=True)  # a killed run's leftovers
-        stack = Stack(root, environ=environ, fixed_ports=False)
-        try:
-            urls = stack.start()
-            break
-        except ServiceError:
-            if attempt == ATTEMPTS:
-                raise
+    stack = Stack(root, environ=environ, fixed_ports=False)
+    urls = stack.start()
     atexit.register(_stop, stack)
     os.environ.update(urls)
 
