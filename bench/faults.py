@@ -55,7 +55,7 @@ import psycopg2
 import websockets
 from websockets.asyncio.client import connect
 
-from devstack.stack import readyz
+from devstack.stack import readyz, run_argv, run_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOM_SIZE = 5
@@ -103,14 +103,7 @@ class StackRun:
         self.only = only
         self.port = port
         self.log_path = log_path
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            # The run starts its own services; addresses of another stack would mislead it.
-            if k
-            not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "BACKUP_DATABASE_URL", "DEVSTACK_STATE")
-        }
-        self.env.update(PORT=str(port), PYTHONUNBUFFERED="1", RATE_LIMITS="off", **env)
+        self.env = run_env(port, **env)
         self.process: subprocess.Popen | None = None
         self.log = None
         # Every process seen under the supervisor, for the clean-up (psutil notices a reused pid).
@@ -119,8 +112,7 @@ class StackRun:
     def start(self) -> StackRun:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed by stop()/kill()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "run", "--data", str(self.data)]
-            + (["--only", self.only] if self.only else []),
+            run_argv(self.data, self.only),
             cwd=ROOT,
             env=self.env,
             stdout=self.log,

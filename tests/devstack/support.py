@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +20,7 @@ import psutil
 import psycopg2
 import websockets
 
-from devstack.stack import readyz
+from devstack.stack import readyz, run_argv, run_env
 from tests.conftest import ROOT, free_port
 
 PASSWORD = "tulip-orbit-73-lantern"
@@ -35,23 +33,15 @@ class Run:
         self.data = data
         self.port = port or free_port()
         self.only = only
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            # The run starts its own services; a DEVSTACK_STATE or backup URL of the test stack would mislead it.
-            if k
-            not in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "BACKUP_DATABASE_URL", "DEVSTACK_STATE")
-        }
-        self.env.update(PORT=str(self.port), PYTHONUNBUFFERED="1", RATE_LIMITS="off", **env)
+        self.env = run_env(self.port, **env)
         self.log_path = data.parent / f"{data.name}-run-{int(time.time() * 1000)}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Run:
-        argv = [sys.executable, "-m", "devstack", "run", "--data", str(self.data)]
-        if self.only:
-            argv += ["--only", self.only]
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed by stop()
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            run_argv(self.data, self.only), cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         return self
 
     def output(self) -> str:
