@@ -53,7 +53,7 @@ from pathlib import Path
 import psutil
 import psycopg2
 import websockets
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from devstack.stack import readyz, run_argv, run_env
 
@@ -266,25 +266,25 @@ class Msg:
         return head + "x" * max(0, PAYLOAD - len(head))
 
 
+@dataclass(eq=False)
 class ChatClient:
     """One user on one socket, following docs/protocol.md's delivery rules."""
 
-    def __init__(self, load: Load, user_id: int, token: str, room: int) -> None:
-        self.load = load
-        self.user_id = user_id
-        self.token = token
-        self.room = room
-        self.ws = None
-        self.synced = False
-        self.sync_req: str | None = None
-        self.sync_retry_at: float | None = None
-        self.pending: dict[str, Msg] = {}  # in the order offered
-        self.last_seq = 0
-        self.closes: Counter = Counter()
-        self.connects = 0
-        self.connect_failures = 0
-        self.stopped = False
-        self.task: asyncio.Task | None = None
+    load: Load
+    user_id: int
+    token: str
+    room: int
+    ws: ClientConnection | None = None
+    synced: bool = False
+    sync_req: str | None = None
+    sync_retry_at: float | None = None
+    pending: dict[str, Msg] = field(default_factory=dict)  # in the order offered
+    last_seq: int = 0
+    closes: Counter = field(default_factory=Counter)
+    connects: int = 0
+    connect_failures: int = 0
+    stopped: bool = False
+    task: asyncio.Task | None = None
 
     # -- the connection ----------------------------------------------------------------------------
     async def run(self) -> None:
