@@ -247,6 +247,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await kafka.produce_async(kafka.MESSAGES, key=room_id, value=envelope)
         self.push(frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id))
 
+    async def on_edit(self, data: dict, req) -> None:
+        room_id = _room_id(data)
+        self._require_member(room_id)
+        seq = seq_validate(data.get("seq"), minimum=1)
+        body = services.body_validate(data.get("body"))
+        await self._limit("send", settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST, "Too many messages")
+        await _db(services.message_edit_request)(user=self.scope["user"], room_id=room_id, seq=seq, body=body)
+        self.push(frame("message.edit.accepted", req=req, room=room_id, seq=seq))
+
+    async def on_delete(self, data: dict, req) -> None:
+        room_id = _room_id(data)
+        self._require_member(room_id)
+        seq = seq_validate(data.get("seq"), minimum=1)
+        await self._limit("send", settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST, "Too many messages")
+        await _db(services.message_delete_request)(user=self.scope["user"], room_id=room_id, seq=seq)
+        self.push(frame("message.delete.accepted", req=req, room=room_id, seq=seq))
+
     async def on_enter(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
@@ -327,6 +344,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     HANDLERS = {
         "message.send": on_send,
+        "message.edit": on_edit,
+        "message.delete": on_delete,
         "room.enter": on_enter,
         "room.read": on_read,
         "room.mark_unread": on_mark_unread,
@@ -363,4 +382,7 @@ def _context(data: dict) -> dict:
     room = data.get("room")
     if is_json_int(room, minimum=1):
         extra["room"] = room
+        seq = data.get("seq")
+        if data.get("type") in ("message.edit", "message.delete") and is_json_int(seq, minimum=1):
+            extra["seq"] = seq  # which message an edit or deletion was refused for
     return extra

@@ -27,6 +27,8 @@ from .selectors import message_payload
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 140
+# Room roles that may delete other members' messages.
+MODERATOR_ROLES = (Participant.Role.OWNER, Participant.Role.ADMIN)
 READ_ONLY_DETAIL = "This conversation is read-only: the other person's account no longer exists."
 
 
@@ -97,22 +99,43 @@ def message_send(*, user, room_id: int, client_msg_id, body: str) -> uuid.UUID:
 
 
 def message_edit_request(*, user, room_id: int, seq: int, body: str) -> None:
-    """Ask for an edit of the user's own message; applied in the room's order by `persist`."""
+    """Ask for an edit of the user's own message; applied in the room's order by `persist`.
+
+    Only its sender may edit a message, and only within ``CHAT_EDIT_WINDOW_S`` of sending it
+    (0: no limit).
+    """
     body = body_validate(body)
-    _own_message(user=user, room_id=room_id, seq=seq)
+    participant_get(room_id=room_id, user_id=user.pk)
+    message = _live_message(room_id=room_id, seq=seq)
+    if message.sender_id != user.pk:
+        raise ChatError(FORBIDDEN, "Only its sender can edit a message.")
+    window = settings.CHAT_EDIT_WINDOW_S
+    if window and (timezone.now() - message.created_at).total_seconds() > window:
+        raise ChatError(FORBIDDEN, f"A message can be edited for {_duration(window)} after it is sent.")
     kafka.produce(kafka.MESSAGES, key=room_id, value=kafka.envelope(
         "message.edit", room=room_id, seq=seq, sender=user.pk, body=body))  # fmt: skip
 
 
 def message_delete_request(*, user, room_id: int, seq: int) -> None:
-    """Ask for the deletion of the user's own message; applied in the room's order by `persist`."""
-    _own_message(user=user, room_id=room_id, seq=seq)
+    """Ask for the deletion of a message; applied in the room's order by `persist`.
+
+    Its sender may delete it at any time; the room's owner and admins may delete anyone's.
+    """
+    participant = participant_get(room_id=room_id, user_id=user.pk)
+    message = _live_message(room_id=room_id, seq=seq)
+    if message.sender_id == user.pk:
+        moderator = {}
+    elif participant.role in MODERATOR_ROLES:
+        log.info("room %s %s %s deleted message %s#%s", participant.role, user.pk, room_id, room_id, seq)
+        moderator = {"moderator": user.pk}
+    else:
+        raise ChatError(FORBIDDEN, "Only its sender or the room's owner or admins can delete a message.")
     kafka.produce(kafka.MESSAGES, key=room_id, value=kafka.envelope(
-        "message.delete", room=room_id, seq=seq, sender=user.pk))  # fmt: skip
+        "message.delete", room=room_id, seq=seq, sender=message.sender_id, **moderator))  # fmt: skip
 
 
 def message_delete_by_moderator(*, message: Message, moderator) -> None:
-    """A moderator removes a message (from the admin): the same path as its sender deleting it."""
+    """A site moderator removes a message (from the admin): the same path as its sender deleting it."""
     if message.deleted_at is not None:
         return
     log.info("moderator %s deleted message %s#%s", moderator.pk, message.room_id, message.seq)
@@ -121,14 +144,21 @@ def message_delete_by_moderator(*, message: Message, moderator) -> None:
         moderator=moderator.pk))  # fmt: skip
 
 
-def _own_message(*, user, room_id: int, seq: int) -> Message:
-    participant_get(room_id=room_id, user_id=user.pk)
+def _live_message(*, room_id: int, seq: int) -> Message:
     message = Message.objects.filter(room_id=room_id, seq=seq, deleted_at__isnull=True).first()
     if message is None:
         raise ChatError(NOT_FOUND, "No such message.")
-    if message.sender_id != user.pk:
-        raise ChatError(FORBIDDEN, "Only its sender can change a message.")
     return message
+
+
+def _duration(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        hours = int(seconds // 3600)
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    if seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
 
 
 # -- storing (the persistence consumer) ------------------------------------------------------------

@@ -122,6 +122,9 @@ CHAT_SEND_RATE = env_float("CHAT_SEND_RATE", 10.0)
 CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
 CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
 CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 200)
+# How long after sending a message its sender may edit it, in seconds; 0: always. Deleting one's
+# own message is always allowed.
+CHAT_EDIT_WINDOW_S = env_float("CHAT_EDIT_WINDOW_S", 0.0)
 # Per-user limits across all the user's sockets and server processes (kept in Redis; docs/limits.md).
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
 CHAT_SOCKET_TTL_S = env_float("CHAT_SOCKET_TTL_S", 60.0)

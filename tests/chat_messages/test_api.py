@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
+from django.utils import timezone
 
 from chat_messages.models import Message
 from chat_messages.services import messages_store, send_envelope
@@ -198,6 +200,28 @@ def test_only_the_sender_may_change_a_message_and_only_one_that_exists(make_user
     assert error(api(owner).patch(f"{url}{seq}/", {"body": " "}, format="json")) == (400, "invalid")
     assert error(api(owner).patch(f"{url}{seq}/", {}, format="json")) == (400, "invalid")
     assert error(api(owner).patch(f"{url}{seq}/", {"body": "x" * 5000}, format="json")) == (413, "too_large")
+
+
+@pytest.mark.django_db
+def test_the_rooms_owner_deletes_a_members_message_a_member_does_not_and_edits_stay_the_senders(
+    make_user, make_room, api, tap, settings
+):
+    owner, alice, bob = make_user(), make_user(), make_user()
+    room = make_room(owner=owner, members=[alice, bob])
+    (seq,) = post(room, alice)
+    url = f"/api/v1/rooms/{room.pk}/messages/{seq}/"
+
+    assert error(api(bob).delete(url)) == (403, "forbidden")
+    assert error(api(owner).patch(url, {"body": "owners may not edit"}, format="json")) == (403, "forbidden")
+    assert api(owner).delete(url).status_code == 202
+    (record,) = tap.records(1)
+    assert (record.value["kind"], record.value["sender"], record.value["moderator"]) == (
+        "message.delete", alice.pk, owner.pk,
+    )  # fmt: skip
+
+    settings.CHAT_EDIT_WINDOW_S = 3600
+    Message.objects.filter(room=room, seq=seq).update(created_at=timezone.now() - timedelta(hours=2))
+    assert error(api(alice).patch(url, {"body": "late"}, format="json")) == (403, "forbidden")
 
 
 # -- who may call -------------------------------------------------------------------------------------

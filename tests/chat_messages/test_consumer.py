@@ -14,11 +14,14 @@ import gc
 import os
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import connections
+from django.utils import timezone
 
+from chat_messages.models import Message
 from chat_messages.services import messages_store, send_envelope
 from chat_messages.workers import PersistWorker
 from streams.pipeline import kafka
@@ -348,6 +351,83 @@ async def test_a_send_is_accepted_once_the_broker_has_it_and_the_stored_message_
     await in_thread(store, room, bob, "marker")
     for socket in (sender, reader):
         assert (await socket.receive())["message"]["body"] == "marker"
+
+
+# -- edits and deletions --------------------------------------------------------------------------
+async def test_a_sender_edits_and_deletes_their_message_over_the_socket_and_every_member_sees_it(
+    sockets, tap, make_user, make_room
+):
+    alice, bob = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=bob, members=[alice])
+    (seq,) = await in_thread(store, room, alice, "helo")
+    sender, reader = await sockets.open(alice), await sockets.open(bob)
+
+    await sender.send(type="message.edit", room=room.pk, seq=seq, body="hello", req="e")
+    assert (await sender.until("message.edit.accepted"))[-1] == {
+        "type": "message.edit.accepted", "req": "e", "room": room.pk, "seq": seq,
+    }  # fmt: skip
+    await sender.send(type="message.delete", room=room.pk, seq=seq, req="d")
+    assert (await sender.until("message.delete.accepted"))[-1]["req"] == "d"
+
+    # Through Kafka in the room's order, applied by the persist worker as a send is.
+    records = await asyncio.to_thread(tap.records, 2)
+    assert [r.value["kind"] for r in records] == ["message.edit", "message.delete"]
+    await in_thread(PersistWorker().consume, records)
+    for socket in (sender, reader):
+        updated = (await socket.until("message.updated"))[-1]
+        assert (updated["room"], updated["seq"], updated["body"]) == (room.pk, seq, "hello")
+        assert (await socket.until("message.deleted"))[-1] == {"type": "message.deleted", "room": room.pk, "seq": seq}
+
+
+async def test_edits_and_deletions_others_may_not_make_are_refused_with_the_reason(
+    sockets, make_user, make_room, settings
+):
+    alice, bob, carol = await in_thread(lambda: [make_user() for _ in range(3)])
+    room = await in_thread(make_room, owner=carol, members=[alice, bob])
+    (seq,) = await in_thread(store, room, alice, "mine")
+    bob_socket = await sockets.open(bob)
+
+    async def answer(**frame) -> dict:
+        await bob_socket.send(req="x", **frame)
+        return (await bob_socket.until("error"))[-1]
+
+    edit = await answer(type="message.edit", room=room.pk, seq=seq, body="not yours")
+    assert (edit["code"], edit["detail"], edit["seq"]) == ("forbidden", "Only its sender can edit a message.", seq)
+    delete = await answer(type="message.delete", room=room.pk, seq=seq)
+    assert delete["code"] == "forbidden" and "owner or admins" in delete["detail"]
+    assert (await answer(type="message.edit", room=room.pk, seq=99, body="x"))["code"] == "not_found"
+    assert (await answer(type="message.edit", room=room.pk, seq=seq, body=""))["code"] == "invalid"
+    assert (await answer(type="message.delete", room=room.pk, seq="1"))["code"] == "invalid"
+    other = await in_thread(make_room, owner=carol)
+    assert (await answer(type="message.delete", room=other.pk, seq=1))["code"] == "not_member"
+
+    # Past the edit window the sender too is refused; deleting stays allowed.
+    settings.CHAT_EDIT_WINDOW_S = 60
+    await in_thread(
+        lambda: Message.objects.filter(room=room, seq=seq).update(created_at=timezone.now() - timedelta(minutes=2))
+    )
+    alice_socket = await sockets.open(alice)
+    await alice_socket.send(type="message.edit", room=room.pk, seq=seq, body="too late", req="late")
+    late = (await alice_socket.until("error"))[-1]
+    assert (late["code"], late["detail"]) == ("forbidden", "A message can be edited for 1 minute after it is sent.")
+    await alice_socket.send(type="message.delete", room=room.pk, seq=seq, req="del")
+    assert (await alice_socket.until("message.delete.accepted"))[-1]["seq"] == seq
+
+
+async def test_the_rooms_owner_and_admins_delete_anyones_message(sockets, tap, make_user, make_room):
+    alice, owner = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=owner, members=[alice])
+    (seq,) = await in_thread(store, room, alice, "spam")
+    socket = await sockets.open(owner)
+
+    await socket.send(type="message.delete", room=room.pk, seq=seq, req="mod")
+    assert (await socket.until("message.delete.accepted"))[-1]["seq"] == seq
+    (record,) = await asyncio.to_thread(tap.records, 1)
+    assert (record.value["sender"], record.value["moderator"]) == (alice.pk, owner.pk)
+    await in_thread(PersistWorker().consume, [record])
+    assert (await socket.until("message.deleted"))[-1]["seq"] == seq
+    deleted = await in_thread(lambda: Message.objects.get(room=room, seq=seq))
+    assert (deleted.body, deleted.deleted_at is not None) == ("", True)
 
 
 # -- limits and going away ------------------------------------------------------------------------
