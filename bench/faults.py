@@ -681,8 +681,9 @@ class Row:
     accepted: int = 0
     stored: int = 0
     lost: int = 0
-    doubled: int = 0
     lost_without_resend: int = 0
+    server_lost: list = field(default_factory=list)  # the first 200 of those, in detail
+    doubled: int = 0
     seq_gaps: int = 0
     recovery_s: float | None = None
     unsettled: int = 0
@@ -690,7 +691,6 @@ class Row:
     sends: int = 0
     errors: dict = field(default_factory=dict)
     closes: dict = field(default_factory=dict)
-    server_lost: list = field(default_factory=list)  # the first 200 messages the server lost, in detail
     settle_s: float = 0.0
     notes: list = field(default_factory=list)
     log: str = ""

@@ -77,30 +77,30 @@ class FanoutSpec:
 
 @dataclass
 class Step:
-    """What one offered rate gave."""
+    """What one offered rate gave: measured at once when its messages were drained, then the CPU it took."""
 
     offered: int
     duration: float
-    sent: int = 0
-    accepted: int = 0
-    refused: dict = field(default_factory=dict)
+    sent: int
+    accepted: int
+    refused: dict
     # Refused with an error, yet delivered to members anyway (the client was told it failed).
-    refused_but_delivered: int = 0
-    unanswered: int = 0
-    expected: int = 0
-    delivered: int = 0
-    lost: int = 0
-    duplicates: int = 0
-    out_of_order: int = 0
+    refused_but_delivered: int
+    unanswered: int
+    expected: int
+    delivered: int
+    lost: int
+    duplicates: int
+    out_of_order: int
     # Sockets the server closed during the step, by close code (the tutorial's do, overloaded).
-    closed_by_server: dict = field(default_factory=dict)
-    delivered_per_s: float = 0.0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    max_ms: float | None = None
-    accept_p50_ms: float | None = None
-    accept_p99_ms: float | None = None
-    send_seconds: float = 0.0
+    closed_by_server: dict
+    delivered_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    accept_p50_ms: float | None
+    accept_p99_ms: float | None
+    send_seconds: float
     generator_cpu: float = 0.0
     server_cpu: float | None = None
     # Shares of the server core during the step: other processes (not ours), interrupts, steal.
@@ -432,36 +432,45 @@ class Fanout:
 
     def _summarise(self, step: int, offered: int, duration: float, first: int, send_seconds: float) -> Step:
         ns = range(first, len(self.t_send))
-        result = Step(offered=offered, duration=duration, sent=len(ns), send_seconds=round(send_seconds, 3))
+        accepted = unanswered = refused_but_delivered = expected = delivered = 0
         refused: Counter = Counter()
         for n in ns:
             answer = self.answer[n]
             if answer == "accepted":
-                result.accepted += 1
+                accepted += 1
             elif answer is None:
-                result.unanswered += 1
+                unanswered += 1
             else:
                 refused[answer] += 1
                 if self.received[n]:
-                    result.refused_but_delivered += 1
-            expected = self._expected(n)
-            result.expected += expected
-            result.delivered += min(self.received[n], expected)
-        result.refused = dict(refused)
-        result.lost = result.expected - result.delivered
-        result.duplicates = self.duplicates[step]
-        result.out_of_order = self.out_of_order[step]
-        result.closed_by_server = dict(self.closed_by_server.get(step, {}))
-        result.delivered_per_s = round(result.delivered / max(send_seconds, duration), 1)
+                    refused_but_delivered += 1
+            wanted = self._expected(n)
+            expected += wanted
+            delivered += min(self.received[n], wanted)
         latencies = sorted(self.latencies.get(step, []))
-        result.p50_ms, result.p99_ms, result.max_ms = (
-            _round(percentile(latencies, 50)),
-            _round(percentile(latencies, 99)),
-            _round(latencies[-1] if latencies else None),
-        )
         accepts = sorted(self.accept_latencies.get(step, []))
-        result.accept_p50_ms, result.accept_p99_ms = _round(percentile(accepts, 50)), _round(percentile(accepts, 99))
-        return result
+        return Step(
+            offered=offered,
+            duration=duration,
+            sent=len(ns),
+            accepted=accepted,
+            refused=dict(refused),
+            refused_but_delivered=refused_but_delivered,
+            unanswered=unanswered,
+            expected=expected,
+            delivered=delivered,
+            lost=expected - delivered,
+            duplicates=self.duplicates[step],
+            out_of_order=self.out_of_order[step],
+            closed_by_server=dict(self.closed_by_server.get(step, {})),
+            delivered_per_s=round(delivered / max(send_seconds, duration), 1),
+            p50_ms=_round(percentile(latencies, 50)),
+            p99_ms=_round(percentile(latencies, 99)),
+            max_ms=_round(latencies[-1] if latencies else None),
+            accept_p50_ms=_round(percentile(accepts, 50)),
+            accept_p99_ms=_round(percentile(accepts, 99)),
+            send_seconds=round(send_seconds, 3),
+        )
 
     async def warm_up(self) -> float:
         """One message per room, waited for by every member: the whole path is up and subscribed."""

@@ -35,6 +35,10 @@ class Config:
     drain: float = 10.0
     payload: int = 100
     p99_ms: float = 100.0
+    profile: str | None = None  # a folder: py-spy profiles of the servers during S1, S2 and S3
+    # S1/S2: each offered rate on freshly started servers (and an empty broker), not after the
+    # earlier steps (see BenchStack.fresh_broker). Off while profiling, which follows one process.
+    fresh_per_step: bool = True
     s1_rooms: int = 10
     s1_members: int = 10
     s1_rates: list[int] = field(default_factory=lambda: list(S1_RATES))
@@ -49,10 +53,6 @@ class Config:
     s5_room_size: int = 10
     s5_history: int = 20
     s5_last_seen: int = 10
-    profile: str | None = None  # a folder: py-spy profiles of the servers during S1, S2 and S3
-    # S1/S2: each offered rate on freshly started servers (and an empty broker), not after the
-    # earlier steps (see BenchStack.fresh_broker). Off while profiling, which follows one process.
-    fresh_per_step: bool = True
 
     @classmethod
     def quick_mode(cls) -> Config:
