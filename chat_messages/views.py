@@ -66,6 +66,7 @@ def room_detail(request, room_id: int):
         at=at,
         page_size=settings.CHAT_PAGE_SIZE,
         max_body_bytes=settings.CHAT_MAX_BODY_BYTES,
+        edit_window_s=settings.CHAT_EDIT_WINDOW_S,
     )
     context = {
         "rooms": rooms,

@@ -168,6 +168,15 @@ export function createRoomList({ element, template, empty, rooms = [], current =
         this.render(room, false);
       });
       socket.on("room.deleted", (frame) => this.remove(frame.room));
+      // The newest message edited or deleted: the preview must not keep the words that went.
+      const newestChanged = (frame, preview) => {
+        const room = this.rooms.get(frame.room);
+        if (!room || !room.last_message || room.last_message.seq !== frame.seq) return;
+        room.last_message.preview = preview;
+        this.render(room, false);
+      };
+      socket.on("message.updated", (frame) => newestChanged(frame, frame.body.slice(0, 140)));
+      socket.on("message.deleted", (frame) => newestChanged(frame, ""));
       socket.onOpen((reconnected) => {
         if (reconnected) this.refreshAll();
       });

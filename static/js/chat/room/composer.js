@@ -109,6 +109,8 @@ export function createComposer(view) {
         if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
           event.preventDefault();
           form.requestSubmit();
+        } else if (event.key === "ArrowUp" && input.value === "" && view.editing.editLast()) {
+          event.preventDefault(); // as in Slack: the Up arrow in an empty composer edits one's last message
         }
       });
       input.addEventListener("input", () => {

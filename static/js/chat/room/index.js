@@ -8,12 +8,14 @@
  *   composer.js  the composer and the outbox's pending / failed items of this room
  *   typing.js    "… is typing"
  *   saved.js     Save to the drawer
+ *   editing.js   Edit and Delete on stored messages, the Up arrow
  * and owns the room's state (active, read-only) and its frames about the room as a whole.
  */
 import { roomTitle } from "../format.js";
 import { byId, toast } from "../util.js";
 import { drawBody } from "./messages.js";
 import { createComposer } from "./composer.js";
+import { createEditing } from "./editing.js";
 import { createMembers } from "./members.js";
 import { createSaved } from "./saved.js";
 import { createTimeline } from "./timeline.js";
@@ -31,6 +33,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
     me: config.me,
     pageSize: config.page_size,
     maxBytes: config.max_body_bytes,
+    editWindowS: config.edit_window_s,
     socket,
     api,
     outbox,
@@ -78,6 +81,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.members = createMembers(view);
   view.typing = createTyping(view);
   view.saved = createSaved(view);
+  view.editing = createEditing(view);
   view.composer = createComposer(view);
   view.timeline = createTimeline(view, config.state);
 
@@ -85,6 +89,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.composer.attach();
   view.typing.attach(socket);
   view.saved.attach(socket);
+  view.editing.attach();
   view.members.attach(socket);
   attachRoomFrames(view);
 
@@ -130,6 +135,7 @@ function attachRoomFrames(view) {
     entry.message.body = frame.body;
     entry.message.edited_at = frame.edited_at;
     drawBody(entry.element, entry.message);
+    view.editing.draw(entry);
   });
   socket.on("message.deleted", (frame) => {
     const entry = frame.room === roomId ? view.timeline.shown.get(frame.seq) : null;
@@ -137,6 +143,7 @@ function attachRoomFrames(view) {
     entry.message.deleted = true;
     entry.message.body = "";
     drawBody(entry.element, entry.message);
+    view.editing.draw(entry);
     view.members.showCounter(entry);
   });
   socket.onOpen((reconnected) => {

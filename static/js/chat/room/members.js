@@ -179,6 +179,7 @@ export function createMembers(view) {
         if (!member) return;
         member.role = frame.role;
         this.render();
+        if (frame.user === me.id) view.editing.redraw(); // deleting others' messages comes with the role
       });
     },
   };

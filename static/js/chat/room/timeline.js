@@ -49,6 +49,7 @@ export function createTimeline(view, state) {
       list.append(element);
       const entry = { message, element };
       this.shown.set(message.seq, entry);
+      view.editing.wire(entry);
       this.lastSeq = message.seq;
       if (this.firstSeq === null) {
         this.firstSeq = message.seq;
@@ -201,6 +202,7 @@ export function createTimeline(view, state) {
           if (this.shown.has(message.seq) || message.seq >= this.firstSeq) continue;
           const entry = { message, element: this.element(message) };
           this.shown.set(message.seq, entry);
+          view.editing.wire(entry);
           fragment.append(entry.element);
           added.push(entry);
         }
