@@ -35,6 +35,7 @@ class RoomAdmin(admin.ModelAdmin):
     fields = (
         "kind",
         "name",
+        "topic",
         "is_public",
         "created_by",
         "direct_key",
@@ -67,7 +68,7 @@ class RoomAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.kind == Room.Kind.DIRECT:
-            return (*self.readonly_fields, "name", "is_public")
+            return (*self.readonly_fields, "name", "topic", "is_public")
         return self.readonly_fields
 
     def has_add_permission(self, request) -> bool:
@@ -77,7 +78,7 @@ class RoomAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Room, form, change) -> None:
         if change and form.changed_data:
             try:
-                services.room_update_by_moderator(room=obj, name=obj.name, is_public=obj.is_public)
+                services.room_update_by_moderator(room=obj, name=obj.name, topic=obj.topic, is_public=obj.is_public)
             except ChatError as exc:
                 self.message_user(request, exc.detail, messages.ERROR)
 

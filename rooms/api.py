@@ -51,14 +51,18 @@ class RoomsView(ChatAPIView):
         summary="Create a group room, or open the direct room with a user",
         description="A direct room is unique per pair of users: opening it again answers 200 with the existing one.",
         request=RoomCreateSerializer,
-        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(400)},
+        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(400, 413)},
     )
     def post(self, request):
         data = validated(RoomCreateSerializer, request.data)
         created = True
         if data["kind"] == Room.Kind.GROUP:
             room = services.room_create_group(
-                owner=request.user, name=data["name"], member_ids=data.get("members", []), is_public=data["is_public"]
+                owner=request.user,
+                name=data["name"],
+                topic=data.get("topic", ""),
+                member_ids=data.get("members", []),
+                is_public=data["is_public"],
             )
         else:
             other = selectors.active_user_get(user_id=data["user"])
@@ -78,9 +82,9 @@ class RoomDetailView(ChatAPIView):
 
     @extend_schema(
         operation_id="rooms_partial_update",
-        summary="Rename a group room or open it to joining (owner or admin)",
+        summary="Rename a group room, change its topic or open it to joining (owner or admin)",
         request=RoomUpdateSerializer,
-        responses={200: RoomSerializer, **error_responses(400, 403, 404)},
+        responses={200: RoomSerializer, **error_responses(400, 403, 404, 413)},
     )
     def patch(self, request, room_id: int):
         data = validated(RoomUpdateSerializer, request.data)

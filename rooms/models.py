@@ -17,6 +17,9 @@ class Room(models.Model):
 
     kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.GROUP)
     name = models.CharField(max_length=100, blank=True)
+    # What a group room is about, shown under its name; direct rooms have none. The database
+    # default too: a server still running the previous release inserts rooms without it.
+    topic = models.CharField(max_length=250, blank=True, default="", db_default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

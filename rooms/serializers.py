@@ -12,11 +12,22 @@ from .models import Participant, Room
 
 
 # -- requests -------------------------------------------------------------------------------------
+def _topic_field() -> serializers.CharField:
+    # The length is the service's to check: a topic that is too long is `too_large`, as a body is.
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text=f"What the room is about, one line of at most {Room._meta.get_field('topic').max_length} "
+        "characters (longer: `too_large`); blank clears it. Group rooms only.",
+    )
+
+
 class RoomCreateSerializer(JSONBodySerializer):
-    """``{kind: "group", name, members?, is_public?}`` or ``{kind: "direct", user}``."""
+    """``{kind: "group", name, topic?, members?, is_public?}`` or ``{kind: "direct", user}``."""
 
     kind = serializers.ChoiceField(choices=Room.Kind.choices)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    topic = _topic_field()
     members = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX), required=False, max_length=1000
     )
@@ -28,11 +39,14 @@ class RoomCreateSerializer(JSONBodySerializer):
             raise serializers.ValidationError({"name": "A group room needs a name."})
         if attrs["kind"] == Room.Kind.DIRECT and "user" not in attrs:
             raise serializers.ValidationError({"user": "A direct room needs the other user's id."})
+        if attrs["kind"] == Room.Kind.DIRECT and attrs.get("topic"):
+            raise serializers.ValidationError({"topic": "A direct room has no topic."})
         return attrs
 
 
 class RoomUpdateSerializer(JSONBodySerializer):
     name = serializers.CharField(max_length=100, required=False)
+    topic = _topic_field()
     is_public = serializers.BooleanField(required=False)
 
 
@@ -71,6 +85,7 @@ class RoomSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(source="room.kind", choices=Room.Kind.choices)
     name = serializers.CharField(source="room.name")
     title = serializers.SerializerMethodField()
+    topic = serializers.CharField(source="room.topic", help_text="What a group room is about; empty when unset.")
     is_public = serializers.BooleanField(source="room.is_public")
     created_at = serializers.DateTimeField(source="room.created_at")
     role = serializers.ChoiceField(choices=Participant.Role.choices, help_text="Your role in the room.")

@@ -10,6 +10,7 @@ start or stop receiving the room at once.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Value, When
 
-from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
+from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, frame, publish_on_commit, room_group, user_group
 from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM
@@ -36,6 +37,12 @@ log = logging.getLogger(__name__)
 MANAGERS = (Participant.Role.OWNER, Participant.Role.ADMIN)
 OWNER_ONLY = (Participant.Role.OWNER,)
 
+NAME_MAX_CHARS = Room._meta.get_field("name").max_length
+TOPIC_MAX_CHARS = Room._meta.get_field("topic").max_length
+# The house rule on text (chat_messages.services.body_validate): no C0 control character and no
+# lone surrogate. A name and a topic are one line, so tab and line breaks are refused too.
+_NOT_IN_A_LINE = re.compile("[\x00-\x1f\ud800-\udfff]")
+
 
 def _direct_key(a: int, b: int) -> str:
     low, high = sorted((a, b))
@@ -47,17 +54,44 @@ def _active_user_ids(user_ids) -> set[int]:
 
 
 # -- rooms ------------------------------------------------------------------------------------------
-@transaction.atomic
-def room_create_group(*, owner, name: str, member_ids: list[int] = (), is_public: bool = False) -> Room:
-    """Create a group room owned by ``owner`` with the given members."""
-    name = (name or "").strip()
-    if not name:
+def _line_check(value: str, field: str) -> str:
+    bad = _NOT_IN_A_LINE.search(value)
+    if bad is not None:
+        raise ChatError(
+            INVALID, f"`{field}` may not contain the control character U+{ord(bad.group()):04X} (at {bad.start()})."
+        )
+    return value
+
+
+def room_name_clean(name) -> str:
+    """A group room's name as stored: one line, surrounding blanks dropped, at most NAME_MAX_CHARS."""
+    if not isinstance(name, str) or not name.strip():
         raise ChatError(INVALID, "A group room needs a name.")
+    return _line_check(name.strip(), "name")[:NAME_MAX_CHARS]
+
+
+def room_topic_clean(topic) -> str:
+    """A topic as stored: one line of at most TOPIC_MAX_CHARS, surrounding blanks dropped ("" has none)."""
+    if not isinstance(topic, str):
+        raise ChatError(INVALID, "`topic` must be a string.")
+    topic = _line_check(topic.strip(), "topic")
+    if len(topic) > TOPIC_MAX_CHARS:
+        raise ChatError(TOO_LARGE, f"The topic is {len(topic)} characters; the limit is {TOPIC_MAX_CHARS}.")
+    return topic
+
+
+@transaction.atomic
+def room_create_group(
+    *, owner, name: str, member_ids: list[int] = (), is_public: bool = False, topic: str = ""
+) -> Room:
+    """Create a group room owned by ``owner`` with the given members (and a topic, if given)."""
+    name = room_name_clean(name or "")
+    topic = room_topic_clean(topic)
     others = sorted(set(member_ids) - {owner.pk})
     unknown = set(others) - _active_user_ids(others)
     if unknown:
         raise ChatError(INVALID, f"No such users: {sorted(unknown)}.")
-    room = Room.objects.create(kind=Room.Kind.GROUP, name=name[:100], created_by=owner, is_public=is_public)
+    room = Room.objects.create(kind=Room.Kind.GROUP, name=name, topic=topic, created_by=owner, is_public=is_public)
     Participant.objects.create(room=room, user=owner, role=Participant.Role.OWNER)
     Participant.objects.bulk_create([Participant(room=room, user_id=uid) for uid in others])
     # Nobody listens to a brand-new room's group yet: the members' own groups are enough.
@@ -95,30 +129,39 @@ def room_open_direct(*, user, other) -> tuple[Room, bool]:
 
 
 @transaction.atomic
-def room_update(*, user_id: int, room_id: int, name: str | None = None, is_public: bool | None = None) -> Room:
-    """Rename a group room or open/close it to joining (its owner or an admin).
+def room_update(
+    *,
+    user_id: int,
+    room_id: int,
+    name: str | None = None,
+    topic: str | None = None,
+    is_public: bool | None = None,
+) -> Room:
+    """Rename a group room, change its topic, or open/close it to joining (its owner or an admin).
 
-    Members get ``room.updated`` {room, name, is_public, owner}.
+    Members get ``room.updated`` {room, name, topic, is_public, owner}.
     """
     _lock_room(room_id)
     participant = participant_get_with_role(room_id=room_id, user_id=user_id, roles=MANAGERS, action="change it")
-    return _room_change(participant.room, name=name, is_public=is_public)
+    return _room_change(participant.room, name=name, topic=topic, is_public=is_public)
 
 
 @transaction.atomic
-def room_update_by_moderator(*, room: Room, name: str | None = None, is_public: bool | None = None) -> Room:
+def room_update_by_moderator(
+    *, room: Room, name: str | None = None, topic: str | None = None, is_public: bool | None = None
+) -> Room:
     """Like :func:`room_update`, for a moderator in the admin."""
-    return _room_change(room, name=name, is_public=is_public)
+    return _room_change(room, name=name, topic=topic, is_public=is_public)
 
 
-def _room_change(room: Room, *, name: str | None, is_public: bool | None) -> Room:
+def _room_change(room: Room, *, name: str | None, topic: str | None, is_public: bool | None) -> Room:
     if room.kind == Room.Kind.DIRECT:
-        raise ChatError(INVALID, "A direct room has no name or visibility to change.")
+        raise ChatError(INVALID, "A direct room has no name, topic or visibility to change.")
     changes = {}
     if name is not None:
-        if not name.strip():
-            raise ChatError(INVALID, "A group room needs a name.")
-        changes["name"] = name.strip()[:100]
+        changes["name"] = room_name_clean(name)
+    if topic is not None:
+        changes["topic"] = room_topic_clean(topic)
     if is_public is not None:
         changes["is_public"] = bool(is_public)
     if changes:
@@ -228,7 +271,9 @@ def _announce_room_updated(room: Room) -> None:
         .values_list("user_id", flat=True)
         .first()
     )
-    update = frame("room.updated", room=room.pk, name=room.name, is_public=room.is_public, owner=owner_id)
+    update = frame(
+        "room.updated", room=room.pk, name=room.name, topic=room.topic, is_public=room.is_public, owner=owner_id
+    )
     publish_on_commit([(room_group(room.pk), update, None)])
 
 

@@ -170,6 +170,38 @@ def test_owner_and_admins_rename_and_the_owner_deletes(make_user, make_room, pos
     assert error_code(api(member).get(url)) == "not_member"
 
 
+def test_owner_and_admins_set_the_topic_members_hear_it_and_a_member_may_not(
+    make_user, make_room, api, feed, django_capture_on_commit_callbacks
+):
+    owner, admin, member = make_user(), make_user(), make_user()
+    created = api(owner).post(
+        "/api/v1/rooms/", {"kind": "group", "name": "launch", "topic": "  Ship it on Friday  "}, format="json"
+    )
+    assert (created.status_code, created.json()["topic"]) == (201, "Ship it on Friday")
+    room = Room.objects.get(pk=created.json()["id"])
+    for user in (admin, member):
+        services.participant_invite(actor_id=owner.pk, room_id=room.pk, user_id=user.pk)
+    Participant.objects.filter(room=room, user=admin).update(role=ADMIN)
+    url = f"/api/v1/rooms/{room.pk}/"
+    feed.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        changed = api(admin).patch(url, {"topic": "Ship it on Monday"}, format="json")
+    body = changed.json()
+    assert (changed.status_code, body["topic"], body["name"]) == (200, "Ship it on Monday", "launch")
+    assert feed.frames(f"room.{room.pk}") == [
+        {"type": "room.updated", "room": room.pk, "name": "launch", "topic": "Ship it on Monday", "is_public": False,
+         "owner": owner.pk}
+    ]  # fmt: skip
+    refused = api(member).patch(url, {"topic": "mine"}, format="json")
+    assert (refused.status_code, error_code(refused)) == (403, "forbidden")
+    assert [r["topic"] for r in api(member).get("/api/v1/rooms/").json()] == ["Ship it on Monday"]
+    renamed = api(owner).patch(url, {"name": "release", "topic": ""}, format="json")
+    assert (renamed.json()["name"], renamed.json()["topic"]) == ("release", "")
+    direct, _ = services.room_open_direct(user=owner, other=member)
+    assert api(owner).get(f"/api/v1/rooms/{direct.pk}/").json()["topic"] == ""
+
+
 def test_joining_a_public_room(make_user, api):
     owner, visitor = make_user(), make_user()
     public = services.room_create_group(owner=owner, name="lobby", is_public=True)
@@ -193,6 +225,7 @@ def test_readers_of_a_message(make_user, make_room, post, api):
 ENDPOINTS = [
     ("get", "/api/v1/rooms/{id}/", None),
     ("patch", "/api/v1/rooms/{id}/", {"name": "taken"}),
+    ("patch", "/api/v1/rooms/{id}/", {"topic": "taken"}),
     ("delete", "/api/v1/rooms/{id}/", None),
     ("get", "/api/v1/rooms/{id}/participants/", None),
     ("post", "/api/v1/rooms/{id}/participants/", {"user": 1}),
@@ -240,6 +273,14 @@ def test_an_anonymous_client_is_refused(make_user, make_room, api, method, path,
         ("patch", "/api/v1/rooms/{group}/", {"name": ""}, 400, "invalid"),
         ("patch", "/api/v1/rooms/{group}/", {"name": "x" * 101}, 400, "invalid"),
         ("patch", "/api/v1/rooms/{direct}/", {"name": "ours"}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/", {"name": "tab\tbed"}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/", {"topic": "two\nlines"}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/", {"topic": "bell \x07"}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/", {"topic": 5}, 400, "invalid"),
+        ("patch", "/api/v1/rooms/{group}/", {"topic": "x" * 251}, 413, "too_large"),
+        ("patch", "/api/v1/rooms/{direct}/", {"topic": "ours"}, 400, "invalid"),
+        ("post", "/api/v1/rooms/", {"kind": "group", "name": "t", "topic": "x" * 251}, 413, "too_large"),
+        ("post", "/api/v1/rooms/", {"kind": "direct", "user": "{member}", "topic": "ours"}, 400, "invalid"),
         ("delete", "/api/v1/rooms/{direct}/", None, 403, "forbidden"),
         ("post", "/api/v1/rooms/{group}/participants/", {}, 400, "invalid"),
         ("post", "/api/v1/rooms/{group}/participants/", {"user": 10**12}, 400, "invalid"),

@@ -70,7 +70,7 @@ def test_owner_and_admins_may_rename_but_members_may_not(
     room.refresh_from_db()
     assert (room.name, room.is_public) == ("renamed", True)
     assert feed.frames(f"room.{room.pk}") == [
-        {"type": "room.updated", "room": room.pk, "name": "renamed", "is_public": True, "owner": owner.pk}
+        {"type": "room.updated", "room": room.pk, "name": "renamed", "topic": "", "is_public": True, "owner": owner.pk}
     ]
 
 
