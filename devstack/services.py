@@ -187,7 +187,9 @@ class Postgres(Service):
     def command(self) -> list[str]:
         return [
             str(self.bindir / "postgres"), "-D", str(self.pgdata),
-            "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.datadir),
+            # TCP only (-k ""): every client connects to 127.0.0.1, and a Unix socket's path may not
+            # pass 107 bytes, which a deep data folder (a test worker's tmp_path) does.
+            "-h", "127.0.0.1", "-p", str(self.port), "-k", "",
             # Logical decoding feeds the backup database's change capture.
             "-c", "wal_level=logical", "-c", "max_connections=300",
             "-c", "fsync=on", "-c", "synchronous_commit=on",

@@ -7,6 +7,7 @@ session (or uses DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS from the en
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import socket
@@ -28,6 +29,21 @@ _counter = itertools.count(1)
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "kafka: needs the broker (its topics are created once per session)")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Give each schemathesis item the node id schemathesis meant: pytest-xdist tells tests apart by it.
+
+    schemathesis names each operation's item ``test[GET /path]`` but sets its node id the way
+    pytest 8 kept it (``_nodeid``); pytest 9 keeps ``_id``, so all thirty items had the test's
+    bare id and the workers ran one of them.
+    """
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        if getattr(item, "originalname", item.name) != item.name and "[" not in item.nodeid.rsplit("::", 1)[-1]:
+            item._id = coerce_node_id(f"{item.nodeid}[{item.name[len(item.originalname) + 1 : -1]}]")
 
 
 @pytest.fixture(scope="session")
@@ -225,3 +241,51 @@ def own_server(server, tmp_path):
     own.start("persist")
     yield own
     own.stop_all()
+
+
+class Feed:
+    """Everything published to the real-time channels (real Redis) since the fixture started."""
+
+    def __init__(self) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(settings.REDIS_URL)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        from streams.realtime.hub import CHANNEL_PREFIX
+
+        self.pubsub.psubscribe(CHANNEL_PREFIX + "*")
+        self.pubsub.get_message(timeout=1.0)  # wait for the subscription to be in place
+        self.seen: list[tuple[str, dict | None, dict | None]] = []
+
+    def events(self, settle: float = 0.3) -> list[tuple[str, dict | None, dict | None]]:
+        """(group, frame, control) of each event so far, in publish order."""
+        from streams.realtime.hub import CHANNEL_PREFIX, parse_event
+
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            message = self.pubsub.get_message(timeout=0.05)
+            if message and message["type"] == "pmessage":
+                texts, control = parse_event(message["data"])
+                group = message["channel"].decode()[len(CHANNEL_PREFIX) :]
+                for index, text in enumerate(texts or [None]):
+                    self.seen.append((group, json.loads(text) if text else None, None if index else control))
+        return list(self.seen)
+
+    def clear(self) -> None:
+        """Forget what was published so far."""
+        self.events()
+        self.seen.clear()
+
+    def frames(self, group: str, settle: float = 0.3) -> list[dict]:
+        return [frame for g, frame, _ in self.events(settle) if g == group and frame is not None]
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.client.close()
+
+
+@pytest.fixture
+def feed():
+    feed = Feed()
+    yield feed
+    feed.close()

@@ -1,58 +1,10 @@
-"""Fixtures of the rooms tests: what reached the real-time channels, and stored messages."""
+"""Fixtures of the rooms tests: stored messages (what reached the real-time channels: tests/conftest.py's ``feed``)."""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 
 import pytest
-import redis
-from django.conf import settings
-
-from streams.realtime.hub import CHANNEL_PREFIX, parse_event
-
-
-class Feed:
-    """Everything published to the real-time channels (real Redis) since the fixture started."""
-
-    def __init__(self) -> None:
-        self.client = redis.Redis.from_url(settings.REDIS_URL)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.psubscribe(CHANNEL_PREFIX + "*")
-        self.pubsub.get_message(timeout=1.0)  # wait for the subscription to be in place
-        self.seen: list[tuple[str, dict | None, dict | None]] = []
-
-    def events(self, settle: float = 0.3) -> list[tuple[str, dict | None, dict | None]]:
-        """(group, frame, control) of each event so far, in publish order."""
-        deadline = time.monotonic() + settle
-        while time.monotonic() < deadline:
-            message = self.pubsub.get_message(timeout=0.05)
-            if message and message["type"] == "pmessage":
-                texts, control = parse_event(message["data"])
-                group = message["channel"].decode()[len(CHANNEL_PREFIX) :]
-                for index, text in enumerate(texts or [None]):
-                    self.seen.append((group, json.loads(text) if text else None, None if index else control))
-        return list(self.seen)
-
-    def clear(self) -> None:
-        """Forget what was published so far."""
-        self.events()
-        self.seen.clear()
-
-    def frames(self, group: str, settle: float = 0.3) -> list[dict]:
-        return [frame for g, frame, _ in self.events(settle) if g == group and frame is not None]
-
-    def close(self) -> None:
-        self.pubsub.close()
-        self.client.close()
-
-
-@pytest.fixture
-def feed():
-    feed = Feed()
-    yield feed
-    feed.close()
 
 
 @pytest.fixture
