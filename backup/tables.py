@@ -5,5 +5,6 @@ CAPTURED_TABLES = (
     "rooms_room",
     "rooms_participant",
     "chat_messages_message",
+    "chat_messages_reaction",
     "drawer_savedmessage",
 )

@@ -1,6 +1,6 @@
 """REST endpoints of the messages app: history, send, edit, delete. One call thick."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -8,11 +8,13 @@ from rooms.api import ROOM_ID, SEQ
 from streams.web.api import ChatAPIView, SendThrottle, error_responses
 
 from . import selectors, services
+from .models import Reaction
 from .serializers import (
     AcceptedSerializer,
     EditSerializer,
     HistoryPageSerializer,
     HistoryQuerySerializer,
+    ReactionsSerializer,
     SendSerializer,
 )
 
@@ -64,8 +66,46 @@ class MessageView(ChatAPIView):
     @extend_schema(
         operation_id="messages_delete",
         responses={202: None, **error_responses(403, 404, 503)},
-        description="Delete your own message; its seq stays, its body is erased; members get `message.deleted`.",
+        description=(
+            "Delete your own message, or as the room's owner or an admin anyone's; its seq stays, its body is"
+            " erased; members get `message.deleted`."
+        ),
     )
     def delete(self, request, room_id: int, seq: int):
         services.message_delete_request(user=request.user, room_id=room_id, seq=seq)
         return Response(status=status.HTTP_202_ACCEPTED)
+
+
+EMOJI = OpenApiParameter(
+    "emoji", str, OpenApiParameter.PATH, enum=list(Reaction.REACTIONS), description="The reaction (percent-encoded)."
+)
+
+
+@extend_schema(parameters=[ROOM_ID, SEQ, EMOJI])
+class ReactionView(ChatAPIView):
+    """Reactions need no body: the emoji is in the path, so adding and removing are idempotent."""
+
+    def _answer(self, request, room_id: int, seq: int, emoji: str, *, on: bool) -> Response:
+        changed = services.reaction_set(user=request.user, room_id=room_id, seq=seq, emoji=emoji, on=on)
+        message = selectors.message_get(room_id=room_id, user_id=request.user.pk, seq=seq)
+        return Response(
+            {"changed": changed, "reactions": selectors.reactions_of(message_ids=[message.pk]).get(message.pk, [])}
+        )
+
+    @extend_schema(
+        operation_id="messages_react",
+        request=None,
+        responses={200: ReactionsSerializer, **error_responses(400, 403, 404)},
+        description="Add my reaction; members get `reaction.added`. Adding it again changes nothing.",
+    )
+    def put(self, request, room_id: int, seq: int, emoji: str):
+        return self._answer(request, room_id, seq, emoji, on=True)
+
+    @extend_schema(
+        operation_id="messages_unreact",
+        request=None,
+        responses={200: ReactionsSerializer, **error_responses(400, 403, 404)},
+        description="Remove my reaction; members get `reaction.removed`. Removing one I do not have changes nothing.",
+    )
+    def delete(self, request, room_id: int, seq: int, emoji: str):
+        return self._answer(request, room_id, seq, emoji, on=False)

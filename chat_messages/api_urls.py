@@ -7,5 +7,10 @@ from . import api, search_api
 urlpatterns = [
     path("rooms/<int:room_id>/messages/", api.RoomMessagesView.as_view(), name="room-messages"),
     path("rooms/<int:room_id>/messages/<int:seq>/", api.MessageView.as_view(), name="room-message"),
+    path(
+        "rooms/<int:room_id>/messages/<int:seq>/reactions/<str:emoji>/",
+        api.ReactionView.as_view(),
+        name="room-message-reaction",
+    ),
     path("search/", search_api.SearchView.as_view(), name="search"),
 ]

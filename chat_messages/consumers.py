@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 64 * 1024
 SYNC_MAX_ROOMS = 500
 MAX_REQ_CHARS = 200
+# Frames about one message: a refusal echoes its seq.
+SEQ_ECHOED = ("message.edit", "message.delete", "reaction.add", "reaction.remove")
 # A socket's own typing throttle, before the per-user one in Redis: a chatty client costs no
 # Redis round trip per keystroke.
 TYPING_INTERVAL_S = 1.0
@@ -264,6 +266,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await _db(services.message_delete_request)(user=self.scope["user"], room_id=room_id, seq=seq)
         self.push(frame("message.delete.accepted", req=req, room=room_id, seq=seq))
 
+    async def on_react(self, data: dict, req) -> None:
+        room_id = _room_id(data)
+        self._require_member(room_id)
+        await self._limit("pos", settings.CHAT_POSITION_RATE, settings.CHAT_POSITION_BURST, "Too many reactions")
+        await _db(services.reaction_set)(
+            user=self.scope["user"], room_id=room_id, seq=data.get("seq"), emoji=data.get("emoji"),
+            on=data["type"] == "reaction.add",
+        )  # fmt: skip
+
     async def on_enter(self, data: dict, req) -> None:
         room_id = _room_id(data)
         self._require_member(room_id)
@@ -346,6 +357,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "message.send": on_send,
         "message.edit": on_edit,
         "message.delete": on_delete,
+        "reaction.add": on_react,
+        "reaction.remove": on_react,
         "room.enter": on_enter,
         "room.read": on_read,
         "room.mark_unread": on_mark_unread,
@@ -383,6 +396,6 @@ def _context(data: dict) -> dict:
     if is_json_int(room, minimum=1):
         extra["room"] = room
         seq = data.get("seq")
-        if data.get("type") in ("message.edit", "message.delete") and is_json_int(seq, minimum=1):
-            extra["seq"] = seq  # which message an edit or deletion was refused for
+        if data.get("type") in SEQ_ECHOED and is_json_int(seq, minimum=1):
+            extra["seq"] = seq  # which message an edit, a deletion or a reaction was refused for
     return extra

@@ -39,3 +39,24 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.room_id}#{self.seq}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message, from the fixed set ``REACTIONS``."""
+
+    # The users' choice, in the order clients show them (KakaoTalk's and Slack's everyday six).
+    REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🎉")
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions")
+    emoji = models.CharField(max_length=8)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Also the index of a history page's one query (by message).
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_once_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"

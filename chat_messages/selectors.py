@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from rooms.selectors import participant_get, unread_counter
+from streams.errors import NOT_FOUND, ChatError
 from streams.realtime.protocol import DELETED_USER
 
-from .models import Message
+from .models import Message, Reaction
 
 
-def message_payload(message: Message, *, sender_name: str | None, unread_count: int) -> dict:
+def message_payload(
+    message: Message, *, sender_name: str | None, unread_count: int, reactions: list[dict] | None = None
+) -> dict:
     """The ``message`` object of ``message.new`` frames and REST history, one shape everywhere."""
     return {
         "id": message.pk,
@@ -21,15 +24,56 @@ def message_payload(message: Message, *, sender_name: str | None, unread_count: 
         "edited_at": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": message.deleted_at is not None,
         "unread_count": unread_count,
+        "reactions": reactions or [],
     }
 
 
 def _payloads(room_id: int, messages: list[Message]) -> list[dict]:
     unread = unread_counter(room_id=room_id)
+    reactions = reactions_of(message_ids=[m.pk for m in messages if m.deleted_at is None])
     return [
-        message_payload(m, sender_name=m.sender.username if m.sender_id else None, unread_count=unread(m.seq))
+        message_payload(
+            m,
+            sender_name=m.sender.username if m.sender_id else None,
+            unread_count=unread(m.seq),
+            reactions=reactions.get(m.pk),
+        )
         for m in messages
     ]
+
+
+def message_get(*, room_id: int, user_id: int, seq: int) -> Message:
+    """A message of a room the user is in (deleted ones too), else ``not_member`` / ``not_found``."""
+    participant_get(room_id=room_id, user_id=user_id)
+    message = Message.objects.filter(room_id=room_id, seq=seq).first()
+    if message is None:
+        raise ChatError(NOT_FOUND, "No such message.")
+    return message
+
+
+def reactions_of(*, message_ids: list[int]) -> dict[int, list[dict]]:
+    """Each message's reactions, in one query: ``[{emoji, count, users: [{id, username}]}]``.
+
+    Emojis in the order of ``Reaction.REACTIONS``; users in the order they reacted.
+    """
+    if not message_ids:
+        return {}
+    rows = (
+        Reaction.objects.filter(message_id__in=message_ids)
+        .order_by("created_at", "id")
+        .values_list("message_id", "emoji", "user_id", "user__username")
+    )
+    grouped: dict[int, dict[str, list[dict]]] = {}
+    for message_id, emoji, user_id, username in rows:
+        grouped.setdefault(message_id, {}).setdefault(emoji, []).append({"id": user_id, "username": username})
+    order = {emoji: i for i, emoji in enumerate(Reaction.REACTIONS)}
+    return {
+        message_id: [
+            {"emoji": emoji, "count": len(users), "users": users}
+            for emoji, users in sorted(by_emoji.items(), key=lambda item: order.get(item[0], len(order)))
+        ]
+        for message_id, by_emoji in grouped.items()
+    }
 
 
 def messages_after(*, room_id: int, user_id: int, after_seq: int, limit: int) -> tuple[list[dict], bool]:

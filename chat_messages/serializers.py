@@ -13,6 +13,12 @@ class SenderSerializer(serializers.Serializer):
     username = serializers.CharField()
 
 
+class ReactionSerializer(serializers.Serializer):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField()
+    users = SenderSerializer(many=True, help_text="Who reacted, in the order they did.")
+
+
 class MessageSerializer(serializers.Serializer):
     """A message as clients see it (the same shape as the WebSocket's ``message.new``)."""
 
@@ -26,6 +32,7 @@ class MessageSerializer(serializers.Serializer):
     edited_at = serializers.DateTimeField(allow_null=True)
     deleted = serializers.BooleanField()
     unread_count = serializers.IntegerField(help_text="Members who have not read this message yet.")
+    reactions = ReactionSerializer(many=True)
 
 
 class HistoryQuerySerializer(QuerySerializer):
@@ -80,6 +87,11 @@ class AcceptedSerializer(serializers.Serializer):
 
 class EditSerializer(JSONBodySerializer):
     body = BodyField()
+
+
+class ReactionsSerializer(serializers.Serializer):
+    changed = serializers.BooleanField(help_text="False when the reaction already was (or was not) there.")
+    reactions = ReactionSerializer(many=True, help_text="The message's reactions now.")
 
 
 # -- search ---------------------------------------------------------------------------------------

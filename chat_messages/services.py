@@ -21,7 +21,7 @@ from streams.pipeline import kafka
 from streams.realtime.hub import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
 from streams.realtime.protocol import id_validate, is_json_int
 
-from .models import Message
+from .models import Message, Reaction
 from .selectors import message_payload
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,31 @@ def message_delete_by_moderator(*, message: Message, moderator) -> None:
     kafka.produce(kafka.MESSAGES, key=message.room_id, value=kafka.envelope(
         "message.delete", room=message.room_id, seq=message.seq, sender=message.sender_id,
         moderator=moderator.pk))  # fmt: skip
+
+
+def reaction_set(*, user, room_id: int, seq, emoji, on: bool) -> bool:
+    """Add (``on``) or remove the user's ``emoji`` on a message; True when that changed anything.
+
+    Straight to the database, like a read position, not through Kafka: a reaction is one user's
+    idempotent mark beside a message, not part of the room's ordered history. Members hear of a
+    change as ``reaction.added`` / ``reaction.removed`` after the commit; doing it twice changes
+    nothing and tells nobody.
+    """
+    participant_get(room_id=room_id, user_id=user.pk)
+    seq = id_validate(seq, "seq")
+    if emoji not in Reaction.REACTIONS:
+        raise ChatError(INVALID, f"`emoji` must be one of {' '.join(Reaction.REACTIONS)}.")
+    with transaction.atomic():
+        message = _live_message(room_id=room_id, seq=seq)
+        if on:
+            _, changed = Reaction.objects.get_or_create(message=message, user_id=user.pk, emoji=emoji)
+        else:
+            changed = Reaction.objects.filter(message=message, user_id=user.pk, emoji=emoji).delete()[0] > 0
+        if changed:
+            publish_on_commit([(room_group(room_id), frame(
+                "reaction.added" if on else "reaction.removed", room=room_id, seq=seq, emoji=emoji,
+                user={"id": user.pk, "username": user.username}), None)])  # fmt: skip
+    return changed
 
 
 def _live_message(*, room_id: int, seq: int) -> Message:
@@ -495,5 +520,6 @@ def message_apply_delete(*, env: dict) -> None:
         if updated:
             # A deleted newest message must vanish from the room list too.
             Room.objects.filter(pk=env["room"], last_seq=env["seq"]).update(last_message_preview="")
+            Reaction.objects.filter(message__room_id=env["room"], message__seq=env["seq"]).delete()
             publish_on_commit([(room_group(env["room"]), frame(
                 "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chat_messages.models import Reaction
 from streams import errors
 from tests.api.support import operations, schema_document
 
@@ -82,8 +83,12 @@ def test_the_error_shape_lists_the_shared_codes(document):
     assert set(codes) == shared
 
 
-def test_every_path_parameter_is_a_positive_bigint(document):
+def test_every_path_parameter_is_a_positive_bigint_or_a_reaction(document):
     for method, path, operation in operations(document):
         for parameter in operation.get("parameters", []):
-            if parameter["in"] == "path":
+            if parameter["in"] != "path":
+                continue
+            if parameter["name"] == "emoji":
+                assert set(parameter["schema"]["enum"]) == set(Reaction.REACTIONS), (method, path)
+            else:
                 assert parameter["schema"]["type"] == "integer" and parameter["schema"]["minimum"] == 1, (method, path)

@@ -430,6 +430,24 @@ async def test_the_rooms_owner_and_admins_delete_anyones_message(sockets, tap, m
     assert (deleted.body, deleted.deleted_at is not None) == ("", True)
 
 
+async def test_a_reaction_over_the_socket_reaches_every_member_and_a_bad_one_says_why(sockets, make_user, make_room):
+    alice, bob = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=alice, members=[bob])
+    (seq,) = await in_thread(store, room, alice, "react to me")
+    author, reactor = await sockets.open(alice), await sockets.open(bob)
+
+    await reactor.send(type="reaction.add", room=room.pk, seq=seq, emoji="🎉", req="r")
+    for socket in (author, reactor):
+        added = (await socket.until("reaction.added"))[-1]
+        assert (added["room"], added["seq"], added["emoji"], added["user"]["id"]) == (room.pk, seq, "🎉", bob.pk)
+    await reactor.send(type="reaction.remove", room=room.pk, seq=seq, emoji="🎉")
+    assert (await author.until("reaction.removed"))[-1]["user"]["id"] == bob.pk
+
+    await reactor.send(type="reaction.add", room=room.pk, seq=seq, emoji="🦄", req="bad")
+    refused = (await reactor.until("error"))[-1]
+    assert (refused["req"], refused["code"], refused["room"], refused["seq"]) == ("bad", "invalid", room.pk, seq)
+
+
 # -- limits and going away ------------------------------------------------------------------------
 async def test_a_user_at_the_socket_cap_gets_4429_until_one_of_theirs_closes(sockets, make_user, settings):
     settings.RATE_LIMITS_ENABLED = True
