@@ -9,6 +9,9 @@
  *   typing.js    "… is typing"
  *   saved.js     Save to the drawer
  *   editing.js   Edit and Delete on stored messages, the Up arrow
+ *   reactions.js reactions under each message, the React picker
+ *   settings.js  the topic under the title; Settings (rename, topic, delete) for owners and admins
+ *   reads.js     who has read a message (a popover), Mark unread
  * and owns the room's state (active, read-only) and its frames about the room as a whole.
  */
 import { roomTitle } from "../format.js";
@@ -16,8 +19,11 @@ import { byId, toast } from "../util.js";
 import { drawBody } from "./messages.js";
 import { createComposer } from "./composer.js";
 import { createEditing } from "./editing.js";
+import { createReactions } from "./reactions.js";
 import { createMembers } from "./members.js";
+import { createReads } from "./reads.js";
 import { createSaved } from "./saved.js";
+import { createSettings } from "./settings.js";
 import { createTimeline } from "./timeline.js";
 import { createTyping } from "./typing.js";
 
@@ -82,16 +88,22 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.typing = createTyping(view);
   view.saved = createSaved(view);
   view.editing = createEditing(view);
+  view.reactions = createReactions(view);
   view.composer = createComposer(view);
   view.timeline = createTimeline(view, config.state);
+  view.settings = createSettings(view);
+  view.reads = createReads(view);
 
   view.timeline.attach();
   view.composer.attach();
   view.typing.attach(socket);
   view.saved.attach(socket);
   view.editing.attach();
+  view.reactions.attach();
   view.members.attach(socket);
   attachRoomFrames(view);
+  view.settings.attach(socket); // after members and the room's frames: it reads what they applied
+  view.reads.attach();
 
   // -- first paint, from the page's own data --
   view.setReadOnly(room.read_only); // a missing field (an older server) is false
@@ -144,6 +156,7 @@ function attachRoomFrames(view) {
     entry.message.body = "";
     drawBody(entry.element, entry.message);
     view.editing.draw(entry);
+    view.reactions.draw(entry);
     view.members.showCounter(entry);
   });
   socket.onOpen((reconnected) => {

@@ -27,6 +27,7 @@ export function createTimeline(view, state) {
     firstSeq: null, // the oldest message shown
     lastSeq: state.last_seq, // every message up to this one is shown (or older than firstSeq)
     readSent: state.last_read_seq,
+    readHeld: false, // "Mark unread" (reads.js): read nothing by itself until the user sends
     hasOlder: false,
     loadingOlder: false,
     syncing: false,
@@ -50,14 +51,16 @@ export function createTimeline(view, state) {
       const entry = { message, element };
       this.shown.set(message.seq, entry);
       view.editing.wire(entry);
+      view.reactions.wire(entry);
       this.lastSeq = message.seq;
       if (this.firstSeq === null) {
         this.firstSeq = message.seq;
         this.setHasOlder(message.seq > 1);
       }
-      if (message.sender.id !== null) {
+      // Storing a message moves its sender's read position to it: news only for one stored after
+      // the page's data was read, which has the positions since ("Mark unread" included).
+      if (message.sender.id !== null && message.seq > state.last_seq) {
         const sender = view.members.get(message.sender.id);
-        // Storing a message moves its sender's read position to it.
         if (sender && sender.last_read_seq < message.seq) view.members.setRead(message.sender.id, message.seq);
         if (message.sender.id === me.id) this.readSent = Math.max(this.readSent, message.seq);
       }
@@ -203,6 +206,7 @@ export function createTimeline(view, state) {
           const entry = { message, element: this.element(message) };
           this.shown.set(message.seq, entry);
           view.editing.wire(entry);
+          view.reactions.wire(entry);
           fragment.append(entry.element);
           added.push(entry);
         }
@@ -228,7 +232,7 @@ export function createTimeline(view, state) {
     markRead() {
       if (!view.active || document.visibilityState !== "visible" || !this.nearBottom()) return;
       jumpLatest.hidden = true;
-      if (this.lastSeq <= this.readSent) return;
+      if (this.readHeld || this.lastSeq <= this.readSent) return;
       if (!socket.send({ type: "room.read", room: roomId, seq: this.lastSeq })) return;
       this.readSent = this.lastSeq;
       view.members.setRead(me.id, this.lastSeq);
