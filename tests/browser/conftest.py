@@ -94,6 +94,12 @@ class Browsers:
         page.wait_for_url(self.server.http + "/")
         return page
 
+    def open_room_as(self, user, room):
+        """A page of a new context logged in as ``user`` (:meth:`open_as`), then on ``room``'s page."""
+        page = self.open_as(user)
+        page.goto(room_url(room))
+        return page
+
     def close(self) -> None:
         for context in self.contexts:
             context.close()
@@ -106,6 +112,18 @@ def browsers(chromium, server):
     yield opened
     opened.close()
     assert opened.errors == [], "the pages raised script errors"
+
+
+@pytest.fixture
+def alice_and_bob(make_user, make_room):
+    """``alice, bob, room``: two people, and Alice's group room "general" with Bob in it."""
+    alice, bob = make_user("alice"), make_user("bob")
+    return alice, bob, make_room(owner=alice, members=[bob], name="general")
+
+
+def room_url(room) -> str:
+    """The room's page."""
+    return f"/rooms/{room.pk}/"
 
 
 def screenshot(page, name: str) -> Path:

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from rooms.models import Participant
 from rooms.services import read_position_advance, room_open_direct
-from tests.browser.conftest import screenshot, send_live, store_history, wait_until
+from tests.browser.conftest import room_url, screenshot, send_live, store_history, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -25,13 +25,10 @@ def send(page, body: str) -> None:
     page.press("#composer-input", "Enter")
 
 
-def test_two_people_chat_live_and_see_typing_links_and_reads(browsers, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
-    a = browsers.open_as(alice)
-    b = browsers.open_as(bob)
-    a.goto(f"/rooms/{room.pk}/")
-    b.goto(f"/rooms/{room.pk}/")
+def test_two_people_chat_live_and_see_typing_links_and_reads(browsers, alice_and_bob):
+    alice, bob, room = alice_and_bob
+    a = browsers.open_room_as(alice, room)
+    b = browsers.open_room_as(bob, room)
 
     send(a, "Hello Bob, the plan is at https://example.com/plan.")
     expect(message_bodies(b)).to_have_text(["Hello Bob, the plan is at https://example.com/plan."])
@@ -117,13 +114,12 @@ def test_unread_badges_go_live_and_the_room_opens_at_the_new_messages_divider(br
     assert seqs(b) == list(range(1, 86))
 
 
-def test_a_body_with_html_is_shown_as_text_and_runs_nothing(browsers, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
+def test_a_body_with_html_is_shown_as_text_and_runs_nothing(browsers, alice_and_bob):
+    alice, bob, room = alice_and_bob
     evil = '<img src=x onerror="window.__pwned=1"> and <a href="javascript:alert(1)">click</a> javascript:alert(2)'
     a = browsers.open_as(alice)
     b = browsers.open_as(bob)
-    a.goto(f"/rooms/{room.pk}/")
+    a.goto(room_url(room))
 
     send(a, evil)
     preview = b.locator(f'.room-row[data-room="{room.pk}"] [data-role=preview]')
@@ -138,9 +134,9 @@ def test_a_body_with_html_is_shown_as_text_and_runs_nothing(browsers, make_user,
         expect(page.locator("#messages a")).to_have_count(0)  # only http(s) URLs become links
 
 
-def test_an_owner_invites_and_removes_people_and_a_member_leaves(browsers, server, make_user, make_room):
-    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
-    room = make_room(owner=alice, members=[bob], name="general")
+def test_an_owner_invites_and_removes_people_and_a_member_leaves(browsers, server, make_user, alice_and_bob):
+    alice, bob, room = alice_and_bob
+    carol = make_user("carol")
     a = browsers.open_as(alice)
     b = browsers.open_as(bob)
     c = browsers.open_as(carol)

@@ -73,13 +73,9 @@ def _hidden_within(locator, timeout_ms: int) -> bool:
     return True
 
 
-def test_a_stopping_server_says_it_restarts_and_the_page_sends_what_was_typed_once(
-    browsers, server, make_user, make_room
-):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
-    a = browsers.open_as(alice)
-    a.goto(f"/rooms/{room.pk}/")
+def test_a_stopping_server_says_it_restarts_and_the_page_sends_what_was_typed_once(browsers, server, alice_and_bob):
+    alice, _, room = alice_and_bob
+    a = browsers.open_room_as(alice, room)
     send(a, "before the restart")
     expect(message_bodies(a)).to_have_text(["before the restart"])
 

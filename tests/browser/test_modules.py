@@ -316,15 +316,17 @@ STAND_IN_DELIVERY = """
 """
 
 
+def run_delivery(page, user: int, body: str):
+    """``run`` ``body`` in delivery.js after STAND_IN_DELIVERY, its outbox being user ``user``'s."""
+    return run(page, "delivery.js", STAND_IN_DELIVERY.replace("USER", str(user)) + body)
+
+
 def test_delivery_sends_after_the_sync_and_settles_on_the_stored_message(stub):
     """The outbox's delivery over a stand-in socket: the order of sync and sends, refusals, settling."""
-    result = run(
+    result = run_delivery(
         stub,
-        "delivery.js",
+        11,
         """
-        """
-        + STAND_IN_DELIVERY.replace("USER", "11")
-        + """
         const frames = () => sent.splice(0).map((f) => [f.type, f.body || f.rooms, f.client_msg_id === f.req]);
 
         const a = delivery.send(4, "hello", 20);
@@ -362,13 +364,10 @@ def test_delivery_sends_after_the_sync_and_settles_on_the_stored_message(stub):
 
 def test_delivery_keeps_one_message_per_room_on_its_way_until_the_broker_accepts_it(stub):
     """A later message must not overtake one refused for now (it goes again): one at a time."""
-    result = run(
+    result = run_delivery(
         stub,
-        "delivery.js",
+        12,
         """
-        """
-        + STAND_IN_DELIVERY.replace("USER", "12")
-        + """
         const bodies = () => sent.splice(0).map((f) => f.body);
         delivery.roomSynced(5);
         const [a, b] = [delivery.send(5, "first", 0), delivery.send(5, "second", 0)];

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from chat_messages.models import Message
 from rooms.services import room_open_direct
 from streams.realtime.hub import room_group, send_event_on_commit
-from tests.browser.conftest import Browsers, screenshot, wait_until
+from tests.browser.conftest import Browsers, room_url, screenshot, wait_until
 from tests.browser.test_chat import message_bodies, send, seqs
 from tests.conftest import free_port
 
@@ -74,20 +74,30 @@ def pending(page):
     return page.locator("#pending .message")
 
 
-def cut_off(page, switch: SocketSwitch) -> None:
-    """Go offline: no new socket opens, the open one closes (the page's "offline" handler closes it)."""
+def open_room_behind_switch(browsers: Browsers, user, room) -> tuple:
+    """``(page, switch)``: a page of ``user``'s on ``room``, its chat sockets going through ``switch``."""
+    page = browsers.open_as(user)
+    switch = SocketSwitch(page.context)
+    page.goto(room_url(room))
+    return page, switch
+
+
+def cut_off(page, switch: SocketSwitch, *, network: bool = True) -> None:
+    """Go offline: no new socket opens, the open one closes.
+
+    With ``network``, the browser's network goes too (the page's "offline" handler closes the socket);
+    without, only the sockets are cut and the page is told by the socket's close.
+    """
     switch.refusing = True
-    page.context.set_offline(True)
-    page.evaluate("() => window.Chat.socket.ws && window.Chat.socket.ws.close()")  # in case the event was late
+    if network:
+        page.context.set_offline(True)
+    page.evaluate("() => window.Chat.socket.ws && window.Chat.socket.ws.close()")  # (or the event was late)
     expect(page.locator("#offline-banner")).to_be_visible()
 
 
-def test_messages_typed_offline_survive_a_reload_and_are_stored_once(browsers, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
-    a = browsers.open_as(alice)
-    switch = SocketSwitch(a.context)
-    a.goto(f"/rooms/{room.pk}/")
+def test_messages_typed_offline_survive_a_reload_and_are_stored_once(browsers, alice_and_bob):
+    alice, bob, room = alice_and_bob
+    a, switch = open_room_behind_switch(browsers, alice, room)
     send(a, "before going offline")
     expect(message_bodies(a)).to_have_text(["before going offline"])
 
@@ -124,17 +134,14 @@ def test_messages_typed_offline_survive_a_reload_and_are_stored_once(browsers, m
     send(a, "back online")
     expect(message_bodies(a)).to_have_text([*expected, "back online"])
     assert seqs(a) == [1, 2, 3, 4, 5]
-    b = browsers.open_as(bob)
-    b.goto(f"/rooms/{room.pk}/")
+    b = browsers.open_room_as(bob, room)
     expect(message_bodies(b)).to_have_text([*expected, "back online"])
     assert Message.objects.filter(room=room).count() == 5
 
 
-def test_a_refused_message_stays_failed_across_a_reload_and_can_be_deleted(browsers, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
-    a = browsers.open_as(alice)
-    a.goto(f"/rooms/{room.pk}/")
+def test_a_refused_message_stays_failed_across_a_reload_and_can_be_deleted(browsers, alice_and_bob):
+    alice, _, room = alice_and_bob
+    a = browsers.open_room_as(alice, room)
 
     # A pasted NUL: the server refuses the body (`invalid`); the page does not check it itself.
     a.locator("#composer-input").evaluate("(input, body) => { input.value = body; }", "before\u0000after")
@@ -170,11 +177,9 @@ def test_a_refused_message_stays_failed_across_a_reload_and_can_be_deleted(brows
     expect(pending(a)).to_have_count(0)
 
 
-def test_a_room_turning_read_only_disables_the_composer_live(browsers, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
-    a = browsers.open_as(alice)
-    a.goto(f"/rooms/{room.pk}/")
+def test_a_room_turning_read_only_disables_the_composer_live(browsers, alice_and_bob):
+    alice, _, room = alice_and_bob
+    a = browsers.open_room_as(alice, room)
     notice = a.locator("#room-read-only")
     expect(notice).to_be_hidden()
     expect(a.locator("#composer-input")).to_be_enabled()
@@ -200,13 +205,9 @@ def test_a_room_turning_read_only_disables_the_composer_live(browsers, make_user
 def test_a_direct_room_whose_other_person_is_gone_is_read_only_and_refuses_what_was_pending(browsers, make_user):
     alice, bob = make_user("alice"), make_user("bob")
     room, _ = room_open_direct(user=alice, other=bob)
-    a = browsers.open_as(alice)
-    switch = SocketSwitch(a.context)
-    a.goto(f"/rooms/{room.pk}/")
+    a, switch = open_room_behind_switch(browsers, alice, room)
     expect(a.locator("#room-read-only")).to_be_hidden()
-    switch.refusing = True
-    a.evaluate("() => window.Chat.socket.ws && window.Chat.socket.ws.close()")
-    expect(a.locator("#offline-banner")).to_be_visible()
+    cut_off(a, switch, network=False)
     send(a, "are you still there?")
     expect(pending(a)).to_have_attribute("data-state", "pending")
 
@@ -227,9 +228,8 @@ def test_a_direct_room_whose_other_person_is_gone_is_read_only_and_refuses_what_
     assert outbox(a, alice)[str(room.pk)][0]["code"] == "forbidden"
 
 
-def test_sends_refused_for_now_go_again_and_are_stored_once_in_the_order_typed(chromium, server, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
+def test_sends_refused_for_now_go_again_and_are_stored_once_in_the_order_typed(chromium, server, alice_and_bob):
+    alice, _, room = alice_and_bob
     with own_web_server(chromium, server, RATE_LIMITS="on", CHAT_SEND_RATE="1", CHAT_SEND_BURST="2") as browsers:
         a = browsers.open_as(alice)
         refusals = []
@@ -239,7 +239,7 @@ def test_sends_refused_for_now_go_again_and_are_stored_once_in_the_order_typed(c
                 "framereceived", lambda text: refusals.append(text) if "rate_limited" in str(text) else None
             ),
         )
-        a.goto(f"/rooms/{room.pk}/")
+        a.goto(room_url(room))
         typed = [f"quick message {i}" for i in range(1, 7)]
         for body in typed:
             send(a, body)  # all six at once: the server answers rate_limited to all but two
@@ -250,15 +250,10 @@ def test_sends_refused_for_now_go_again_and_are_stored_once_in_the_order_typed(c
         assert refusals, "the server was expected to refuse some sends for now"
 
 
-def test_the_room_list_page_sends_what_a_room_left_pending(browsers, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
-    a = browsers.open_as(alice)
-    switch = SocketSwitch(a.context)
-    a.goto(f"/rooms/{room.pk}/")
-    switch.refusing = True
-    a.evaluate("() => window.Chat.socket.ws && window.Chat.socket.ws.close()")
-    expect(a.locator("#offline-banner")).to_be_visible()
+def test_the_room_list_page_sends_what_a_room_left_pending(browsers, alice_and_bob):
+    alice, _, room = alice_and_bob
+    a, switch = open_room_behind_switch(browsers, alice, room)
+    cut_off(a, switch, network=False)
     send(a, "typed in the room")
     expect(pending(a)).to_have_attribute("data-state", "pending")
 
@@ -269,6 +264,6 @@ def test_the_room_list_page_sends_what_a_room_left_pending(browsers, make_user, 
     expect(row.locator("[data-role=preview]")).to_have_text("typed in the room")
     wait_until(lambda: outbox(a, alice) == {}, what="the outbox is empty")
     assert Message.objects.filter(room=room, body="typed in the room").count() == 1
-    a.goto(f"/rooms/{room.pk}/")
+    a.goto(room_url(room))
     expect(message_bodies(a)).to_have_text(["typed in the room"])
     expect(pending(a)).to_have_count(0)

@@ -14,13 +14,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transa
 RECONNECT_TIMEOUT_MS = 40_000  # the server's restart plus the pages' backoff
 
 
-def test_after_a_server_restart_the_pages_catch_up_and_send_what_was_queued(browsers, server, make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob], name="general")
-    a = browsers.open_as(alice)
-    b = browsers.open_as(bob)
-    a.goto(f"/rooms/{room.pk}/")
-    b.goto(f"/rooms/{room.pk}/")
+def test_after_a_server_restart_the_pages_catch_up_and_send_what_was_queued(browsers, server, alice_and_bob):
+    alice, bob, room = alice_and_bob
+    a = browsers.open_room_as(alice, room)
+    b = browsers.open_room_as(bob, room)
     send(a, "before the restart")
     expect(message_bodies(b)).to_have_text(["before the restart"])
     expect(a.locator("#offline-banner")).to_be_hidden()
