@@ -17,15 +17,14 @@ from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
-from django.db.models import Exists, OuterRef, Value
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from chat_messages.models import Message
+from chat_messages.services import messages_detach_sender, quotes_detach_sender
 from drawer.services import drawer_snapshots_detach_sender
-from rooms.models import Room
 from rooms.services import participants_release_user
 from streams.errors import CONFLICT, INVALID, ChatError
 from streams.pipeline import kafka
@@ -219,7 +218,10 @@ def _purge_chunk(*, deletion_id: int, size: int) -> bool:
         ids = list(Message.objects.filter(sender_id=deletion.user_id).order_by().values_list("id", flat=True)[:size])
         if not ids:
             return False
-        count, room_ids = _messages_detach(messages=Message.objects.filter(id__in=ids), erase=deletion.erase_messages)
+        messages = Message.objects.filter(id__in=ids)
+        # Copies in other people's drawers follow, while they still link to these messages.
+        drawer_snapshots_detach_sender(messages=messages, erase=deletion.erase_messages)
+        count, room_ids = messages_detach_sender(messages=messages, erase=deletion.erase_messages)
         deletion.room_ids = sorted(set(deletion.room_ids) | set(room_ids))
         deletion.messages_done = min(deletion.messages_total, deletion.messages_done + count)
         deletion.save(update_fields=["room_ids", "messages_done"])
@@ -230,9 +232,10 @@ def _account_remove(*, deletion: AccountDeletion) -> None:
     """Everything that is left of the account goes, in the caller's transaction."""
     user_id = deletion.user_id
     _sign_out_everywhere(user_id=user_id)
-    count, message_rooms = _messages_detach(
-        messages=Message.objects.filter(sender_id=user_id), erase=deletion.erase_messages
-    )
+    messages = Message.objects.filter(sender_id=user_id)
+    drawer_snapshots_detach_sender(messages=messages, erase=deletion.erase_messages)
+    count, message_rooms = messages_detach_sender(messages=messages, erase=deletion.erase_messages)
+    quotes_detach_sender(user_id=user_id, erase=deletion.erase_messages)
     released = participants_release_user(user_id=user_id)
     kept, emptied = released.kept, released.deleted
     # Memberships, read positions, drawer entries and the like go with the user row (bulk cascade).
@@ -249,22 +252,6 @@ def _account_remove(*, deletion: AccountDeletion) -> None:
     _announce_erased(user_id=user_id, erase=erase, message_rooms=sorted(touched - set(emptied)))
     rooms = deletion.room_ids
     transaction.on_commit(lambda: _announce_on_kafka(user_id=user_id, erase=erase, rooms=rooms))
-
-
-def _messages_detach(*, messages: models.QuerySet, erase: bool) -> tuple[int, list[int]]:
-    """Take the sender off these messages (erasing bodies if asked): (count, their room ids)."""
-    room_ids = list(messages.order_by().values_list("room_id", flat=True).distinct())
-    if not room_ids:
-        return 0, []
-    # Copies in other people's drawers follow, while they still link to these messages.
-    drawer_snapshots_detach_sender(messages=messages, erase=erase)
-    changes: dict = {"sender": None}
-    if erase:
-        changes.update(body="", deleted_at=Coalesce("deleted_at", Value(timezone.now())))
-        # The room list shows a copy of the newest message's text: it goes with the body.
-        newest = messages.filter(room_id=OuterRef("pk"), seq=OuterRef("last_seq"))
-        Room.objects.filter(id__in=room_ids).filter(Exists(newest)).update(last_message_preview="")
-    return messages.update(**changes), room_ids
 
 
 def _announce_erased(*, user_id: int, erase: bool, message_rooms: list[int]) -> None:

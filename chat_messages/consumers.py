@@ -241,11 +241,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room_id, msg_id, body = services.message_validate(
             room=data.get("room"), client_msg_id=data.get("client_msg_id"), body=data.get("body")
         )
+        reply_to = services.reply_to_validate(data.get("reply_to"))
         self._require_member(room_id)
         if get_hub().stopping:
             raise ChatError(UNAVAILABLE, "This server is stopping; reconnect and send it again.")
         await self._limit("send", settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST, "Too many messages")
-        envelope = services.send_envelope(room_id=room_id, sender_id=self.user_id, client_msg_id=msg_id, body=body)
+        envelope = services.send_envelope(
+            room_id=room_id, sender_id=self.user_id, client_msg_id=msg_id, body=body, reply_to=reply_to
+        )
         await kafka.produce_async(kafka.MESSAGES, key=room_id, value=envelope)
         self.push(frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id))
 

@@ -2,6 +2,8 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 
 class Message(models.Model):
@@ -30,11 +32,30 @@ class Message(models.Model):
     created_at = models.DateTimeField()
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The message this one replies to, as it was when the reply was stored: {seq, sender: {id,
+    # username}, body (its start), deleted}. A snapshot, so a page of history needs no join; the
+    # quoted message's deletion (and its sender's erasure) blanks it.
+    reply_to = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
             models.UniqueConstraint(fields=["sender", "client_msg_id"], name="message_idempotency_key"),
+        ]
+        indexes = [
+            # Only replies are in these: finding the replies to a deleted message, or to an erased
+            # account's messages, costs nothing for the messages that are not replies.
+            models.Index(
+                "room",
+                Cast(KT("reply_to__seq"), models.BigIntegerField()),
+                name="message_replies_by_seq",
+                condition=models.Q(reply_to__isnull=False),
+            ),
+            models.Index(
+                Cast(KT("reply_to__sender__id"), models.BigIntegerField()),
+                name="message_replies_by_sender",
+                condition=models.Q(reply_to__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

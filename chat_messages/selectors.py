@@ -25,6 +25,7 @@ def message_payload(
         "deleted": message.deleted_at is not None,
         "unread_count": unread_count,
         "reactions": reactions or [],
+        "reply_to": message.reply_to,
     }
 
 

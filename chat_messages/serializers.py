@@ -19,6 +19,15 @@ class ReactionSerializer(serializers.Serializer):
     users = SenderSerializer(many=True, help_text="Who reacted, in the order they did.")
 
 
+class QuoteSerializer(serializers.Serializer):
+    """What a reply shows of the message it replies to, as it was when the reply was stored."""
+
+    seq = serializers.IntegerField()
+    sender = SenderSerializer()
+    body = serializers.CharField(allow_blank=True, help_text="Its start; empty once it is deleted.")
+    deleted = serializers.BooleanField(help_text="Deleted since, or never stored in this room.")
+
+
 class MessageSerializer(serializers.Serializer):
     """A message as clients see it (the same shape as the WebSocket's ``message.new``)."""
 
@@ -33,6 +42,7 @@ class MessageSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
     unread_count = serializers.IntegerField(help_text="Members who have not read this message yet.")
     reactions = ReactionSerializer(many=True)
+    reply_to = QuoteSerializer(allow_null=True, help_text="The message this one replies to; null if none.")
 
 
 class HistoryQuerySerializer(QuerySerializer):
@@ -79,6 +89,12 @@ class BodyField(serializers.CharField):
 class SendSerializer(JSONBodySerializer):
     client_msg_id = serializers.UUIDField(help_text="Chosen by the client; re-sending it is a no-op.")
     body = BodyField()
+    reply_to = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=BIGINT_MAX,
+        help_text="The seq of the message of this room it replies to.",
+    )
 
 
 class AcceptedSerializer(serializers.Serializer):

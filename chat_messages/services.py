@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -12,6 +13,8 @@ from typing import NamedTuple
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from rooms.models import Participant, Room
@@ -19,7 +22,7 @@ from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
-from streams.realtime.protocol import id_validate, is_json_int
+from streams.realtime.protocol import DELETED_USER, id_validate, is_json_int
 
 from .models import Message, Reaction
 from .selectors import message_payload
@@ -27,6 +30,7 @@ from .selectors import message_payload
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 140
+QUOTE_CHARS = 200  # how much of a quoted message a reply keeps
 # Room roles that may delete other members' messages.
 MODERATOR_ROLES = (Participant.Role.OWNER, Participant.Role.ADMIN)
 READ_ONLY_DETAIL = "This conversation is read-only: the other person's account no longer exists."
@@ -77,11 +81,22 @@ def body_validate(body, *, max_bytes: int | None = None) -> str:
     return body
 
 
-def send_envelope(*, room_id: int, sender_id: int, client_msg_id: uuid.UUID, body: str) -> dict:
-    return kafka.envelope("message.send", room=room_id, sender=sender_id, client_msg_id=str(client_msg_id), body=body)
+def send_envelope(
+    *, room_id: int, sender_id: int, client_msg_id: uuid.UUID, body: str, reply_to: int | None = None
+) -> dict:
+    """A ``message.send`` envelope; ``reply_to`` (a seq of the same room) only when it is a reply."""
+    extra = {} if reply_to is None else {"reply_to": reply_to}
+    return kafka.envelope(
+        "message.send", room=room_id, sender=sender_id, client_msg_id=str(client_msg_id), body=body, **extra
+    )
 
 
-def message_send(*, user, room_id: int, client_msg_id, body: str) -> uuid.UUID:
+def reply_to_validate(value) -> int | None:
+    """The seq a message replies to: absent (None), or a positive JSON integer."""
+    return None if value is None else id_validate(value, "reply_to")
+
+
+def message_send(*, user, room_id: int, client_msg_id, body: str, reply_to: int | None = None) -> uuid.UUID:
     """Accept a message for ``room_id`` from ``user`` (sync callers: REST).
 
     Validates, checks membership, and returns once Kafka acknowledged it; the persistence
@@ -91,10 +106,11 @@ def message_send(*, user, room_id: int, client_msg_id, body: str) -> uuid.UUID:
     # whatever the body, so ids cannot be probed.
     participant = participant_get(room_id=room_id, user_id=user.pk)
     room_id, msg_id, body = message_validate(room=room_id, client_msg_id=client_msg_id, body=body)
+    reply_to = reply_to_validate(reply_to)
     if room_is_read_only(room=participant.room, user_id=user.pk):
         raise ChatError(FORBIDDEN, READ_ONLY_DETAIL)
     kafka.produce(kafka.MESSAGES, key=room_id, value=send_envelope(
-        room_id=room_id, sender_id=user.pk, client_msg_id=msg_id, body=body))  # fmt: skip
+        room_id=room_id, sender_id=user.pk, client_msg_id=msg_id, body=body, reply_to=reply_to))  # fmt: skip
     return msg_id
 
 
@@ -201,6 +217,7 @@ class StoredMessage(NamedTuple):
     client_msg_id: uuid.UUID
     body: str
     created_at: datetime
+    reply_to: dict | None = None
     edited_at: None = None
     deleted_at: None = None
 
@@ -249,6 +266,7 @@ def _parse(sends: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
                 room=env.get("room"), client_msg_id=env.get("client_msg_id"), body=env.get("body"), max_bytes=max_bytes
             )
             sender = id_validate(env.get("sender"), "sender")
+            reply_to = reply_to_validate(env.get("reply_to"))
         except ChatError as exc:
             rejected.append((env, f"{exc.code}: {exc.detail}"))
             continue
@@ -260,9 +278,10 @@ def _parse(sends: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
             continue  # the same send twice in one batch
         seen.add(key)
         # "cmid": the canonical text, formatted once (UUID.__str__ showed in persist's profile).
-        valid.append(
-            {"room": room_id, "sender": sender, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body, "env": env}
-        )
+        valid.append({
+            "room": room_id, "sender": sender, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body,
+            "reply_to": reply_to, "env": env,
+        })  # fmt: skip
     return valid, rejected
 
 
@@ -360,11 +379,20 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
     cursor.execute(
         f"""
         WITH ins AS (
-            INSERT INTO {Message._meta.db_table} (room_id, seq, sender_id, client_msg_id, body, created_at)
-            SELECT room_id, seq, sender_id, cmid, body, %s
-            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[])
-                AS v(room_id, seq, sender_id, cmid, body)
-            ON CONFLICT DO NOTHING RETURNING id, room_id, seq
+            INSERT INTO {Message._meta.db_table} (room_id, seq, sender_id, client_msg_id, body, created_at, reply_to)
+            SELECT v.room_id, v.seq, v.sender_id, v.cmid, v.body, %s, CASE WHEN v.reply_seq IS NOT NULL THEN
+                jsonb_build_object(
+                    'seq', v.reply_seq,
+                    'sender', jsonb_build_object('id', q.sender_id, 'username', coalesce(u.username, %s)),
+                    'body', CASE WHEN q.deleted_at IS NULL THEN left(q.body, %s) ELSE '' END,
+                    'deleted', q.id IS NULL OR q.deleted_at IS NOT NULL)
+            END
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[], %s::bigint[])
+                AS v(room_id, seq, sender_id, cmid, body, reply_seq)
+            -- The quoted message: an earlier one of the same room (a seq not stored yet quotes nothing).
+            LEFT JOIN {Message._meta.db_table} q ON q.room_id = v.room_id AND q.seq = v.reply_seq AND v.reply_seq < v.seq
+            LEFT JOIN {get_user_model()._meta.db_table} u ON u.id = q.sender_id
+            ON CONFLICT DO NOTHING RETURNING id, room_id, seq, reply_to
         ), rooms AS (
             UPDATE {Room._meta.db_table} AS r
             SET last_seq = v.seq, last_message_at = %s, last_message_preview = v.preview
@@ -374,12 +402,12 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(room_id, user_id, seq)
             WHERE p.room_id = v.room_id AND p.user_id = v.user_id
         )
-        SELECT id, room_id, seq FROM ins
+        SELECT id, room_id, seq, reply_to FROM ins
         """,
         [
-            now,
+            now, DELETED_USER, QUOTE_CHARS,
             [r["room"] for r in rows], [r["seq"] for r in rows], [r["sender"] for r in rows],
-            [r["cmid"] for r in rows], [r["body"] for r in rows],
+            [r["cmid"] for r in rows], [r["body"] for r in rows], [r["reply_to"] for r in rows],
             now,
             list(newest_in_room), [r["seq"] for r in newest_in_room.values()],
             [r["body"][:PREVIEW_CHARS] for r in newest_in_room.values()],
@@ -389,11 +417,14 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
     returned = cursor.fetchall()
     if len(returned) != len(rows):
         raise _Conflict()
-    ids = {(room_id, seq): pk for pk, room_id, seq in returned}
-    result.stored.extend(
-        StoredMessage(ids[(r["room"], r["seq"])], r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now)
-        for r in rows
-    )
+    inserted = {(room_id, seq): (pk, reply_to) for pk, room_id, seq, reply_to in returned}
+    for r in rows:
+        pk, reply_to = inserted[(r["room"], r["seq"])]
+        if isinstance(reply_to, str):  # psycopg hands jsonb back decoded; a text result would not be
+            reply_to = json.loads(reply_to)
+        result.stored.append(
+            StoredMessage(pk, r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now, reply_to)
+        )
 
 
 def _announce(messages: list[StoredMessage], *, names: dict, member_counts: dict) -> None:
@@ -489,6 +520,53 @@ def message_refused_notify(*, envelope: dict, reason: str) -> None:
     publish([_refusal(sender=sender, client_msg_id=cmid, code=code, detail=f"Not stored: {detail}", room=room)])
 
 
+# -- account deletion (called by accounts' services) ------------------------------------------------
+def messages_detach_sender(*, messages: QuerySet, erase: bool) -> tuple[int, list[int]]:
+    """Take the sender off these messages, erasing their bodies if asked: (count, their rooms).
+
+    The room list's copy of a room's newest message goes with an erased body. Copies elsewhere
+    are their owners' to handle (drawer_snapshots_detach_sender, quotes_detach_sender).
+    """
+    room_ids = list(messages.order_by().values_list("room_id", flat=True).distinct())
+    if not room_ids:
+        return 0, []
+    changes: dict = {"sender": None}
+    if erase:
+        changes.update(body="", deleted_at=Coalesce("deleted_at", Value(timezone.now())))
+        newest = messages.filter(room_id=OuterRef("pk"), seq=OuterRef("last_seq"))
+        Room.objects.filter(id__in=room_ids).filter(Exists(newest)).update(last_message_preview="")
+        Reaction.objects.filter(message__in=messages).delete()
+    return messages.update(**changes), room_ids
+
+
+def quotes_detach_sender(*, user_id: int, erase: bool) -> int:
+    """Replies quoting the user's messages show "deleted user", and no text when ``erase``.
+
+    One statement on the replies only (a partial index). Open pages learn of it with the
+    ``account.erased`` the deletion sends to each room. Returns how many replies changed.
+    """
+    patch = {"sender": {"id": None, "username": DELETED_USER}}
+    if erase:
+        patch.update(body="", deleted=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} SET reply_to = reply_to || %s::jsonb"
+            " WHERE reply_to IS NOT NULL AND (reply_to #>> '{sender,id}')::bigint = %s",
+            [json.dumps(patch), user_id],
+        )
+        return cursor.rowcount
+
+
+def _quotes_blank(*, room_id: int, seq: int) -> None:
+    """Replies quoting a deleted message keep no copy of its words: "message deleted"."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} SET reply_to = reply_to || %s::jsonb"
+            " WHERE room_id = %s AND reply_to IS NOT NULL AND (reply_to ->> 'seq')::bigint = %s",
+            [json.dumps({"body": "", "deleted": True}), room_id, seq],
+        )
+
+
 def message_apply_edit(*, env: dict) -> None:
     """Apply a ``message.edit`` envelope (idempotent: the same edit twice changes nothing)."""
     with transaction.atomic():
@@ -521,5 +599,6 @@ def message_apply_delete(*, env: dict) -> None:
             # A deleted newest message must vanish from the room list too.
             Room.objects.filter(pk=env["room"], last_seq=env["seq"]).update(last_message_preview="")
             Reaction.objects.filter(message__room_id=env["room"], message__seq=env["seq"]).delete()
+            _quotes_blank(room_id=env["room"], seq=env["seq"])
             publish_on_commit([(room_group(env["room"]), frame(
                 "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip
