@@ -96,33 +96,33 @@ class World:
         if case.meta is not None and any(case.meta.is_negative_at(location) for location in ParameterLocation):
             return
         path = case.path_parameters or {}
-        for name, value in list(path.items()):
-            if not isinstance(value, int) or isinstance(value, bool):
-                continue
-            if name == "room_id":
-                path[name] = self.room_id(value)
-            elif name == "user_id":
-                path[name] = self.user_id(value)
-            elif name == "seq" and value % 4:
-                path[name] = value % 3 + 1
-            elif name == "entry_id" and value % 4:
-                path[name] = self.entry.pk
         body = case.body if isinstance(case.body, dict) else {}
         query = case.query if isinstance(case.query, dict) else {}
-        for container in (body, query):
+        for container, ids in ((path, PATH_IDS), (body, FIELD_IDS), (query, FIELD_IDS)):
             for name, value in list(container.items()):
-                if not isinstance(value, int) or isinstance(value, bool):
-                    if name == "members" and isinstance(value, list):
-                        container[name] = [self.user_id(v) if _is_int(v) else v for v in value]
-                    continue
-                if name == "room":
-                    container[name] = self.room_id(value)
-                elif name == "user":
-                    container[name] = self.user_id(value)
-                elif name == "message" and value % 4:
-                    container[name] = self.message_ids[value % 3]
-                elif name == "seq" and value % 4:
-                    container[name] = value % 3 + 1
+                if _is_int(value) and name in ids:
+                    container[name] = self.aim(ids[name], value)
+                elif name == "members" and isinstance(value, list):
+                    container[name] = [self.user_id(v) if _is_int(v) else v for v in value]
+
+    def aim(self, kind: str, value: int) -> int:
+        """A real id of a ``kind`` (what PATH_IDS and FIELD_IDS name) for the generated ``value``, most of the time."""
+        if kind == "room":
+            return self.room_id(value)
+        if kind == "user":
+            return self.user_id(value)
+        if value % 4 == 0:
+            return value
+        if kind == "entry":
+            return self.entry.pk
+        if kind == "message":
+            return self.message_ids[value % 3]
+        return value % 3 + 1  # a seq
+
+
+# The integer ids point() aims, by name: in a path, and in a body or query; and what each names.
+PATH_IDS = {"room_id": "room", "user_id": "user", "seq": "seq", "entry_id": "entry"}
+FIELD_IDS = {"room": "room", "user": "user", "message": "message", "seq": "seq"}
 
 
 def _is_int(value) -> bool:

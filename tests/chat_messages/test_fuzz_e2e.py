@@ -349,6 +349,28 @@ def check_log(tail: LogTail, problems: Problems, where: str, given: str, pattern
         problems.add(f"traceback logged: {line}", where, given)
 
 
+def call_site(call) -> str:
+    """Where the findings about ``call`` are filed: its method and path, without the query."""
+    return f"{call.method} {call.target.split('?')[0]}"
+
+
+def checked_answer(send, call, problems: Problems, tail: LogTail) -> Answer | None:
+    """``send()``'s answer to ``call``, checked (:func:`check_http`, :func:`check_log`); None if none came.
+
+    No answer is a finding too, unless the request line is one the HTTP server drops unanswered.
+    """
+    where = call_site(call)
+    try:
+        answer = send()
+    except (http.client.HTTPException, OSError) as exc:
+        if not too_long_for_http(call):
+            problems.add(f"no HTTP answer: {exc!r}", where, call)
+        return None
+    check_http(answer, call.target, problems, where, call)
+    check_log(tail, problems, where, call)
+    return answer
+
+
 # -- generated JSON --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Raw:
@@ -966,19 +988,13 @@ def test_generated_rest_calls_never_answer_5xx(server, world, django_db_blocker,
         )
     )
     def throw(call: Call) -> None:
-        where = f"{call.method} {call.target.split('?')[0]}"
-        try:
-            answer = send_call(client, call, world)
-        except (http.client.HTTPException, OSError) as exc:
-            if not too_long_for_http(call):
-                problems.add(f"no HTTP answer: {exc!r}", where, call)
+        answer = checked_answer(lambda: send_call(client, call, world), call, problems, tail)
+        if answer is None:
             return
-        check_http(answer, call.target, problems, where, call)
-        check_log(tail, problems, where, call)
         if 200 <= answer.status < 300 and isinstance(call.fields, dict):
             for name in call.int_fields:
                 if name in call.fields and not is_json_int(call.fields[name]):
-                    problems.add(f"{answer.status} for a `{name}` that is not a JSON integer", where, call)
+                    problems.add(f"{answer.status} for a `{name}` that is not a JSON integer", call_site(call), call)
             if answer.status == 202 and call.method == "POST" and "client_msg_id" in call.fields:
                 accepted[answer.json()["client_msg_id"]] = call
 
@@ -1054,20 +1070,14 @@ def test_generated_page_requests_never_answer_5xx(server, world, request):
         )
     )
     def throw(call: Call) -> None:
-        where = f"{call.method} {call.target.split('?')[0]}"
         client = browser if call.who == "alice" else visitor
         headers = {}
         if call.method == "POST":
             visitor.cookies.pop("sessionid", None)  # stay anonymous: a sign-up logs the visitor in
             headers = {"Content-Type": call.content_type, "X-CSRFToken": visitor.cookies.get("csrftoken", "")}
-        try:
-            answer = client.request(call.method, call.target, call.body, headers=headers)
-        except (http.client.HTTPException, OSError) as exc:
-            if not too_long_for_http(call):
-                problems.add(f"no HTTP answer: {exc!r}", where, call)
-            return
-        check_http(answer, call.target, problems, where, call)
-        check_log(tail, problems, where, call)
+        checked_answer(
+            lambda: client.request(call.method, call.target, call.body, headers=headers), call, problems, tail
+        )
 
     throw()
     delivered(server, world, problems, "after the page fuzzing")
