@@ -18,9 +18,7 @@ def chips(page):
     return first_message(page).locator(".reaction")
 
 
-def test_two_people_react_and_unreact_and_the_chips_follow_on_both_pages_and_after_a_reload(
-    browsers, alice_and_bob
-):
+def test_two_people_react_and_unreact_and_the_chips_follow_on_both_pages_and_after_a_reload(browsers, alice_and_bob):
     alice, bob, room = alice_and_bob
     send_live(bob, room, "Lunch at noon?")
     a = browsers.open_room_as(alice, room)
