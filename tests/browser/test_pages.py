@@ -158,3 +158,17 @@ def test_more_drawer_entries_come_as_a_fragment_with_the_next_link(client_for, m
     assert rest.count('class="drawer-entry"') == 5
     assert "<html" not in rest and 'data-action="more"' not in rest
     assert "fact 5<" in rest and "fact 1<" in rest
+
+
+def test_no_page_shows_template_syntax(client, client_for, make_user, make_room):
+    """A Django comment spanning lines is not a comment: it was printed under every chat page."""
+    alice = make_user()
+    room = make_room(owner=alice)
+    pages = [client_for(alice).get(path) for path in ("/", f"/rooms/{room.pk}/", "/drawer/")]
+    pages += [client.get(path) for path in ("/login/", "/signup/")]
+    for page in pages:
+        assert page.status_code == 200, page.request["PATH_INFO"]
+        # JSON data may hold "}}"; the markup around it may not hold any template syntax.
+        text = re.sub(r"<script[^>]*>.*?</script>", "", page.content.decode(), flags=re.S)
+        leak = re.search(r".{0,80}(\{#|#\}|\{%|%\}|\{\{|\}\}).{0,80}", text)
+        assert leak is None, (page.request["PATH_INFO"], leak and leak.group(0))

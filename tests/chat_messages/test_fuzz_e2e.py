@@ -452,9 +452,11 @@ def is_json_int(value) -> bool:
 
 
 # -- WebSocket -------------------------------------------------------------------------------------
-KNOWN_TYPES = ["message.send", "room.enter", "room.read", "room.mark_unread", "sync", "typing"]
+KNOWN_TYPES = [
+    "message.send", "message.edit", "message.delete", "room.enter", "room.read", "room.mark_unread", "sync", "typing",
+]  # fmt: skip
 # Answers that mean a frame was taken as valid (an id it carried was used as an id).
-SUCCESS_REPLIES = {"message.accepted", "room.entered"}
+SUCCESS_REPLIES = {"message.accepted", "message.edit.accepted", "message.delete.accepted", "room.entered"}
 
 
 @dataclass
@@ -475,6 +477,8 @@ class Frame:
 def valid_frame(kind: str, room: int, seq: int) -> dict:
     return {
         "message.send": {"room": room, "client_msg_id": str(uuid.uuid4()), "body": "fuzz hello"},
+        "message.edit": {"room": room, "seq": seq, "body": "fuzz edit"},
+        "message.delete": {"room": room, "seq": seq},
         "room.enter": {"room": room},
         "room.read": {"room": room, "seq": seq},
         "room.mark_unread": {"room": room, "seq": seq},

@@ -65,21 +65,24 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
     retryAfterMs,
     canRetry,
 
-    /** Send ``body`` to ``roomId`` (whose last known seq is ``afterSeq``) through the outbox. */
-    send(roomId, body, afterSeq) {
-      const item = outbox.add(roomId, body, afterSeq);
+    /** Send ``body`` to ``roomId`` (whose last known seq is ``afterSeq``) through the outbox;
+     * ``replyTo``: the quote of the message it replies to. */
+    send(roomId, body, afterSeq, replyTo = null) {
+      const item = outbox.add(roomId, body, afterSeq, replyTo);
       this.flush(roomId); // goes now if the room is synced on an open socket, else after the next sync
       return item;
     },
 
     transmit(item) {
-      const sent = socket.send({
+      const frame = {
         type: "message.send",
         room: item.room,
         client_msg_id: item.client_msg_id,
         body: item.body,
         req: item.client_msg_id,
-      });
+      };
+      if (item.reply_to) frame.reply_to = item.reply_to.seq;
+      const sent = socket.send(frame);
       if (sent) this.inFlight.add(item.client_msg_id);
       return sent;
     },

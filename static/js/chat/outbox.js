@@ -5,7 +5,7 @@
  * message.new arrives (stored: seq known) or when the person deletes it after a refusal. The
  * outbox lives in localStorage, one key per user, so a reload, a crash or a browser restart
  * keeps it; every tab of the user shares it. Stored shape:
- *   {"<room id>": [{client_msg_id, room, body, created_at, after_seq, state, code, detail}, …]}
+ *   {"<room id>": [{client_msg_id, room, body, reply_to, created_at, after_seq, state, code, detail}, …]}
  * in the order typed; state is "pending" or "failed" (code and detail then say why);
  * after_seq is the room's last seq known when it was typed (where a sync looks for it).
  */
@@ -98,11 +98,12 @@ export function createOutbox({ userId, storage = () => window.localStorage, newI
       return null;
     },
 
-    add(roomId, body, afterSeq) {
+    add(roomId, body, afterSeq, replyTo = null) {
       const item = {
         client_msg_id: newId(),
         room: roomId,
         body,
+        reply_to: replyTo, // the quote ({seq, sender, body}) of the message it replies to, or null
         created_at: new Date().toISOString(),
         after_seq: afterSeq,
         state: "pending",

@@ -5,6 +5,7 @@
  */
 import { renderText, setAvatar, setTime } from "../format.js";
 import { byId, part } from "../util.js";
+import { drawQuote } from "./replies.js";
 
 const TYPING_SEND_EVERY_MS = 2000;
 
@@ -27,6 +28,7 @@ export function createComposer(view) {
     setAvatar(part(element, "avatar"), me.username, me.id);
     setTime(part(element, "time"), item.created_at, true);
     renderText(part(element, "body"), item.body);
+    drawQuote(part(element, "quote"), item.reply_to || null);
     part(element, "save").hidden = true;
     part(element, "edited").hidden = true;
     part(element, "retry").addEventListener("click", () => delivery.retry(item.client_msg_id));
@@ -84,7 +86,7 @@ export function createComposer(view) {
     },
 
     send(body) {
-      delivery.send(roomId, body, view.timeline.lastSeq);
+      delivery.send(roomId, body, view.timeline.lastSeq, view.replies.take());
       this.drawPending();
       view.timeline.scrollToBottom();
     },

@@ -10,6 +10,7 @@
  *   saved.js     Save to the drawer
  *   editing.js   Edit and Delete on stored messages, the Up arrow
  *   reactions.js reactions under each message, the React picker
+ *   replies.js   Reply, the quote above a reply, the reply bar over the composer
  *   settings.js  the topic under the title; Settings (rename, topic, delete) for owners and admins
  *   reads.js     who has read a message (a popover), Mark unread
  * and owns the room's state (active, read-only) and its frames about the room as a whole.
@@ -20,6 +21,7 @@ import { drawBody } from "./messages.js";
 import { createComposer } from "./composer.js";
 import { createEditing } from "./editing.js";
 import { createReactions } from "./reactions.js";
+import { createReplies } from "./replies.js";
 import { createMembers } from "./members.js";
 import { createReads } from "./reads.js";
 import { createSaved } from "./saved.js";
@@ -89,6 +91,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.saved = createSaved(view);
   view.editing = createEditing(view);
   view.reactions = createReactions(view);
+  view.replies = createReplies(view);
   view.composer = createComposer(view);
   view.timeline = createTimeline(view, config.state);
   view.settings = createSettings(view);
@@ -100,6 +103,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.saved.attach(socket);
   view.editing.attach();
   view.reactions.attach();
+  view.replies.attach();
   view.members.attach(socket);
   attachRoomFrames(view);
   view.settings.attach(socket); // after members and the room's frames: it reads what they applied
@@ -157,6 +161,7 @@ function attachRoomFrames(view) {
     drawBody(entry.element, entry.message);
     view.editing.draw(entry);
     view.reactions.draw(entry);
+    view.replies.deleted(entry);
     view.members.showCounter(entry);
   });
   socket.onOpen((reconnected) => {

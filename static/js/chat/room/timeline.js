@@ -52,6 +52,7 @@ export function createTimeline(view, state) {
       this.shown.set(message.seq, entry);
       view.editing.wire(entry);
       view.reactions.wire(entry);
+      view.replies.wire(entry);
       this.lastSeq = message.seq;
       if (this.firstSeq === null) {
         this.firstSeq = message.seq;
@@ -207,6 +208,7 @@ export function createTimeline(view, state) {
           this.shown.set(message.seq, entry);
           view.editing.wire(entry);
           view.reactions.wire(entry);
+          view.replies.wire(entry);
           fragment.append(entry.element);
           added.push(entry);
         }
