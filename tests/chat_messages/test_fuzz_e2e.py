@@ -453,7 +453,8 @@ def is_json_int(value) -> bool:
 
 # -- WebSocket -------------------------------------------------------------------------------------
 KNOWN_TYPES = [
-    "message.send", "message.edit", "message.delete", "room.enter", "room.read", "room.mark_unread", "sync", "typing",
+    "message.send", "message.edit", "message.delete", "reaction.add", "reaction.remove",
+    "room.enter", "room.read", "room.mark_unread", "sync", "typing",
 ]  # fmt: skip
 # Answers that mean a frame was taken as valid (an id it carried was used as an id).
 SUCCESS_REPLIES = {"message.accepted", "message.edit.accepted", "message.delete.accepted", "room.entered"}
@@ -476,9 +477,11 @@ class Frame:
 
 def valid_frame(kind: str, room: int, seq: int) -> dict:
     return {
-        "message.send": {"room": room, "client_msg_id": str(uuid.uuid4()), "body": "fuzz hello"},
+        "message.send": {"room": room, "client_msg_id": str(uuid.uuid4()), "body": "fuzz hello", "reply_to": seq},
         "message.edit": {"room": room, "seq": seq, "body": "fuzz edit"},
         "message.delete": {"room": room, "seq": seq},
+        "reaction.add": {"room": room, "seq": seq, "emoji": "👍"},
+        "reaction.remove": {"room": room, "seq": seq, "emoji": "👍"},
         "room.enter": {"room": room},
         "room.read": {"room": room, "seq": seq},
         "room.mark_unread": {"room": room, "seq": seq},
