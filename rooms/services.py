@@ -105,7 +105,10 @@ def room_open_direct(*, user, other) -> tuple[Room, bool]:
     Opening it again returns the same room, with whichever of the two had left it back in.
     """
     if user.pk == other.pk:
-        raise ChatError(INVALID, "A direct room needs two different users.")
+        # The person asked for is the asker (say so: "needs two users" reads like a bug). A note
+        # to oneself would be a one-member direct room, which every reader of rooms rules out;
+        # the talk drawer is where one keeps things for oneself.
+        raise ChatError(INVALID, "That's you: a direct room is with someone else.")
     key = _direct_key(user.pk, other.pk)
     existing = Room.objects.filter(direct_key=key).first()
     if existing:

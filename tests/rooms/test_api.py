@@ -94,6 +94,16 @@ def test_creating_rooms(make_user, api):
     )
 
 
+def test_a_direct_room_with_oneself_is_refused_saying_it_is_you(make_user, api):
+    me = make_user()
+
+    response = api(me).post("/api/v1/rooms/", {"kind": "direct", "user": me.pk}, format="json")
+
+    assert (response.status_code, error_code(response)) == (400, "invalid")
+    assert response.json()["error"]["detail"] == "That's you: a direct room is with someone else."
+    assert not Room.objects.filter(kind=Room.Kind.DIRECT).exists()
+
+
 def test_a_room_shows_the_read_position_and_unread_count(make_user, make_room, post, api):
     owner, me = make_user(), make_user()
     room = make_room(owner=owner, members=[me])

@@ -3,6 +3,7 @@
  * exact user for a name.
  */
 import { ApiError } from "./api.js";
+import { readConfig } from "./util.js";
 
 let suggestTimer = null;
 
@@ -28,8 +29,15 @@ export function suggestUsers(api, input, list = document.getElementById("user-su
   }, 250);
 }
 
-/** The user called ``username`` (any case), or an ApiError not_found. */
+/** Whether ``username`` is the signed-in user's own name (any case), per the page's chat-config. */
+export function isMe(username, me = (readConfig() || {}).me) {
+  return Boolean(me) && me.username.toLowerCase() === username.toLowerCase();
+}
+
+/** The user called ``username`` (any case), or an ApiError: not_found, or invalid for oneself. */
 export async function findUser(api, username) {
+  // The search leaves the asker out, so one's own name would read "Nobody is called …".
+  if (isMe(username)) throw new ApiError(400, "invalid", "That's you: pick someone else.");
   const users = await api("GET", `/api/v1/users/?q=${encodeURIComponent(username)}`);
   const user = users.find((u) => u.username.toLowerCase() === username.toLowerCase());
   if (!user) throw new ApiError(404, "not_found", `Nobody is called “${username}”.`);
