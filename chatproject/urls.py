@@ -1,14 +1,27 @@
 """URL routes: the web chat, the REST API, the admin, the schema and the health checks."""
 
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from streams.web import health
 
+
+def favicon(request):
+    """/favicon.ico: the site's icon, static/favicon.svg.
+
+    Browsers ask for it on every page without a ``<link rel="icon">`` (the admin, the API docs);
+    a 404 there is an error in every console. A temporary redirect, so a later icon is picked up.
+    """
+    return redirect(static("favicon.svg"))
+
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start script from its own URL: the CSP allows no inline script.
@@ -23,6 +36,6 @@ urlpatterns = [
     path("", include("chat_messages.urls")),
 ]
 
-# Under /api/ errors keep the API's JSON error shape; elsewhere Django's pages.
+# Under /api/ errors keep the API's JSON error shape; elsewhere the site's pages (templates/404.html, 500.html).
 handler404 = "streams.web.api.handler404"
 handler500 = "streams.web.api.handler500"

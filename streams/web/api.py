@@ -307,14 +307,14 @@ def _is_api(request) -> bool:
 
 
 def handler404(request, exception=None):
-    """Django's 404 for pages; the JSON error body for an unknown URL under /api/."""
+    """The site's 404 page (templates/404.html) for pages; the JSON error body for an unknown URL under /api/."""
     if _is_api(request):
         return JsonResponse({"error": {"code": errors.NOT_FOUND, "detail": "No such endpoint."}}, status=404)
     return defaults.page_not_found(request, exception)
 
 
 def handler500(request):
-    """Django's 500 page for pages; the JSON error body under /api/, so clients parse one shape.
+    """The site's 500 page (templates/500.html) for pages; the JSON error body under /api/, so clients parse one shape.
 
     The code is ``internal``, not ``unavailable``: a bug does not go away by retrying.
     """
