@@ -10,6 +10,16 @@ export function roomTitle(room) {
   return room.name;
 }
 
+/**
+ * The key of ``room``'s avatar colour (setAvatar): a group's id, or in a direct room the other
+ * person's user id, as their messages and member entry use, so they wear one colour everywhere
+ * ("deleted" once their account is gone, as their messages then say).
+ */
+export function roomAvatarKey(room) {
+  if (room.kind === "direct") return (room.other_user && room.other_user.id) ?? "deleted";
+  return room.id;
+}
+
 /** Messages the user has not read in ``room`` (a room-list entry: last_seq, last_read_seq). */
 export function unreadCount(room) {
   return Math.max(0, room.last_seq - room.last_read_seq);

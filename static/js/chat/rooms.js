@@ -4,7 +4,7 @@
  * socket. Also the sidebar's "New" panel (a group room, or a direct room with someone).
  */
 import { findUser, suggestUsers } from "./people.js";
-import { badgeText, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
+import { badgeText, roomAvatarKey, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
 import { byId, part } from "./util.js";
 
 /**
@@ -70,7 +70,7 @@ export function createRoomList({ element, template, empty, rooms = [], current =
       part(row, "link").href = `/rooms/${room.id}/`;
       const title = roomTitle(room);
       part(row, "name").textContent = title;
-      setAvatar(part(row, "avatar"), title, room.id);
+      setAvatar(part(row, "avatar"), title, roomAvatarKey(room));
       const last = room.last_message;
       part(row, "preview").textContent = last ? last.preview : "No messages yet";
       setTime(part(row, "time"), last ? last.at : "", false);
