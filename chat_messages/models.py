@@ -1,6 +1,7 @@
 """Chat messages, numbered per room by the persistence consumer."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
@@ -36,6 +37,9 @@ class Message(models.Model):
     # username}, body (its start), deleted}. A snapshot, so a page of history needs no join; the
     # quoted message's deletion (and its sender's erasure) blanks it.
     reply_to = models.JSONField(null=True, blank=True)
+    # The members this message mentions (@username, or every other member for an owner's or
+    # admin's @room), found when it was stored: clients highlight it and notify from it.
+    mentions = ArrayField(models.BigIntegerField(), default=list, blank=True)
 
     class Meta:
         constraints = [

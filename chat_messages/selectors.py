@@ -26,6 +26,7 @@ def message_payload(
         "unread_count": unread_count,
         "reactions": reactions or [],
         "reply_to": message.reply_to,
+        "mentions": message.mentions,
     }
 
 

@@ -218,6 +218,7 @@ class StoredMessage(NamedTuple):
     body: str
     created_at: datetime
     reply_to: dict | None = None
+    mentions: list[int] = []
     edited_at: None = None
     deleted_at: None = None
 
@@ -319,14 +320,15 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
             if is_read_only:
                 read_only.add(room_id)
         cursor.execute(
-            f"SELECT p.room_id, p.user_id, u.username, u.is_active FROM {Participant._meta.db_table} p"
+            f"SELECT p.room_id, p.user_id, u.username, u.is_active, p.role FROM {Participant._meta.db_table} p"
             f" JOIN {users} u ON u.id = p.user_id"
             " WHERE p.room_id = ANY(%s) AND p.user_id = ANY(%s)",
             [room_ids, senders],
         )
-        names, inactive = {}, set()
-        for room_id, user_id, name, active in cursor.fetchall():
+        names, inactive, roles = {}, set(), {}
+        for room_id, user_id, name, active, role in cursor.fetchall():
             names[(room_id, user_id)] = name
+            roles[(room_id, user_id)] = role
             if not active:
                 inactive.add(user_id)
         now = timezone.now()
@@ -347,11 +349,60 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
             item["seq"] = last_seq[item["room"]]
             rows.append(item)
         if rows:
+            _find_mentions(cursor, rows, roles)
             _write(cursor, rows, now, result)
             _announce(result.stored, names=names, member_counts=member_counts)
     if refused:
         _refuse(refused)
     return result
+
+
+# "@name" where a name starts (not inside a word or an e-mail address); a trailing dot or dash
+# ends the sentence, not the name.
+_MENTION = re.compile(r"(?<![\w@])@([\w.+-]*\w)")
+ROOM_MENTION = "room"
+
+
+def mention_names(body: str) -> set[str]:
+    """The lower-cased names a body mentions with @ (``room`` included)."""
+    return {name.lower() for name in _MENTION.findall(body)}
+
+
+def _find_mentions(cursor, rows: list[dict], roles: dict) -> None:
+    """Set each row's ``mentions``: the ids of the other members it names with @.
+
+    ``@room`` names every other member, when its sender owns or administers the room (a plain
+    member's "@room" is just text). One query, and only for batches with an @ in them.
+    """
+    wanted = {r["room"]: set() for r in rows if "@" in r["body"]}
+    for r in rows:
+        r["mentions"] = []
+        if r["room"] in wanted:
+            r["names"] = mention_names(r["body"])
+            wanted[r["room"]] |= r["names"]
+    if not any(wanted.values()):
+        return
+    everyone = any(ROOM_MENTION in names for names in wanted.values())
+    users = get_user_model()._meta.db_table
+    cursor.execute(
+        f"SELECT p.room_id, p.user_id, lower(u.username) FROM {Participant._meta.db_table} p"
+        f" JOIN {users} u ON u.id = p.user_id"
+        " WHERE p.room_id = ANY(%s) AND (%s OR lower(u.username) = ANY(%s))",
+        [list(wanted), everyone, sorted(set().union(*wanted.values()))],
+    )
+    members: dict[int, dict[str, int]] = {}
+    for room_id, user_id, name in cursor.fetchall():
+        members.setdefault(room_id, {})[name] = user_id
+    for r in rows:
+        names = r.pop("names", None)
+        if not names:
+            continue
+        in_room = members.get(r["room"], {})
+        ids = {in_room[name] for name in names if name in in_room}
+        if ROOM_MENTION in names and roles.get((r["room"], r["sender"])) in MODERATOR_ROLES:
+            ids |= set(in_room.values())
+        ids.discard(r["sender"])
+        r["mentions"] = sorted(ids)
 
 
 def _stored_keys(cursor, items: list[dict]) -> dict[tuple[int, str], tuple[int, int]]:
@@ -373,22 +424,27 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
     member has read their own message), in one statement."""
     newest_in_room: dict[int, dict] = {}
     newest_of_sender: dict[tuple[int, int], int] = {}
+    mentioned: dict[tuple[int, int], list[int]] = {}
     for r in rows:  # rows are in seq order per room
         newest_in_room[r["room"]] = r
         newest_of_sender[(r["room"], r["sender"])] = r["seq"]
+        for user_id in r["mentions"]:
+            mentioned.setdefault((r["room"], user_id), []).append(r["seq"])
     cursor.execute(
         f"""
         WITH ins AS (
-            INSERT INTO {Message._meta.db_table} (room_id, seq, sender_id, client_msg_id, body, created_at, reply_to)
-            SELECT v.room_id, v.seq, v.sender_id, v.cmid, v.body, %s, CASE WHEN v.reply_seq IS NOT NULL THEN
+            INSERT INTO {Message._meta.db_table}
+                (room_id, seq, sender_id, client_msg_id, body, created_at, mentions, reply_to)
+            SELECT v.room_id, v.seq, v.sender_id, v.cmid, v.body, %s, v.mentions::bigint[],
+            CASE WHEN v.reply_seq IS NOT NULL THEN
                 jsonb_build_object(
                     'seq', v.reply_seq,
                     'sender', jsonb_build_object('id', q.sender_id, 'username', coalesce(u.username, %s)),
                     'body', CASE WHEN q.deleted_at IS NULL THEN left(q.body, %s) ELSE '' END,
                     'deleted', q.id IS NULL OR q.deleted_at IS NOT NULL)
             END
-            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[], %s::bigint[])
-                AS v(room_id, seq, sender_id, cmid, body, reply_seq)
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[])
+                AS v(room_id, seq, sender_id, cmid, body, reply_seq, mentions)
             -- The quoted message: an earlier one of the same room (a seq not stored yet quotes nothing).
             LEFT JOIN {Message._meta.db_table} q ON q.room_id = v.room_id AND q.seq = v.reply_seq AND v.reply_seq < v.seq
             LEFT JOIN {get_user_model()._meta.db_table} u ON u.id = q.sender_id
@@ -401,6 +457,14 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             UPDATE {Participant._meta.db_table} AS p SET last_read_seq = GREATEST(p.last_read_seq, v.seq)
             FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(room_id, user_id, seq)
             WHERE p.room_id = v.room_id AND p.user_id = v.user_id
+        ), mentioned AS (
+            -- The newest mentions not read yet, at most MENTIONS_KEPT of them.
+            UPDATE {Participant._meta.db_table} AS p SET mention_seqs = ARRAY(
+                SELECT s FROM unnest(p.mention_seqs || v.seqs::bigint[]) AS s
+                WHERE s > p.last_read_seq ORDER BY s DESC LIMIT %s
+            )
+            FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(room_id, user_id, seqs)
+            WHERE p.room_id = v.room_id AND p.user_id = v.user_id
         )
         SELECT id, room_id, seq, reply_to FROM ins
         """,
@@ -408,10 +472,13 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             now, DELETED_USER, QUOTE_CHARS,
             [r["room"] for r in rows], [r["seq"] for r in rows], [r["sender"] for r in rows],
             [r["cmid"] for r in rows], [r["body"] for r in rows], [r["reply_to"] for r in rows],
+            [_pg_array(r["mentions"]) for r in rows],
             now,
             list(newest_in_room), [r["seq"] for r in newest_in_room.values()],
             [r["body"][:PREVIEW_CHARS] for r in newest_in_room.values()],
             [k[0] for k in newest_of_sender], [k[1] for k in newest_of_sender], list(newest_of_sender.values()),
+            Participant.MENTIONS_KEPT,
+            [k[0] for k in mentioned], [k[1] for k in mentioned], [_pg_array(seqs) for seqs in mentioned.values()],
         ],
     )  # fmt: skip
     returned = cursor.fetchall()
@@ -423,8 +490,15 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
         if isinstance(reply_to, str):  # psycopg hands jsonb back decoded; a text result would not be
             reply_to = json.loads(reply_to)
         result.stored.append(
-            StoredMessage(pk, r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now, reply_to)
+            StoredMessage(
+                pk, r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now, reply_to, r["mentions"]
+            )
         )
+
+
+def _pg_array(ids: list[int]) -> str:
+    """A list of integers as PostgreSQL's array text: one row's array through unnest of text[]."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def _announce(messages: list[StoredMessage], *, names: dict, member_counts: dict) -> None:

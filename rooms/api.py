@@ -164,6 +164,34 @@ class RoomJoinView(ChatAPIView):
         return Response(_summary(request, room_id), status=status.HTTP_201_CREATED if joined else status.HTTP_200_OK)
 
 
+@extend_schema(parameters=[ROOM_ID])
+class RoomMuteView(ChatAPIView):
+    """Muting is idempotent and carries no body: PUT mutes, DELETE unmutes."""
+
+    def _answer(self, request, room_id: int, *, muted: bool) -> Response:
+        services.participant_mute(user_id=request.user.pk, room_id=room_id, muted=muted)
+        return Response(_summary(request, room_id))
+
+    @extend_schema(
+        operation_id="rooms_mute",
+        summary="Mute the room for me",
+        description="No unread badge and no notification for this room; mentions still count.",
+        request=None,
+        responses={200: RoomSerializer, **error_responses(403, 404)},
+    )
+    def put(self, request, room_id: int):
+        return self._answer(request, room_id, muted=True)
+
+    @extend_schema(
+        operation_id="rooms_unmute",
+        summary="Unmute the room for me",
+        request=None,
+        responses={200: RoomSerializer, **error_responses(403, 404)},
+    )
+    def delete(self, request, room_id: int):
+        return self._answer(request, room_id, muted=False)
+
+
 class _ReadPositionView(ChatAPIView):
     """Moves the user's last-read position by ``move``; the routes differ only in the rule."""
 

@@ -13,6 +13,7 @@ urlpatterns = [
     ),
     path("rooms/<int:room_id>/join/", api.RoomJoinView.as_view(), name="room-join"),
     path("rooms/<int:room_id>/read/", api.RoomReadView.as_view(), name="room-read"),
+    path("rooms/<int:room_id>/mute/", api.RoomMuteView.as_view(), name="room-mute"),
     path("rooms/<int:room_id>/unread/", api.RoomUnreadView.as_view(), name="room-unread"),
     path("rooms/<int:room_id>/messages/<int:seq>/readers/", api.MessageReadersView.as_view(), name="message-readers"),
 ]

@@ -1,6 +1,7 @@
 """Rooms and their participants, with each participant's last-read position."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
@@ -46,7 +47,9 @@ class Room(models.Model):
 
 
 class Participant(models.Model):
-    """A user's membership of a room, with their role and last-read position."""
+    """A user's membership of a room, with their role, last-read position and mentions."""
+
+    MENTIONS_KEPT = 100
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
@@ -59,6 +62,12 @@ class Participant(models.Model):
     joined_at = models.DateTimeField(auto_now_add=True)
     # The seq of the newest message this member has read: the seed's "last read position".
     last_read_seq = models.BigIntegerField(default=0)
+    # Seqs of recent messages that mention this member (at most MENTIONS_KEPT, written by the
+    # persistence consumer): those above last_read_seq are the room list's mention count, with
+    # no join on messages. Marking a room unread brings back the ones still listed.
+    mention_seqs = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    # Muted: no unread badge and no notification for this room (mentions still count).
+    muted = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user"], name="one_participant_per_user")]

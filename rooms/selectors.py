@@ -19,6 +19,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
@@ -114,11 +115,15 @@ def _summaries(user_id: int) -> QuerySet[Participant]:
     someone_else = Exists(
         Participant.objects.filter(room_id=OuterRef("room_id"), user__is_active=True).exclude(user_id=user_id)
     )
+    table = Participant._meta.db_table
     return (
         Participant.objects.filter(user_id=user_id)
         .select_related("room")
         .annotate(
             unread=Greatest(F("room__last_seq") - F("last_read_seq"), Value(0)),
+            mentions=RawSQL(
+                f"(SELECT count(*) FROM unnest({table}.mention_seqs) AS s WHERE s > {table}.last_read_seq)", []
+            ),
             member_count=Subquery(member_count),
             other_user_id=_other_user_id(user_id),
         )

@@ -93,6 +93,8 @@ class RoomSerializer(serializers.Serializer):
     last_seq = serializers.IntegerField(source="room.last_seq", help_text="The seq of the newest message.")
     last_read_seq = serializers.IntegerField(help_text="The seq of the newest message you have read.")
     unread = serializers.IntegerField(help_text="How many messages you have not read yet.")
+    mentions = serializers.IntegerField(help_text="How many of those mention you (@you, or @room).")
+    muted = serializers.BooleanField(help_text="Muted by you: no unread badge, no notification; mentions still count.")
     last_message = serializers.SerializerMethodField()
     other_user = serializers.SerializerMethodField()
     read_only = serializers.BooleanField(

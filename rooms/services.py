@@ -535,6 +535,19 @@ def _announce_roles(room: Room, participants: list[Participant]) -> None:
 
 
 # -- read positions -----------------------------------------------------------------------------------
+def participant_mute(*, user_id: int, room_id: int, muted: bool) -> bool:
+    """Mute or unmute the room for the user; True when that changed it.
+
+    Only the user's own sockets hear of it (``room.updated {room, muted}`` on their group): it is
+    nobody else's business.
+    """
+    participant_get(room_id=room_id, user_id=user_id)
+    changed = Participant.objects.filter(room_id=room_id, user_id=user_id).exclude(muted=muted).update(muted=muted)
+    if changed:
+        publish_on_commit([(user_group(user_id), frame("room.updated", room=room_id, muted=muted), None)])
+    return bool(changed)
+
+
 def read_position_advance(*, user_id: int, room_id: int, seq: int) -> int:
     """Move the user's last-read position forward to ``seq`` (never backward).
 
