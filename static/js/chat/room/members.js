@@ -18,6 +18,39 @@ export function canRemove({ kind, myRole, meId }, member) {
   return kind === "group" && member.id !== meId && (myRole === "owner" || (myRole === "admin" && member.role === "member"));
 }
 
+/**
+ * Opening and closing the members panel: the Members button toggles it. Where the stylesheet lays
+ * it over the conversation (a phone: position absolute) it is a sheet: its × button, Esc or a tap
+ * on the shaded conversation closes it, and focus moves into it and back to the button. Beside
+ * the conversation (a wide screen) only the button opens and closes it.
+ */
+export function attachMembersPanel({ panel, toggle, close }) {
+  const covers = () => getComputedStyle(panel).position === "absolute";
+  const setOpen = (open) => {
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    if (covers()) (open ? close : toggle).focus();
+  };
+  toggle.addEventListener("click", () => setOpen(panel.hidden));
+  close.addEventListener("click", () => setOpen(false));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !panel.hidden && covers()) setOpen(false);
+  });
+  // Capturing: a tap on the shade closes the sheet instead of acting on what lies under it.
+  document.addEventListener(
+    "click",
+    (event) => {
+      if (panel.hidden || !covers() || panel.contains(event.target) || toggle.contains(event.target)) return;
+      if (panel.parentElement.contains(event.target)) {
+        event.preventDefault();
+        event.stopPropagation();
+      }
+      setOpen(false);
+    },
+    true,
+  );
+}
+
 export function createMembers(view) {
   const { roomId, api, me, room } = view;
   const members = new Map(); // user id -> {id, username, role, last_read_seq}
@@ -127,12 +160,7 @@ export function createMembers(view) {
         }
       });
 
-      const membersToggle = byId("members-toggle");
-      membersToggle.addEventListener("click", () => {
-        const panel = byId("members-panel");
-        panel.hidden = !panel.hidden;
-        membersToggle.setAttribute("aria-expanded", String(!panel.hidden));
-      });
+      attachMembersPanel({ panel: byId("members-panel"), toggle: byId("members-toggle"), close: byId("members-close") });
 
       const inviteForm = byId("invite-form");
       if (inviteForm) {
