@@ -81,9 +81,14 @@ class Browsers:
         self.contexts = []
         self.errors: list[str] = []
 
-    def open_as(self, user, *, width: int = 1280, height: int = 800):
-        """A page of a new context, logged in as ``user`` through the real login form, on the room list."""
-        context = self.chromium.new_context(base_url=self.server.http, viewport={"width": width, "height": height})
+    def open_as(self, user, *, width: int = 1280, height: int = 800, **context_options):
+        """A page of a new context, logged in as ``user`` through the real login form, on the room list.
+
+        ``context_options`` go to Playwright's ``new_context`` (``permissions=["notifications"]``, ...).
+        """
+        context = self.chromium.new_context(
+            base_url=self.server.http, viewport={"width": width, "height": height}, **context_options
+        )
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(f"{user.username}: {error}"))

@@ -21,7 +21,8 @@ STUB_HTML = """<!doctype html>
 <p id="room-list-empty">No rooms yet</p>
 <template id="room-row-template"><li class="room-row" data-room=""><a data-role="link">
   <span data-role="avatar"></span><span data-role="name"></span><time data-role="time"></time>
-  <span data-role="preview"></span><span data-role="badge" hidden></span></a></li></template>
+  <span data-role="preview"></span><span data-role="muted" hidden></span><span data-role="mentions" hidden></span>
+  <span data-role="badge" hidden></span></a></li></template>
 </body></html>"""
 
 

@@ -1,12 +1,13 @@
 /*
  * What every page with the chat's data (the `chat-config` json_script block) starts: the socket
- * with its offline banner, the outbox and its delivery, and the sidebar's room list when the
- * page has one. The handlers are registered in this order on purpose: for a frame type that
+ * with its offline banner, the outbox and its delivery, the sidebar's room list when the page
+ * has one, and browser notifications. The handlers are registered in this order on purpose: for a frame type that
  * several modules take (message.new, sync.done, error), the room list runs first, then the
  * outbox's delivery, then the open room (page entries register theirs after start()).
  */
 import { api } from "./api.js";
 import { createDelivery } from "./delivery.js";
+import { createNotifier } from "./notify.js";
 import { createOutbox } from "./outbox.js";
 import { createRoomList, setupNewRoom } from "./rooms.js";
 import { setTime } from "./format.js";
@@ -44,6 +45,7 @@ export function start(config) {
   });
   delivery.attach();
 
+  createNotifier({ socket, roomList, me, button: byId("notifications-enable") }).attach();
   setupNewRoom(api);
   // A handle for the console and the browser tests (they close the socket through it); no module reads it.
   window.Chat = { api, socket, me, setTime, toast };

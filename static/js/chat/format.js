@@ -83,8 +83,30 @@ export function trimUrl(raw) {
   return url;
 }
 
-/** Show ``text`` in ``element`` as text, with http(s) URLs as safe links. Never parses HTML. */
-export function renderText(element, text) {
+// "@name" where a name starts, as the server finds mentions (chat_messages.services._MENTION).
+const MENTION_PATTERN = /(?<![\w@])@([\w.+-]*\w)/gu;
+
+/** Append ``text`` to ``element`` with each @mention in a span (``mention-me`` for ``me``'s name or @room). */
+function appendMentions(element, text, me) {
+  let last = 0;
+  for (const match of text.matchAll(MENTION_PATTERN)) {
+    element.append(text.slice(last, match.index));
+    const span = document.createElement("span");
+    span.className = "mention";
+    const name = match[1].toLowerCase();
+    if (me && (name === me || name === "room")) span.classList.add("mention-me");
+    span.textContent = match[0];
+    element.append(span);
+    last = match.index + match[0].length;
+  }
+  element.append(text.slice(last));
+}
+
+/**
+ * Show ``text`` in ``element`` as text, with http(s) URLs as safe links and @mentions marked
+ * (``me``: the reader's lower-cased username when the message mentions them). Never parses HTML.
+ */
+export function renderText(element, text, me = null) {
   element.replaceChildren();
   let last = 0;
   for (const match of text.matchAll(URL_PATTERN)) {
@@ -96,7 +118,7 @@ export function renderText(element, text) {
       continue;
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") continue;
-    element.append(text.slice(last, match.index));
+    appendMentions(element, text.slice(last, match.index), me);
     const link = document.createElement("a");
     link.href = url.href;
     link.textContent = raw;
@@ -105,5 +127,10 @@ export function renderText(element, text) {
     element.append(link);
     last = match.index + raw.length;
   }
-  element.append(text.slice(last));
+  appendMentions(element, text.slice(last), me);
+}
+
+/** Whether ``message`` (a message object) mentions the user ``meId`` (the server's list). */
+export function mentionsMe(message, meId) {
+  return Array.isArray(message.mentions) && message.mentions.includes(meId);
 }

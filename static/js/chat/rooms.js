@@ -4,7 +4,7 @@
  * socket. Also the sidebar's "New" panel (a group room, or a direct room with someone).
  */
 import { findUser, suggestUsers } from "./people.js";
-import { badgeText, roomAvatarKey, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
+import { badgeText, mentionsMe, roomAvatarKey, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
 import { byId, part } from "./util.js";
 
 /**
@@ -17,15 +17,16 @@ export function applyMessage(room, message, meId) {
   if (newer) {
     room.last_seq = message.seq;
     room.last_message = { seq: message.seq, preview: message.body.slice(0, 140), at: message.created_at };
+    if (message.sender.id !== meId && mentionsMe(message, meId)) room.mentions = (room.mentions || 0) + 1;
   }
   if (message.sender.id === meId) room.last_read_seq = Math.max(room.last_read_seq, message.seq);
   return newer;
 }
 
-/** The unread messages of all ``rooms`` (the tab title's number). */
+/** The unread messages of all ``rooms`` (the tab title's number); a muted room counts its mentions only. */
 export function totalUnread(rooms) {
   let total = 0;
-  for (const room of rooms) total += unreadCount(room);
+  for (const room of rooms) total += room.muted ? room.mentions || 0 : unreadCount(room);
   return total;
 }
 
@@ -78,8 +79,14 @@ export function createRoomList({ element, template, empty, rooms = [], current =
       const badge = part(row, "badge");
       badge.textContent = badgeText(unread);
       badge.setAttribute("aria-label", `${unread} unread`);
-      badge.hidden = unread === 0;
-      row.classList.toggle("has-unread", unread > 0);
+      badge.hidden = unread === 0 || Boolean(room.muted); // muted: no badge, mentions still count
+      const mentions = room.mentions || 0;
+      const mentionBadge = part(row, "mentions");
+      mentionBadge.textContent = `@${mentions > 1 ? badgeText(mentions) : ""}`;
+      mentionBadge.setAttribute("aria-label", `${mentions} mention${mentions === 1 ? "" : "s"} of you`);
+      mentionBadge.hidden = mentions === 0;
+      part(row, "muted").hidden = !room.muted;
+      row.classList.toggle("has-unread", (unread > 0 && !room.muted) || mentions > 0);
       const isCurrent = room.id === this.current;
       row.classList.toggle("is-current", isCurrent);
       if (isCurrent) part(row, "link").setAttribute("aria-current", "page");
@@ -114,7 +121,11 @@ export function createRoomList({ element, template, empty, rooms = [], current =
     setRead(roomId, seq) {
       const room = this.rooms.get(roomId);
       if (!room || room.last_read_seq === seq) return;
+      const before = room.last_read_seq;
       room.last_read_seq = seq;
+      // Which mentions lie above a position is the server's to say, unless all is read.
+      if (seq >= room.last_seq) room.mentions = 0;
+      else if (room.mentions || seq < before) this.refreshOne(roomId);
       this.render(room, false);
       this.updateTitle();
     },
@@ -165,7 +176,9 @@ export function createRoomList({ element, template, empty, rooms = [], current =
         if (!room) return;
         if ("name" in frame) room.name = frame.name;
         if ("read_only" in frame) room.read_only = Boolean(frame.read_only);
+        if ("muted" in frame) room.muted = Boolean(frame.muted);
         this.render(room, false);
+        this.updateTitle();
       });
       socket.on("room.deleted", (frame) => this.remove(frame.room));
       // The newest message edited or deleted: the preview must not keep the words that went.

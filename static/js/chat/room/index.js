@@ -11,6 +11,7 @@
  *   editing.js   Edit and Delete on stored messages, the Up arrow
  *   reactions.js reactions under each message, the React picker
  *   replies.js   Reply, the quote above a reply, the reply bar over the composer
+ *   mute.js      Mute / Unmute in the header
  *   settings.js  the topic under the title; Settings (rename, topic, delete) for owners and admins
  *   reads.js     who has read a message (a popover), Mark unread
  * and owns the room's state (active, read-only) and its frames about the room as a whole.
@@ -21,6 +22,7 @@ import { drawBody } from "./messages.js";
 import { createComposer } from "./composer.js";
 import { createEditing } from "./editing.js";
 import { createReactions } from "./reactions.js";
+import { createMute } from "./mute.js";
 import { createReplies } from "./replies.js";
 import { createMembers } from "./members.js";
 import { createReads } from "./reads.js";
@@ -92,6 +94,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.editing = createEditing(view);
   view.reactions = createReactions(view);
   view.replies = createReplies(view);
+  view.mute = createMute(view);
   view.composer = createComposer(view);
   view.timeline = createTimeline(view, config.state);
   view.settings = createSettings(view);
@@ -104,6 +107,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.editing.attach();
   view.reactions.attach();
   view.replies.attach();
+  view.mute.attach();
   view.members.attach(socket);
   attachRoomFrames(view);
   view.settings.attach(socket); // after members and the room's frames: it reads what they applied
@@ -150,7 +154,7 @@ function attachRoomFrames(view) {
     if (!entry) return;
     entry.message.body = frame.body;
     entry.message.edited_at = frame.edited_at;
-    drawBody(entry.element, entry.message);
+    drawBody(entry.element, entry.message, view.me);
     view.editing.draw(entry);
   });
   socket.on("message.deleted", (frame) => {
@@ -158,7 +162,7 @@ function attachRoomFrames(view) {
     if (!entry) return;
     entry.message.deleted = true;
     entry.message.body = "";
-    drawBody(entry.element, entry.message);
+    drawBody(entry.element, entry.message, view.me);
     view.editing.draw(entry);
     view.reactions.draw(entry);
     view.replies.deleted(entry);

@@ -2,7 +2,7 @@
  * Drawing one message of a room: its element (cloned from the page's <template>), its body
  * (text with safe links, or "deleted"), and the grouping of consecutive messages of one sender.
  */
-import { renderText, setAvatar, setTime } from "../format.js";
+import { mentionsMe, renderText, setAvatar, setTime } from "../format.js";
 import { part } from "../util.js";
 
 export const GROUP_WITHIN_MS = 5 * 60 * 1000;
@@ -15,8 +15,9 @@ export function continues(previous, sender, at) {
   return previous !== null && sender !== "" && previous.sender === sender && at - previous.at < GROUP_WITHIN_MS;
 }
 
-/** The element of a stored ``message`` seen by the user ``meId`` (its Save button not wired yet). */
-export function messageElement(template, message, meId) {
+/** The element of a stored ``message`` seen by the user ``me`` ({id, username}; its buttons not wired yet). */
+export function messageElement(template, message, me) {
+  const meId = me.id;
   const element = template.content.firstElementChild.cloneNode(true);
   element.dataset.seq = message.seq;
   element.dataset.id = message.id;
@@ -26,17 +27,19 @@ export function messageElement(template, message, meId) {
   part(element, "sender").textContent = message.sender.username;
   setAvatar(part(element, "avatar"), message.sender.username, message.sender.id ?? "deleted");
   setTime(part(element, "time"), message.created_at, true);
-  drawBody(element, message);
+  drawBody(element, message, me);
   return element;
 }
 
-/** The body as it is now (edited, deleted). */
-export function drawBody(element, message) {
+/** The body as it is now (edited, deleted), its mentions marked for the reader ``me`` ({id, username}). */
+export function drawBody(element, message, me = null) {
   const body = part(element, "body");
+  const forMe = me !== null && mentionsMe(message, me.id);
+  element.classList.toggle("message-mentions-me", forMe && !message.deleted);
   if (message.deleted) {
     body.textContent = "This message was deleted.";
   } else {
-    renderText(body, message.body);
+    renderText(body, message.body, forMe ? me.username.toLowerCase() : null);
   }
   element.classList.toggle("message-deleted", Boolean(message.deleted));
   part(element, "edited").hidden = !message.edited_at || Boolean(message.deleted);

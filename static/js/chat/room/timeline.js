@@ -35,7 +35,7 @@ export function createTimeline(view, state) {
     gapFilling: false,
 
     element(message) {
-      const element = messageElement(el.template, message, me.id);
+      const element = messageElement(el.template, message, me);
       view.saved.wire(element, message);
       return element;
     },
