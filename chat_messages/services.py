@@ -448,6 +448,8 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             -- The quoted message: an earlier one of the same room (a seq not stored yet quotes nothing).
             LEFT JOIN {Message._meta.db_table} q ON q.room_id = v.room_id AND q.seq = v.reply_seq AND v.reply_seq < v.seq
             LEFT JOIN {get_user_model()._meta.db_table} u ON u.id = q.sender_id
+            -- Ids in seq order (the joins may reorder rows): "newest first" by id stays by seq.
+            ORDER BY v.room_id, v.seq
             ON CONFLICT DO NOTHING RETURNING id, room_id, seq, reply_to
         ), rooms AS (
             UPDATE {Room._meta.db_table} AS r
