@@ -12,13 +12,15 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from streams.web.api import ChatAPIView, LoginThrottle, SignupThrottle, error_responses, validated
+from streams.web.api import ChatAPIView, LoginThrottle, SignupThrottle, error_responses, path_id, validated
 
 from . import selectors, services
 from .serializers import (
     AccountDeleteSerializer,
     AccountSerializer,
     CredentialsSerializer,
+    DeviceRegisterSerializer,
+    DeviceSerializer,
     TokenSerializer,
     UserSearchQuerySerializer,
     UserSerializer,
@@ -112,3 +114,41 @@ class UsersView(ChatAPIView):
         data = validated(UserSearchQuerySerializer, request.query_params)
         users = selectors.users_search(query=data["q"], exclude_user_id=request.user.pk)
         return Response(UserSerializer(users, many=True).data)
+
+
+class DevicesView(ChatAPIView):
+    @extend_schema(
+        operation_id="devices_list",
+        summary="My devices registered for push notifications",
+        responses={200: DeviceSerializer(many=True), **error_responses()},
+    )
+    def get(self, request):
+        return Response(DeviceSerializer(selectors.devices_of(user=request.user), many=True).data)
+
+    @extend_schema(
+        operation_id="devices_register",
+        summary="Register this device for push notifications",
+        description="Mentions and direct messages are pushed to it while none of my sockets is open, never from a "
+        "room I muted. Registering the same token again answers 200 with the device (moved to me if it was "
+        "another account's).",
+        request=DeviceRegisterSerializer,
+        responses={201: DeviceSerializer, 200: DeviceSerializer, **error_responses(400)},
+    )
+    def post(self, request):
+        data = validated(DeviceRegisterSerializer, request.data)
+        device, created = services.device_register(user=request.user, **data)
+        return Response(
+            DeviceSerializer(device).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+@extend_schema(parameters=[path_id("device_id", "The device's id.")])
+class DeviceView(ChatAPIView):
+    @extend_schema(
+        operation_id="devices_remove",
+        summary="Stop pushing to this device",
+        responses={204: None, **error_responses(404)},
+    )
+    def delete(self, request, device_id: int):
+        services.device_remove(user=request.user, device_id=device_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

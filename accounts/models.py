@@ -103,3 +103,29 @@ class AccountDeletion(models.Model):
             return 0
         # Capped below 100: the final step (rooms, memberships, the user row) is still to come.
         return min(99, self.messages_done * 100 // self.messages_total)
+
+
+class Device(models.Model):
+    """A phone or browser where the user wants push notifications (mentions, direct messages).
+
+    ``token`` is what the platform's push service addresses it by (an FCM registration token,
+    an APNs device token, a Web Push subscription's endpoint); it belongs to one user at a time.
+    """
+
+    class Platform(models.TextChoices):
+        FCM = "fcm", "Firebase Cloud Messaging (Android)"
+        APNS = "apns", "Apple Push Notification service (iOS)"
+        WEB = "web", "Web Push"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices")
+    platform = models.CharField(max_length=4, choices=Platform.choices)
+    token = models.CharField(max_length=4096)
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform", "token"], name="device_token_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} device of {self.user_id}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
+from .models import Device
+
 USER_SEARCH_MAX = 20
 
 
@@ -26,3 +28,8 @@ def users_search(*, query: str, exclude_user_id: int | None = None, limit: int =
     if exclude_user_id is not None:
         users = users.exclude(pk=exclude_user_id)
     return users.annotate(rank=rank).order_by("rank", "username").only("id", "username")[: min(limit, USER_SEARCH_MAX)]
+
+
+def devices_of(*, user) -> list[Device]:
+    """The user's devices registered for push, newest first."""
+    return list(Device.objects.filter(user=user).order_by("-created_at", "-id"))

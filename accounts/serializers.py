@@ -7,6 +7,8 @@ from rest_framework import serializers
 
 from streams.web.api import JSONBodySerializer, QuerySerializer
 
+from .models import Device
+
 
 # -- requests -------------------------------------------------------------------------------------
 class CredentialsSerializer(JSONBodySerializer):
@@ -41,3 +43,19 @@ class AccountSerializer(serializers.ModelSerializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send it as `Authorization: Token <token>` (REST and WebSocket).")
+
+
+class DeviceSerializer(serializers.Serializer):
+    """A device registered for push notifications (its token is not shown back)."""
+
+    id = serializers.IntegerField(read_only=True)
+    platform = serializers.ChoiceField(choices=Device.Platform.choices)
+    name = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    last_seen_at = serializers.DateTimeField(read_only=True)
+
+
+class DeviceRegisterSerializer(JSONBodySerializer):
+    platform = serializers.ChoiceField(choices=Device.Platform.choices)
+    token = serializers.CharField(max_length=4096, help_text="The push service's address of the device.")
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")

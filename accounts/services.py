@@ -25,16 +25,21 @@ from rest_framework.authtoken.models import Token
 from chat_messages.models import Message
 from chat_messages.services import messages_detach_sender, quotes_detach_sender
 from drawer.services import drawer_snapshots_detach_sender
+from rooms.models import Participant
 from rooms.services import participants_release_user
-from streams.errors import CONFLICT, INVALID, ChatError
+from streams.errors import CONFLICT, INVALID, NOT_FOUND, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import frame, publish_on_commit, room_group, session_group, token_group, user_group
+from streams.realtime.limits import users_online
 from streams.realtime.protocol import CLOSE_UNAUTHENTICATED, close_control
 
 from . import usernames
-from .models import AccountDeletion, UserSession
+from .models import AccountDeletion, Device, UserSession
+from .push import DeviceGone, Notification, push_sender
 
 log = logging.getLogger(__name__)
+
+PUSH_BODY_CHARS = 200  # how much of a message a push shows
 
 # The WebSocket close code for "no longer authenticated"; the socket's client logs in again.
 CLOSE = close_control(CLOSE_UNAUTHENTICATED)
@@ -280,3 +285,72 @@ def _announce_on_kafka(*, user_id: int, erase: bool, rooms: Iterable[int]) -> No
     except kafka.KafkaUnavailable:
         # The deletion stands; only the copies kept by other consumer groups miss the news.
         log.exception("account %s was deleted but announcing it on Kafka failed", user_id)
+
+
+# -- devices and push notifications -----------------------------------------------------------------
+def device_register(*, user, platform: str, token: str, name: str = "") -> tuple[Device, bool]:
+    """Register the user's device for push (created, or already there); a token moves to the
+    user who registers it last (a phone changing hands, or a re-login as someone else)."""
+    device, created = Device.objects.update_or_create(
+        platform=platform, token=token, defaults={"user": user, "name": name}
+    )
+    return device, created
+
+
+def device_remove(*, user, device_id: int) -> None:
+    """Forget one of the user's devices; another user's id answers ``not_found`` like a missing one."""
+    if not Device.objects.filter(pk=device_id, user=user).delete()[0]:
+        raise ChatError(NOT_FOUND, "No such device.")
+
+
+def push_recipients(*, messages: list[dict]) -> list[tuple[int, Notification]]:
+    """Who gets a push for which of these just-stored messages: (user id, notification).
+
+    ``messages`` are what the persist consumer hands over: {room, seq, sender, sender_name,
+    body, mentions, direct, room_name}. A member is notified of a message that mentions them, and
+    of every message in a direct room; never of their own, never from a room they muted, and not
+    while they have a socket open (their page shows it, or notifies itself). Only users with a
+    registered device count. Three queries whatever the number of messages.
+    """
+    direct_rooms = [m["room"] for m in messages if m["direct"]]
+    members: dict[int, set[int]] = {}
+    if direct_rooms:
+        for room_id, user_id in Participant.objects.filter(room_id__in=direct_rooms).values_list("room_id", "user_id"):
+            members.setdefault(room_id, set()).add(user_id)
+    wanted: list[tuple[int, dict]] = []
+    for message in messages:
+        for user_id in set(message["mentions"]) | members.get(message["room"], set()):
+            if user_id != message["sender"]:
+                wanted.append((user_id, message))
+    if not wanted:
+        return []
+    muted = set(
+        Participant.objects.filter(user_id__in={u for u, _ in wanted}, muted=True).values_list("room_id", "user_id")
+    )
+    with_devices = set(Device.objects.filter(user_id__in={u for u, _ in wanted}).values_list("user_id", flat=True))
+    online = users_online(sorted(with_devices))
+    out = []
+    for user_id, message in wanted:
+        if (message["room"], user_id) in muted or user_id not in with_devices or user_id in online:
+            continue
+        direct = message["direct"]
+        title = message["sender_name"] if direct else f"{message['sender_name']} in {message['room_name']}"
+        out.append((user_id, Notification(
+            title=title, body=message["body"][:PUSH_BODY_CHARS], room=message["room"], seq=message["seq"],
+            kind="direct" if direct else "mention")))  # fmt: skip
+    return out
+
+
+def push_send(*, user_id: int, notification: Notification) -> int:
+    """Send a notification to each of the user's devices; forget the ones the service says are
+    gone. Returns how many devices it went to."""
+    sender = push_sender()
+    sent = 0
+    for device in Device.objects.filter(user_id=user_id):
+        try:
+            sender.send(device, notification)
+            sent += 1
+        except DeviceGone:
+            log.info("push: device %s of user %s is gone; forgotten", device.pk, user_id)
+            device.delete()
+    return sent

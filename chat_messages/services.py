@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from celery import current_app as current_celery_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -308,15 +310,16 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
         # size, and for direct rooms whether the other person can still read them.
         users = get_user_model()._meta.db_table
         cursor.execute(
-            f"SELECT r.id, r.last_seq, (SELECT count(*) FROM {Participant._meta.db_table} p WHERE p.room_id = r.id),"
+            f"SELECT r.id, r.last_seq, r.kind, r.name,"
+            f" (SELECT count(*) FROM {Participant._meta.db_table} p WHERE p.room_id = r.id),"
             f" r.kind = %s AND (SELECT count(*) FROM {Participant._meta.db_table} p JOIN {users} u ON u.id = p.user_id"
             "   WHERE p.room_id = r.id AND u.is_active) < 2"
             f" FROM {Room._meta.db_table} r WHERE r.id = ANY(%s) ORDER BY r.id FOR UPDATE OF r",
             [Room.Kind.DIRECT, room_ids],
         )
-        last_seq, member_counts, read_only = {}, {}, set()
-        for room_id, seq, count, is_read_only in cursor.fetchall():
-            last_seq[room_id], member_counts[room_id] = seq, count
+        last_seq, member_counts, read_only, rooms = {}, {}, set(), {}
+        for room_id, seq, kind, name, count, is_read_only in cursor.fetchall():
+            last_seq[room_id], member_counts[room_id], rooms[room_id] = seq, count, (kind, name)
             if is_read_only:
                 read_only.add(room_id)
         cursor.execute(
@@ -352,6 +355,7 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
             _find_mentions(cursor, rows, roles)
             _write(cursor, rows, now, result)
             _announce(result.stored, names=names, member_counts=member_counts)
+            _push_on_commit(result.stored, names=names, rooms=rooms)
     if refused:
         _refuse(refused)
     return result
@@ -513,6 +517,44 @@ def _announce(messages: list[StoredMessage], *, names: dict, member_counts: dict
         )
         events.append((room_group(m.room_id), frame("message.new", message=payload), None))
     publish_on_commit(events, announced=_newest_per_room(messages))
+
+
+# accounts.tasks.push_messages, by name: this app may not import accounts (the layers go down).
+PUSH_TASK = "accounts.push_messages"
+PUSH_PAUSE_S = 5.0  # after the Celery broker failed, skip push for this long
+_push_paused_until = 0.0
+
+
+def _push_on_commit(messages: list[StoredMessage], *, names: dict, rooms: dict) -> None:
+    """After the commit, hand the batch's mentions and direct messages to the push task.
+
+    One task per batch, and only when it has any; who gets a push (muted, online, devices) is
+    the task's to find out, off this consumer. Push is best effort: a broker that cannot be
+    reached costs one log line and a few seconds without push, never a delay to storing.
+    """
+    candidates = [
+        {
+            "room": m.room_id, "seq": m.seq, "sender": m.sender_id, "sender_name": names.get((m.room_id, m.sender_id)),
+            "body": m.body, "mentions": m.mentions, "direct": rooms[m.room_id][0] == Room.Kind.DIRECT,
+            "room_name": rooms[m.room_id][1],
+        }
+        for m in messages
+        if m.mentions or rooms[m.room_id][0] == Room.Kind.DIRECT
+    ]  # fmt: skip
+    if candidates:
+        transaction.on_commit(lambda: _push_enqueue(candidates))
+
+
+def _push_enqueue(candidates: list[dict]) -> None:
+    global _push_paused_until
+    if time.monotonic() < _push_paused_until:
+        return
+    try:
+        current_celery_app.send_task(PUSH_TASK, kwargs={"messages": candidates}, retry=False)
+    except Exception as exc:  # noqa: BLE001 - the messages are stored; push is best effort
+        _push_paused_until = time.monotonic() + PUSH_PAUSE_S
+        log.warning("push for %d messages not queued (Celery broker: %s); pausing push %.0f s",
+                    len(candidates), exc, PUSH_PAUSE_S)  # fmt: skip
 
 
 def _newest_per_room(messages: list) -> dict[str, int]:

@@ -247,3 +247,25 @@ def socket_registry() -> SocketRegistry:
     if _registry is None:
         _registry = SocketRegistry()
     return _registry
+
+
+def users_online(user_ids: list[int]) -> set[int]:
+    """Which of the users have a socket open on any server now (sync callers: Celery tasks).
+
+    Read from the socket registry, whose entries lapse a TTL after their socket's last refresh.
+    When Redis cannot be reached nobody counts as online: a push too many beats a missed one.
+    """
+    from .hub import redis_client
+
+    if not user_ids:
+        return set()
+    now_ms = int(time.time() * 1000)
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.zcount(SocketRegistry._key(user_id), now_ms, "+inf")
+        counts = pipe.execute()
+    except RedisError as exc:
+        log.warning("who is online is unknown (Redis at %s: %s); pushing to everyone", redis_address(), exc)
+        return set()
+    return {user_id for user_id, count in zip(user_ids, counts, strict=True) if count}
