@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from . import services
 from .forms import UserAddForm, UserEditForm
-from .models import AccountDeletion, User
+from .models import AccountDeletion, Device, User
 
 
 @admin.register(User)
@@ -126,3 +126,17 @@ class AccountDeletionAdmin(admin.ModelAdmin):
         for deletion in unfinished:
             services.account_purge_enqueue(deletion=deletion)
         self.message_user(request, f"Queued {len(unfinished)} purge(s).", messages.INFO)
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    """Devices registered for push: seen and removed here (a lost phone), never edited."""
+
+    list_display = ("id", "user", "platform", "name", "created_at", "last_seen_at")
+    list_filter = ("platform",)
+    search_fields = ("user__username", "name")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "platform", "token", "name", "created_at", "last_seen_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a device registers itself, with a token only its push service knows
