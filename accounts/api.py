@@ -120,6 +120,7 @@ class DevicesView(ChatAPIView):
     @extend_schema(
         operation_id="devices_list",
         summary="My devices registered for push notifications",
+        description="Newest first; their tokens are not shown back.",
         responses={200: DeviceSerializer(many=True), **error_responses()},
     )
     def get(self, request):

@@ -5,7 +5,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from rooms.api import ROOM_ID, SEQ
-from streams.web.api import ChatAPIView, SendThrottle, error_responses
+from streams.web.api import ChatAPIView, SendThrottle, error_responses, on_off_schema
 
 from . import selectors, services
 from .models import Reaction
@@ -82,6 +82,18 @@ EMOJI = OpenApiParameter(
 
 
 @extend_schema(parameters=[ROOM_ID, SEQ, EMOJI])
+@on_off_schema(
+    response=ReactionsSerializer,
+    errors=(400, 403, 404),
+    put={
+        "operation_id": "messages_react",
+        "description": "Add my reaction; members get `reaction.added`. Adding it again changes nothing.",
+    },
+    delete={
+        "operation_id": "messages_unreact",
+        "description": "Remove my reaction; members get `reaction.removed`. Removing one I do not have changes nothing.",
+    },
+)
 class ReactionView(ChatAPIView):
     """Reactions need no body: the emoji is in the path, so adding and removing are idempotent."""
 
@@ -92,20 +104,8 @@ class ReactionView(ChatAPIView):
             {"changed": changed, "reactions": selectors.reactions_of(message_ids=[message.pk]).get(message.pk, [])}
         )
 
-    @extend_schema(
-        operation_id="messages_react",
-        request=None,
-        responses={200: ReactionsSerializer, **error_responses(400, 403, 404)},
-        description="Add my reaction; members get `reaction.added`. Adding it again changes nothing.",
-    )
     def put(self, request, room_id: int, seq: int, emoji: str):
         return self._answer(request, room_id, seq, emoji, on=True)
 
-    @extend_schema(
-        operation_id="messages_unreact",
-        request=None,
-        responses={200: ReactionsSerializer, **error_responses(400, 403, 404)},
-        description="Remove my reaction; members get `reaction.removed`. Removing one I do not have changes nothing.",
-    )
     def delete(self, request, room_id: int, seq: int, emoji: str):
         return self._answer(request, room_id, seq, emoji, on=False)

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
-from streams.web.api import ChatAPIView, ReadThrottle, error_responses, path_id, validated
+from streams.web.api import ChatAPIView, ReadThrottle, error_responses, on_off_schema, path_id, validated
 
 from . import selectors, services
 from .models import Room
@@ -165,6 +165,16 @@ class RoomJoinView(ChatAPIView):
 
 
 @extend_schema(parameters=[ROOM_ID])
+@on_off_schema(
+    response=RoomSerializer,
+    errors=(403, 404),
+    put={
+        "operation_id": "rooms_mute",
+        "summary": "Mute the room for me",
+        "description": "No unread badge and no notification for this room; mentions still count.",
+    },
+    delete={"operation_id": "rooms_unmute", "summary": "Unmute the room for me"},
+)
 class RoomMuteView(ChatAPIView):
     """Muting is idempotent and carries no body: PUT mutes, DELETE unmutes."""
 
@@ -172,22 +182,9 @@ class RoomMuteView(ChatAPIView):
         services.participant_mute(user_id=request.user.pk, room_id=room_id, muted=muted)
         return Response(_summary(request, room_id))
 
-    @extend_schema(
-        operation_id="rooms_mute",
-        summary="Mute the room for me",
-        description="No unread badge and no notification for this room; mentions still count.",
-        request=None,
-        responses={200: RoomSerializer, **error_responses(403, 404)},
-    )
     def put(self, request, room_id: int):
         return self._answer(request, room_id, muted=True)
 
-    @extend_schema(
-        operation_id="rooms_unmute",
-        summary="Unmute the room for me",
-        request=None,
-        responses={200: RoomSerializer, **error_responses(403, 404)},
-    )
     def delete(self, request, room_id: int):
         return self._answer(request, room_id, muted=False)
 

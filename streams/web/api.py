@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DataError
 from django.http import Http404, JsonResponse
 from django.views import defaults
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
@@ -300,6 +300,19 @@ def error_responses(*statuses: int) -> dict:
     """drf-spectacular ``responses`` entries for the given error statuses (plus 401, 429 and 500)."""
     wanted = {401, 429, 500, *statuses}
     return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in sorted(wanted)}
+
+
+def on_off_schema(*, response, errors: tuple[int, ...], put: dict, delete: dict):
+    """The schema of an idempotent switch: PUT turns it on, DELETE off, neither with a body.
+
+    ``put`` and ``delete`` hold each operation's ``operation_id``, ``summary`` and ``description``
+    (as ``extend_schema`` takes them); both answer ``response`` or the ``errors``.
+    """
+    answers = {200: response, **error_responses(*errors)}
+    return extend_schema_view(
+        put=extend_schema(request=None, responses=answers, **put),
+        delete=extend_schema(request=None, responses=answers, **delete),
+    )
 
 
 def _is_api(request) -> bool:
