@@ -94,6 +94,18 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # group and one frame per process), which is several times cheaper per delivery.
 CHANNEL_LAYERS: dict = {}
 
+# Django's hashers unless set (comma-separated dotted paths; the first one hashes new passwords,
+# the others still verify). The test suite puts a fast one first (tests/conftest.py).
+PASSWORD_HASHERS = env_list(
+    "PASSWORD_HASHERS",
+    [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+        "django.contrib.auth.hashers.ScryptPasswordHasher",
+    ],
+)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

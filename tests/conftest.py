@@ -66,6 +66,20 @@ def _kafka_marker(request):
         request.getfixturevalue("kafka_topics")
 
 
+# A fast hasher first for the users tests make (the default costs a quarter of a CPU second each,
+# hundreds of times); the default one after it still checks what it hashed. The servers the tests
+# start get the same list, so they check the passwords the tests set.
+TEST_PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = TEST_PASSWORD_HASHERS
+
+
 @pytest.fixture(autouse=True)
 def no_rate_limits(settings):
     """Rate limits off, as on the `server` fixture; tests of the limits turn them on."""
@@ -213,6 +227,7 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory, kafka_topics):
         PYTHONUNBUFFERED="1",
         # Load-style tests send thousands of messages; the limits have tests of their own.
         RATE_LIMITS="off",
+        PASSWORD_HASHERS=",".join(TEST_PASSWORD_HASHERS),
     )
     log_dir = tmp_path_factory.mktemp("server-logs")
     servers = ServerProcesses(env, log_dir)

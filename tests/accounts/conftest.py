@@ -24,14 +24,9 @@ def csrf_from(response) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_unlimited(request, settings):
-    """Cheap password hashing and no rate limits, except where a test turns them back on.
-
-    End-to-end tests keep the real hasher: the server process checks passwords with it.
-    """
+def _unlimited(settings):
+    """No rate limits, except where a test turns them back on."""
     settings.RATE_LIMITS_ENABLED = False
-    if request.node.get_closest_marker("e2e") is None:
-        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture(autouse=True)
 def login_limit(settings):
     """The default `login` rate (10/min) on, from a zero count."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.RATE_LIMITS_ENABLED = True
     cache.clear()
     yield

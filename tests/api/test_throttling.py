@@ -17,11 +17,6 @@ from tests.api.support import operations, schema_document
 pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def rates(settings):
     """Rate limits on, with small rates, and counters (in the Redis cache) from zero."""

@@ -19,11 +19,6 @@ from tests.support import ChatClient, KafkaTap, in_thread, token_for
 pytestmark = pytest.mark.kafka  # produces to or reads back from the broker
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def post(room, sender, count: int = 1, body: str = "hello") -> list[int]:
     """Store messages as the persistence consumer does; returns their seqs."""
     sends = [

@@ -35,11 +35,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TIMEOUT = 10.0  # generous on a busy machine; every wait returns as soon as its frame arrives
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 async def close_pool_connections() -> None:
     """Close the database connection of every thread in the event loop's default pool.
 

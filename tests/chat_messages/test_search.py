@@ -21,11 +21,6 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/search/"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def api(user) -> APIClient:
     client = APIClient()
     if user is not None:

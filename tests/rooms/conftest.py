@@ -23,9 +23,3 @@ def post(django_capture_on_commit_callbacks):
         return room.last_seq
 
     return post
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # Users are made by the dozen here; the default hasher makes each cost most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
