@@ -41,10 +41,27 @@ class Message(models.Model):
     # admin's @room), found when it was stored: clients highlight it and notify from it.
     mentions = ArrayField(models.BigIntegerField(), default=list, blank=True)
 
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        # A line about the room itself (who joined, left, was added or removed, a rename): no
+        # sender, its words in ``body`` and its facts in ``system``; it takes a seq like any message.
+        SYSTEM = "system", "System line"
+
+    # The database default too: a server still running the previous release inserts without it.
+    kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.TEXT, db_default=Kind.TEXT)
+    # A system line's facts: {event: joined|left|invited|removed|renamed, user: {id, username} or
+    # null, by: {id, username} or null, name (renamed only)}; null on a text message.
+    system = models.JSONField(null=True, blank=True)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
             models.UniqueConstraint(fields=["sender", "client_msg_id"], name="message_idempotency_key"),
+            # A system line has no sender, which the key above cannot tell apart (NULLs are
+            # distinct): its envelope's event_id is its client_msg_id, stored once.
+            models.UniqueConstraint(
+                fields=["client_msg_id"], condition=models.Q(kind="system"), name="message_system_line_once"
+            ),
         ]
         indexes = [
             # Only replies are in these: finding the replies to a deleted message, or to an erased
@@ -59,6 +76,17 @@ class Message(models.Model):
                 Cast(KT("reply_to__sender__id"), models.BigIntegerField()),
                 name="message_replies_by_sender",
                 condition=models.Q(reply_to__isnull=False),
+            ),
+            # Only system lines: the lines naming a deleted account, found without a scan.
+            models.Index(
+                Cast(KT("system__user__id"), models.BigIntegerField()),
+                name="message_system_by_user",
+                condition=models.Q(kind="system"),
+            ),
+            models.Index(
+                Cast(KT("system__by__id"), models.BigIntegerField()),
+                name="message_system_by_actor",
+                condition=models.Q(kind="system"),
             ),
         ]
 

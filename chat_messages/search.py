@@ -69,7 +69,8 @@ def message_search(
 
     ``room_id`` narrows the search to one room (``not_member`` if the user is not in it, as for
     every other room call); ``before`` is the ``next_before`` of the previous page. Deleted
-    messages are never found. Words match whole (case-insensitive), in any order.
+    messages and system lines ("alice added bob") are never found. Words match whole
+    (case-insensitive), in any order.
     """
     query = (query or "").strip()
     if not query:
@@ -85,7 +86,7 @@ def message_search(
         # A subquery, not a list: a user in thousands of rooms still sends one short statement.
         rooms = Subquery(Participant.objects.filter(user_id=user_id).values("room_id"))
     messages = (
-        Message.objects.filter(room_id__in=rooms, deleted_at__isnull=True)
+        Message.objects.filter(room_id__in=rooms, deleted_at__isnull=True, kind=Message.Kind.TEXT)
         .alias(document=BodyVector(F("body")))
         .filter(document=SearchQuery(query, config="simple", search_type="plain"))
     )

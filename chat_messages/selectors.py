@@ -8,16 +8,27 @@ from streams.realtime.protocol import DELETED_USER
 
 from .models import Message, Reaction
 
+SYSTEM = Message.Kind.SYSTEM.value
+
 
 def message_payload(
     message: Message, *, sender_name: str | None, unread_count: int, reactions: list[dict] | None = None
 ) -> dict:
-    """The ``message`` object of ``message.new`` frames and REST history, one shape everywhere."""
+    """The ``message`` object of ``message.new`` frames and REST history, one shape everywhere.
+
+    A system line (``kind`` "system") has no sender ({id: null, username: null}, unlike a deleted
+    account's "deleted user") and no unread counter; ``system`` holds its facts.
+    """
+    if message.kind == SYSTEM:
+        sender, unread_count = {"id": None, "username": None}, 0
+    else:
+        sender = {"id": message.sender_id, "username": sender_name if message.sender_id else DELETED_USER}
     return {
         "id": message.pk,
         "room": message.room_id,
         "seq": message.seq,
-        "sender": {"id": message.sender_id, "username": sender_name if message.sender_id else DELETED_USER},
+        "kind": message.kind,
+        "sender": sender,
         "body": "" if message.deleted_at else message.body,
         "client_msg_id": str(message.client_msg_id),
         "created_at": message.created_at.isoformat(),
@@ -27,6 +38,7 @@ def message_payload(
         "reactions": reactions or [],
         "reply_to": message.reply_to,
         "mentions": message.mentions,
+        "system": message.system,
     }
 
 

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from streams.realtime.protocol import BIGINT_MAX
+from streams.realtime.protocol import BIGINT_MAX, ROOM_EVENTS
 from streams.web.api import JSONBodySerializer, QuerySerializer
 
 from .search import SEARCH_PAGE_SIZE, SEARCH_PAGE_SIZE_MAX, SEARCH_QUERY_MAX_CHARS
@@ -28,13 +28,31 @@ class QuoteSerializer(serializers.Serializer):
     deleted = serializers.BooleanField(help_text="Deleted since, or never stored in this room.")
 
 
+class MessageSenderSerializer(SenderSerializer):
+    username = serializers.CharField(allow_null=True, help_text="Null only on a system line, which has no sender.")
+
+
+class SystemLineSerializer(serializers.Serializer):
+    """The facts of a system line, as they were when it was stored."""
+
+    event = serializers.ChoiceField(choices=ROOM_EVENTS)
+    user = SenderSerializer(allow_null=True, help_text="Whom it is about (who renamed, for renamed).")
+    by = SenderSerializer(allow_null=True, help_text="Who added or removed them; null otherwise.")
+    name = serializers.CharField(required=False, help_text="The room's new name (renamed only).")
+
+
 class MessageSerializer(serializers.Serializer):
     """A message as clients see it (the same shape as the WebSocket's ``message.new``)."""
 
     id = serializers.IntegerField()
     room = serializers.IntegerField()
     seq = serializers.IntegerField()
-    sender = SenderSerializer()
+    kind = serializers.ChoiceField(
+        choices=["text", "system"],
+        help_text="`system`: a line about the room (joins, leaves, removals, renames) with no sender: "
+        "`sender` is {id: null, username: null}, `body` its text, `system` its facts.",
+    )
+    sender = MessageSenderSerializer()
     body = serializers.CharField(allow_blank=True)
     client_msg_id = serializers.UUIDField()
     created_at = serializers.DateTimeField()
@@ -43,6 +61,7 @@ class MessageSerializer(serializers.Serializer):
     unread_count = serializers.IntegerField(help_text="Members who have not read this message yet.")
     reactions = ReactionSerializer(many=True)
     reply_to = QuoteSerializer(allow_null=True, help_text="The message this one replies to; null if none.")
+    system = SystemLineSerializer(allow_null=True, help_text="A system line's facts; null on a text message.")
 
 
 class HistoryQuerySerializer(QuerySerializer):

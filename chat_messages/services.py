@@ -24,14 +24,16 @@ from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
-from streams.realtime.protocol import DELETED_USER, id_validate, is_json_int
+from streams.realtime.protocol import DELETED_USER, ROOM_EVENTS, id_validate, is_json_int
 
 from .models import Message, Reaction
-from .selectors import message_payload
+from .selectors import SYSTEM, message_payload
 
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 140
+ROOM_EVENT = "room.event"  # a rooms' envelope that is stored as a system line (rooms.services)
+TEXT = Message.Kind.TEXT.value
 QUOTE_CHARS = 200  # how much of a quoted message a reply keeps
 # Room roles that may delete other members' messages.
 MODERATOR_ROLES = (Participant.Role.OWNER, Participant.Role.ADMIN)
@@ -125,6 +127,7 @@ def message_edit_request(*, user, room_id: int, seq: int, body: str) -> None:
     body = body_validate(body)
     participant_get(room_id=room_id, user_id=user.pk)
     message = _live_message(room_id=room_id, seq=seq)
+    _not_a_system_line(message, "edited")
     if message.sender_id != user.pk:
         raise ChatError(FORBIDDEN, "Only its sender can edit a message.")
     window = settings.CHAT_EDIT_WINDOW_S
@@ -141,6 +144,7 @@ def message_delete_request(*, user, room_id: int, seq: int) -> None:
     """
     participant = participant_get(room_id=room_id, user_id=user.pk)
     message = _live_message(room_id=room_id, seq=seq)
+    _not_a_system_line(message, "deleted")
     if message.sender_id == user.pk:
         moderator = {}
     elif participant.role in MODERATOR_ROLES:
@@ -176,6 +180,8 @@ def reaction_set(*, user, room_id: int, seq, emoji, on: bool) -> bool:
         raise ChatError(INVALID, f"`emoji` must be one of {' '.join(Reaction.REACTIONS)}.")
     with transaction.atomic():
         message = _live_message(room_id=room_id, seq=seq)
+        if message.kind == SYSTEM:
+            raise ChatError(INVALID, "A system line takes no reactions.")
         if on:
             _, changed = Reaction.objects.get_or_create(message=message, user_id=user.pk, emoji=emoji)
         else:
@@ -192,6 +198,13 @@ def _live_message(*, room_id: int, seq: int) -> Message:
     if message is None:
         raise ChatError(NOT_FOUND, "No such message.")
     return message
+
+
+def _not_a_system_line(message: Message, done: str) -> None:
+    # The room's record of who came and went: nobody's words, so nobody's to change (a site
+    # moderator can still delete one from the admin).
+    if message.kind == SYSTEM:
+        raise ChatError(FORBIDDEN, f"A system line cannot be {done}.")
 
 
 def _duration(seconds: float) -> str:
@@ -223,6 +236,8 @@ class StoredMessage(NamedTuple):
     mentions: list[int] = []
     edited_at: None = None
     deleted_at: None = None
+    kind: str = TEXT
+    system: dict | None = None
 
 
 @dataclass
@@ -238,7 +253,8 @@ class _Conflict(Exception):
 
 
 def messages_store(*, sends: list[dict]) -> StoreResult:
-    """Store a batch of ``message.send`` envelopes in one transaction, exactly once each.
+    """Store a batch of ``message.send`` (and ``room.event``: system lines) envelopes in one
+    transaction, exactly once each.
 
     Gives each new message the next seq of its room (rooms locked, so seqs stay gapless even
     with several consumers during a rebalance), skips keys already stored, moves each sender's
@@ -265,27 +281,75 @@ def _parse(sends: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
     max_bytes = settings.CHAT_MAX_BODY_BYTES
     for env in sends:
         try:
-            room_id, msg_id, body = message_validate(
-                room=env.get("room"), client_msg_id=env.get("client_msg_id"), body=env.get("body"), max_bytes=max_bytes
-            )
-            sender = id_validate(env.get("sender"), "sender")
-            reply_to = reply_to_validate(env.get("reply_to"))
+            item = _parse_line(env) if env.get("kind") == ROOM_EVENT else _parse_send(env, max_bytes)
         except ChatError as exc:
             rejected.append((env, f"{exc.code}: {exc.detail}"))
             continue
         except (KeyError, TypeError, ValueError) as exc:
             rejected.append((env, f"invalid: {exc!r}"))
             continue
-        key = (sender, msg_id)
+        key = (item["sender"], item["client_msg_id"])
         if key in seen:
             continue  # the same send twice in one batch
         seen.add(key)
-        # "cmid": the canonical text, formatted once (UUID.__str__ showed in persist's profile).
-        valid.append({
-            "room": room_id, "sender": sender, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body,
-            "reply_to": reply_to, "env": env,
-        })  # fmt: skip
+        valid.append(item)
     return valid, rejected
+
+
+def _parse_send(env: dict, max_bytes: int) -> dict:
+    room_id, msg_id, body = message_validate(
+        room=env.get("room"), client_msg_id=env.get("client_msg_id"), body=env.get("body"), max_bytes=max_bytes
+    )
+    sender = id_validate(env.get("sender"), "sender")
+    reply_to = reply_to_validate(env.get("reply_to"))
+    # "cmid": the canonical text, formatted once (UUID.__str__ showed in persist's profile).
+    return {
+        "room": room_id, "sender": sender, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body,
+        "reply_to": reply_to, "env": env, "kind": TEXT, "system": None,
+    }  # fmt: skip
+
+
+def _parse_line(env: dict) -> dict:
+    """A ``room.event`` envelope as a system line to store: no sender, its event_id as its key."""
+    event = env.get("event")
+    if event not in ROOM_EVENTS:
+        raise ChatError(INVALID, f"`event` must be one of {', '.join(ROOM_EVENTS)}.")
+    system = {"event": event, "user": _person(env.get("user"), "user"), "by": _person(env.get("by"), "by")}
+    if event == "renamed":
+        if not isinstance(env.get("name"), str):
+            raise ChatError(INVALID, "A rename's `name` must be a string.")
+        system["name"] = env["name"]
+    room_id, msg_id, body = message_validate(
+        room=env.get("room"), client_msg_id=env.get("event_id"), body=system_line_text(system)
+    )
+    return {
+        "room": room_id, "sender": None, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body,
+        "reply_to": None, "env": env, "kind": SYSTEM, "system": system, "mentions": [],
+    }  # fmt: skip
+
+
+def _person(value, name: str) -> dict | None:
+    """A person of a system line: null, or {id, username} (a deleted account's id is null)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("username"), str):
+        raise ChatError(INVALID, f"`{name}` must be null or {{id, username}}.")
+    user_id = value.get("id")
+    return {"id": None if user_id is None else id_validate(user_id, f"{name}.id"), "username": value["username"]}
+
+
+def system_line_text(system: dict) -> str:
+    """What a system line says, from its facts: "alice added bob", "bob renamed the room to 'plans'"."""
+    event = system["event"]
+    who = system["user"]["username"] if system.get("user") else None
+    by = system["by"]["username"] if system.get("by") else None
+    if event == "renamed":
+        return f"{who} renamed the room to '{system['name']}'" if who else f"The room was renamed to '{system['name']}'"
+    if event == "invited":
+        return f"{by} added {who}" if by else f"{who} was added"
+    if event == "removed":
+        return f"{by} removed {who}" if by else f"{who} was removed"
+    return f"{who} {event}"  # joined, left
 
 
 def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
@@ -295,7 +359,7 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
     items, result.rejected = _parse(sends)
     if not items:
         return result
-    senders = sorted({i["sender"] for i in items})
+    senders = sorted({i["sender"] for i in items} - {None})  # a system line has none
     with connection.cursor() as cursor:
         stored = _stored_keys(cursor, items) if look_up_stored else {}
         fresh = [i for i in items if (i["sender"], i["cmid"]) not in stored]
@@ -339,7 +403,10 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
         for item in fresh:
             # Checked again here, authoritatively: the socket's view may be a moment old.
             refusal = None
-            if item["room"] not in last_seq or (item["room"], item["sender"]) not in names:
+            if item["sender"] is None:  # a system line: no sender to check or to tell
+                if item["room"] not in last_seq:
+                    continue  # its room was deleted meanwhile
+            elif item["room"] not in last_seq or (item["room"], item["sender"]) not in names:
                 refusal = (NOT_MEMBER, "You are no longer a member of this room.")
             elif item["sender"] in inactive:
                 refusal = (UNAUTHENTICATED, "Your account is deactivated.")
@@ -378,10 +445,11 @@ def _find_mentions(cursor, rows: list[dict], roles: dict) -> None:
     ``@room`` names every other member, when its sender owns or administers the room (a plain
     member's "@room" is just text). One query, and only for batches with an @ in them.
     """
-    wanted = {r["room"]: set() for r in rows if "@" in r["body"]}
+    # A system line mentions nobody, whatever the names it quotes ("@alice" may be a room's name).
+    wanted = {r["room"]: set() for r in rows if r["sender"] is not None and "@" in r["body"]}
     for r in rows:
         r["mentions"] = []
-        if r["room"] in wanted:
+        if r["room"] in wanted and r["sender"] is not None:
             r["names"] = mention_names(r["body"])
             wanted[r["room"]] |= r["names"]
     if not any(wanted.values()):
@@ -409,36 +477,49 @@ def _find_mentions(cursor, rows: list[dict], roles: dict) -> None:
         r["mentions"] = sorted(ids)
 
 
-def _stored_keys(cursor, items: list[dict]) -> dict[tuple[int, str], tuple[int, int]]:
-    """(sender, client_msg_id) -> (room, seq) of the batch's messages that are stored already."""
+def _stored_keys(cursor, items: list[dict]) -> dict[tuple[int | None, str], tuple[int, int]]:
+    """(sender, client_msg_id) -> (room, seq) of the batch's messages that are stored already
+    (sender None: a system line, whose key is its client_msg_id alone)."""
     # One index probe per key. "sender_id = ANY(..) AND client_msg_id = ANY(..)" walked every
     # message of the batch's senders: 33 ms instead of 5 for 2,000 keys at 200,000 rows, and
-    # growing with the history.
+    # growing with the history. System lines probe their own partial unique index.
+    table = Message._meta.db_table
+    sends = [i for i in items if i["sender"] is not None]
     cursor.execute(
         "SELECT m.sender_id, m.client_msg_id, m.room_id, m.seq"
         " FROM unnest(%s::bigint[], %s::uuid[]) AS k(sender_id, cmid)"
-        f" JOIN {Message._meta.db_table} m ON m.sender_id = k.sender_id AND m.client_msg_id = k.cmid",
-        [[i["sender"] for i in items], [i["cmid"] for i in items]],
-    )
+        f" JOIN {table} m ON m.sender_id = k.sender_id AND m.client_msg_id = k.cmid"
+        " UNION ALL SELECT NULL, m.client_msg_id, m.room_id, m.seq"
+        f" FROM unnest(%s::uuid[]) AS k(cmid) JOIN {table} m ON m.kind = %s AND m.client_msg_id = k.cmid",
+        [[i["sender"] for i in sends], [i["cmid"] for i in sends],
+         [i["cmid"] for i in items if i["sender"] is None], SYSTEM],
+    )  # fmt: skip
     return {(sender, str(msg_id)): (room_id, seq) for sender, msg_id, room_id, seq in cursor.fetchall()}
 
 
 def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
-    """Insert the messages and move each room's last message and each sender's read position (a
-    member has read their own message), in one statement."""
+    """Insert the messages and move each room's last message, each sender's read position (a
+    member has read their own message) and each mentioned member's mentions, in one statement.
+
+    A member's read position and mentions change in one UPDATE: two data-modifying parts of a
+    statement that touch the same row keep only one change (a sender mentioned in the same batch
+    lost their read position). System lines are read at once by whoever had read everything
+    before them: a join does not make a read room unread.
+    """
     newest_in_room: dict[int, dict] = {}
-    newest_of_sender: dict[tuple[int, int], int] = {}
-    mentioned: dict[tuple[int, int], list[int]] = {}
+    members: dict[tuple[int, int], list] = {}  # (room, user) -> [read seq or None, mentioning seqs]
     for r in rows:  # rows are in seq order per room
         newest_in_room[r["room"]] = r
-        newest_of_sender[(r["room"], r["sender"])] = r["seq"]
+        if r["sender"] is not None:
+            members.setdefault((r["room"], r["sender"]), [None, []])[0] = r["seq"]
         for user_id in r["mentions"]:
-            mentioned.setdefault((r["room"], user_id), []).append(r["seq"])
+            members.setdefault((r["room"], user_id), [None, []])[1].append(r["seq"])
+    caught_up = _system_lines_read(rows, members)
     cursor.execute(
         f"""
         WITH ins AS (
             INSERT INTO {Message._meta.db_table}
-                (room_id, seq, sender_id, client_msg_id, body, created_at, mentions, reply_to)
+                (room_id, seq, sender_id, client_msg_id, body, created_at, mentions, reply_to, kind, system)
             SELECT v.room_id, v.seq, v.sender_id, v.cmid, v.body, %s, v.mentions::bigint[],
             CASE WHEN v.reply_seq IS NOT NULL THEN
                 jsonb_build_object(
@@ -446,11 +527,14 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
                     'sender', jsonb_build_object('id', q.sender_id, 'username', coalesce(u.username, %s)),
                     'body', CASE WHEN q.deleted_at IS NULL THEN left(q.body, %s) ELSE '' END,
                     'deleted', q.id IS NULL OR q.deleted_at IS NOT NULL)
-            END
-            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[])
-                AS v(room_id, seq, sender_id, cmid, body, reply_seq, mentions)
-            -- The quoted message: an earlier one of the same room (a seq not stored yet quotes nothing).
-            LEFT JOIN {Message._meta.db_table} q ON q.room_id = v.room_id AND q.seq = v.reply_seq AND v.reply_seq < v.seq
+            END, v.kind, v.system::jsonb
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[],
+                        %s::text[], %s::text[])
+                AS v(room_id, seq, sender_id, cmid, body, reply_seq, mentions, kind, system)
+            -- The quoted message: an earlier text message of the same room (a seq not stored yet, or a
+            -- system line, quotes nothing).
+            LEFT JOIN {Message._meta.db_table} q
+                ON q.room_id = v.room_id AND q.seq = v.reply_seq AND v.reply_seq < v.seq AND q.kind = %s
             LEFT JOIN {get_user_model()._meta.db_table} u ON u.id = q.sender_id
             -- Ids in seq order (the joins may reorder rows): "newest first" by id stays by seq.
             ORDER BY v.room_id, v.seq
@@ -459,17 +543,15 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             UPDATE {Room._meta.db_table} AS r
             SET last_seq = v.seq, last_message_at = %s, last_message_preview = v.preview
             FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(id, seq, preview) WHERE r.id = v.id
-        ), readers AS (
-            UPDATE {Participant._meta.db_table} AS p SET last_read_seq = GREATEST(p.last_read_seq, v.seq)
-            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(room_id, user_id, seq)
-            WHERE p.room_id = v.room_id AND p.user_id = v.user_id
-        ), mentioned AS (
-            -- The newest mentions not read yet, at most MENTIONS_KEPT of them.
-            UPDATE {Participant._meta.db_table} AS p SET mention_seqs = ARRAY(
-                SELECT s FROM unnest(p.mention_seqs || v.seqs::bigint[]) AS s
-                WHERE s > p.last_read_seq ORDER BY s DESC LIMIT %s
-            )
-            FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(room_id, user_id, seqs)
+        ), members AS (
+            UPDATE {Participant._meta.db_table} AS p SET
+                last_read_seq = GREATEST(p.last_read_seq, v.read_seq),
+                -- The newest mentions not read yet, at most MENTIONS_KEPT of them.
+                mention_seqs = CASE WHEN v.seqs IS NULL THEN p.mention_seqs ELSE ARRAY(
+                    SELECT s FROM unnest(p.mention_seqs || v.seqs::bigint[]) AS s
+                    WHERE s > p.last_read_seq ORDER BY s DESC LIMIT %s
+                ) END
+            FROM {_MEMBERS_CAUGHT_UP if caught_up else _MEMBERS}
             WHERE p.room_id = v.room_id AND p.user_id = v.user_id
         )
         SELECT id, room_id, seq, reply_to FROM ins
@@ -478,13 +560,16 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             now, DELETED_USER, QUOTE_CHARS,
             [r["room"] for r in rows], [r["seq"] for r in rows], [r["sender"] for r in rows],
             [r["cmid"] for r in rows], [r["body"] for r in rows], [r["reply_to"] for r in rows],
-            [_pg_array(r["mentions"]) for r in rows],
+            [_pg_array(r["mentions"]) for r in rows], [r["kind"] for r in rows],
+            [None if r["system"] is None else json.dumps(r["system"]) for r in rows],
+            TEXT,
             now,
             list(newest_in_room), [r["seq"] for r in newest_in_room.values()],
             [r["body"][:PREVIEW_CHARS] for r in newest_in_room.values()],
-            [k[0] for k in newest_of_sender], [k[1] for k in newest_of_sender], list(newest_of_sender.values()),
             Participant.MENTIONS_KEPT,
-            [k[0] for k in mentioned], [k[1] for k in mentioned], [_pg_array(seqs) for seqs in mentioned.values()],
+            [k[0] for k in members], [k[1] for k in members], [m[0] for m in members.values()],
+            [_pg_array(m[1]) if m[1] else None for m in members.values()],
+            *([[c[0] for c in caught_up], [c[1] for c in caught_up], [c[2] for c in caught_up]] if caught_up else []),
         ],
     )  # fmt: skip
     returned = cursor.fetchall()
@@ -497,9 +582,60 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             reply_to = json.loads(reply_to)
         result.stored.append(
             StoredMessage(
-                pk, r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now, reply_to, r["mentions"]
+                pk, r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now, reply_to, r["mentions"],
+                kind=r["kind"], system=r["system"],
             )
-        )
+        )  # fmt: skip
+
+
+# Each (room, user) whose read position or mentions change: its new read seq (or null) and the
+# seqs that mention them (array text, or null).
+_MEMBERS = "unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[]) AS v(room_id, user_id, read_seq, seqs)"
+# The same, plus the members who had read all of a room when its batch starts with system lines
+# (room, from: that position, to: the last of those lines), who read the lines too.
+_MEMBERS_CAUGHT_UP = f"""(
+    SELECT room_id, user_id, max(read_seq) AS read_seq, max(seqs) AS seqs FROM (
+        SELECT * FROM {_MEMBERS.replace(" AS v(", " AS m(")}
+        UNION ALL
+        SELECT c.room_id, t.user_id, c.to_seq, NULL
+        FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS c(room_id, from_seq, to_seq)
+        JOIN {Participant._meta.db_table} t ON t.room_id = c.room_id AND t.last_read_seq = c.from_seq
+    ) AS u GROUP BY room_id, user_id
+) AS v"""
+
+
+def _system_lines_read(rows: list[dict], members: dict[tuple[int, int], list]) -> list[tuple[int, int, int]]:
+    """Who reads the batch's system lines as they are stored; returns the (room, from, to) of
+    :data:`_MEMBERS_CAUGHT_UP`.
+
+    A line is read by whoever has read the message right before it: a sender reads the lines
+    right after their own message (their read seq in ``members`` moves past them), and a member
+    who had read all of the room reads the lines the room's part of the batch starts with.
+    Behind an unread message, a line counts as unread like any other.
+    """
+    lines: dict[int, set[int]] = {}
+    first: dict[int, int] = {}
+    for r in rows:
+        first.setdefault(r["room"], r["seq"])
+        if r["sender"] is None:
+            lines.setdefault(r["room"], set()).add(r["seq"])
+    if not lines:
+        return []
+
+    def through(room_id: int, seq: int) -> int:
+        in_room = lines.get(room_id, ())
+        while seq + 1 in in_room:
+            seq += 1
+        return seq
+
+    for (room_id, _), entry in members.items():
+        if entry[0] is not None:
+            entry[0] = through(room_id, entry[0])
+    return [
+        (room_id, first[room_id] - 1, through(room_id, first[room_id] - 1))
+        for room_id, seqs in lines.items()
+        if first[room_id] in seqs
+    ]
 
 
 def _pg_array(ids: list[int]) -> str:
@@ -658,10 +794,12 @@ def messages_detach_sender(*, messages: QuerySet, erase: bool) -> tuple[int, lis
 
 
 def quotes_detach_sender(*, user_id: int, erase: bool) -> int:
-    """Replies quoting the user's messages show "deleted user", and no text when ``erase``.
+    """Replies quoting the user's messages show "deleted user", and no text when ``erase``; so do
+    the system lines naming the user ("deleted user left").
 
-    One statement on the replies only (a partial index). Open pages learn of it with the
-    ``account.erased`` the deletion sends to each room. Returns how many replies changed.
+    One statement on the replies only (a partial index), and one on the system lines. Open pages
+    learn of it with the ``account.erased`` the deletion sends to each room. Returns how many
+    replies changed.
     """
     patch = {"sender": {"id": None, "username": DELETED_USER}}
     if erase:
@@ -672,7 +810,37 @@ def quotes_detach_sender(*, user_id: int, erase: bool) -> int:
             " WHERE reply_to IS NOT NULL AND (reply_to #>> '{sender,id}')::bigint = %s",
             [json.dumps(patch), user_id],
         )
-        return cursor.rowcount
+        replies = cursor.rowcount
+        _system_lines_detach(cursor, user_id=user_id)
+        return replies
+
+
+def _system_lines_detach(cursor, *, user_id: int) -> None:
+    """The system lines naming the user name "deleted user" instead, in their facts, their text
+    and the room list's copy of a room's newest message."""
+    cursor.execute(
+        f"SELECT id, room_id, seq, system, deleted_at IS NOT NULL FROM {Message._meta.db_table}"
+        " WHERE kind = %s AND ((system #>> '{user,id}')::bigint = %s OR (system #>> '{by,id}')::bigint = %s)",
+        [SYSTEM, user_id, user_id],
+    )
+    changed, newest = [], []
+    for pk, room_id, seq, system, deleted in cursor.fetchall():
+        system = json.loads(system) if isinstance(system, str) else system
+        for role in ("user", "by"):
+            if system.get(role) and system[role].get("id") == user_id:
+                system[role] = {"id": None, "username": DELETED_USER}
+        body = "" if deleted else system_line_text(system)
+        changed.append(Message(pk=pk, system=system, body=body))
+        newest.append((room_id, seq, body[:PREVIEW_CHARS]))
+    if not changed:
+        return
+    Message.objects.bulk_update(changed, ["system", "body"])
+    cursor.execute(
+        f"UPDATE {Room._meta.db_table} AS r SET last_message_preview = v.preview"
+        " FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(id, seq, preview)"
+        " WHERE r.id = v.id AND r.last_seq = v.seq",
+        [[n[0] for n in newest], [n[1] for n in newest], [n[2] for n in newest]],
+    )
 
 
 def _quotes_blank(*, room_id: int, seq: int) -> None:

@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 
 # Bulk removals done by services in the database and only announced on the topic.
 ANNOUNCEMENTS = {"room.deleted", "account.erased"}
+# Stored as messages, in the batch's one transaction: sends, and rooms' system lines (joins,
+# leaves, removals, renames), which take a seq like a send.
+STORED = {"message.send", "room.event"}
 
 
 class PersistWorker(Worker):
@@ -24,14 +27,15 @@ class PersistWorker(Worker):
     max_records = 2000
 
     def consume(self, records: list[Record]) -> None:
-        # Consecutive sends are stored as one batch; an edit or delete between them keeps its place.
+        # Consecutive sends (and system lines) are stored as one batch; an edit or delete between
+        # them keeps its place.
         # Sends that validation refuses are dead-lettered only once the whole batch went through:
         # a batch that fails later is split and redone, and would otherwise park them twice.
         run: list[dict] = []
         refused: list[tuple[dict, str]] = []
         for record in records:
             kind = record.value.get("kind")
-            if kind == "message.send":
+            if kind in STORED:
                 run.append(record.value)
                 continue
             self._store(run, refused)

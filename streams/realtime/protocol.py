@@ -11,6 +11,9 @@ from streams.errors import INVALID, ChatError
 # How a deleted account is named wherever its name would show (senders, direct rooms, drawers).
 DELETED_USER = "deleted user"
 
+# What a room's system lines tell (``room.event`` envelopes from rooms, stored by chat_messages).
+ROOM_EVENTS = ("joined", "left", "invited", "removed", "renamed")
+
 # Ids and seqs are PostgreSQL bigints; the wire carries them as JSON integers.
 BIGINT_MAX = 2**63 - 1
 

@@ -193,3 +193,59 @@ def test_a_malformed_edit_is_dead_lettered_and_the_batch_goes_on(make_user, make
         dlq.close()
     assert "malformed message.edit" in dead[0].value["reason"]
     assert list(Message.objects.filter(room=room).values_list("body", flat=True)) == ["after"]
+
+
+def room_event(room, event: str, user, by=None, **extra) -> dict:
+    """A ``room.event`` envelope as rooms' services produce it (a system line to store)."""
+    from streams.pipeline import kafka
+
+    def person(u):
+        return None if u is None else {"id": u.pk, "username": u.username}
+
+    return kafka.envelope("room.event", room=room.pk, event=event, user=person(user), by=person(by), **extra)
+
+
+def test_a_system_line_takes_the_room_s_next_seq_once_however_often_it_is_replayed(make_user, make_room):
+    alice, bob = make_user("alice"), make_user("bob")
+    room = make_room(owner=alice)
+    added = room_event(room, "invited", bob, by=alice)
+    batch = records(send(room, alice, "before"), added, send(room, alice, "after"))
+    PersistWorker().consume(batch)
+    PersistWorker().consume(batch)  # the crash-and-replay case
+    PersistWorker().consume(records(added, send(room, alice, "later")))  # the line alone, replayed
+
+    rows = list(Message.objects.filter(room=room).order_by("seq").values_list("seq", "kind", "sender_id", "body"))
+    assert rows == [
+        (1, "text", alice.pk, "before"), (2, "system", None, "alice added bob"), (3, "text", alice.pk, "after"),
+        (4, "text", alice.pk, "later"),
+    ]  # fmt: skip
+    line = Message.objects.get(room=room, seq=2)
+    assert str(line.client_msg_id) == added["event_id"]  # its idempotency key
+    assert line.system == {
+        "event": "invited", "user": {"id": bob.pk, "username": "bob"}, "by": {"id": alice.pk, "username": "alice"},
+    }  # fmt: skip
+
+
+def test_a_batch_with_system_lines_costs_the_statements_of_one_without(make_user, make_room):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat_messages.services import messages_store
+
+    alice, bob, carol = make_user(), make_user(), make_user()
+    one, two = make_room(owner=alice, members=[bob]), make_room(owner=bob, members=[alice])
+
+    def statements(*envelopes) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            stored = messages_store(sends=list(envelopes)).stored
+        assert len(stored) == len(envelopes)
+        return len(captured)
+
+    plain = statements(send(one, alice), send(two, bob), send(one, bob), send(two, alice))
+    # Lines first in a room (read by whoever was caught up), between messages, and last.
+    with_lines = statements(
+        room_event(one, "joined", carol), send(one, alice), room_event(two, "renamed", bob, name="plans"),
+        send(two, bob), room_event(one, "left", carol), send(one, bob), send(two, alice),
+        room_event(two, "removed", carol, by=bob),
+    )  # fmt: skip
+    assert with_lines == plain
