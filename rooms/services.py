@@ -5,6 +5,10 @@ WebSocket adapters call them); the ``*_by_moderator`` ones serve the Django admi
 permissions have already authorised the moderator. Every change reaches sockets only after
 commit. Membership changes also carry a control for the user's group, so that user's sockets
 start or stop receiving the room at once.
+
+A group room's joins, leaves, invitations, removals and renames also become system lines in its
+history: after commit a ``room.event`` envelope goes on ``chat.messages`` keyed by room, so the
+persistence consumer (chat_messages, which this app may not import) gives it the room's next seq.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from django.db.models import Case, Value, When
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, frame, publish_on_commit, room_group, user_group
-from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM
+from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM, ROOM_EVENTS
 
 from .models import Participant, Room
 from .selectors import (
@@ -34,6 +38,7 @@ from .selectors import (
 log = logging.getLogger(__name__)
 
 
+ROOM_EVENT = "room.event"  # the envelope of a system line (docs/protocol.md)
 MANAGERS = (Participant.Role.OWNER, Participant.Role.ADMIN)
 OWNER_ONLY = (Participant.Role.OWNER,)
 
@@ -51,6 +56,15 @@ def _direct_key(a: int, b: int) -> str:
 
 def _active_user_ids(user_ids) -> set[int]:
     return set(get_user_model().objects.filter(pk__in=set(user_ids), is_active=True).values_list("pk", flat=True))
+
+
+def _people(*user_ids: int | None) -> dict[int, dict]:
+    """{id: {id, username}} of the given users (None is skipped), in one query."""
+    wanted = {uid for uid in user_ids if uid is not None}
+    if not wanted:
+        return {}
+    rows = get_user_model().objects.filter(pk__in=wanted).values_list("pk", "username")
+    return {pk: {"id": pk, "username": username} for pk, username in rows}
 
 
 # -- rooms ------------------------------------------------------------------------------------------
@@ -95,7 +109,7 @@ def room_create_group(
     Participant.objects.create(room=room, user=owner, role=Participant.Role.OWNER)
     Participant.objects.bulk_create([Participant(room=room, user_id=uid) for uid in others])
     # Nobody listens to a brand-new room's group yet: the members' own groups are enough.
-    _announce_joined(room, [owner.pk, *others], to_room=False)
+    _announce_joined(room, [owner.pk, *others], to_room=False, by={"id": owner.pk, "username": owner.username})
     return room
 
 
@@ -146,7 +160,7 @@ def room_update(
     """
     _lock_room(room_id)
     participant = participant_get_with_role(room_id=room_id, user_id=user_id, roles=MANAGERS, action="change it")
-    return _room_change(participant.room, name=name, topic=topic, is_public=is_public)
+    return _room_change(participant.room, name=name, topic=topic, is_public=is_public, actor_id=user_id)
 
 
 @transaction.atomic
@@ -157,12 +171,17 @@ def room_update_by_moderator(
     return _room_change(room, name=name, topic=topic, is_public=is_public)
 
 
-def _room_change(room: Room, *, name: str | None, topic: str | None, is_public: bool | None) -> Room:
+def _room_change(
+    room: Room, *, name: str | None, topic: str | None, is_public: bool | None, actor_id: int | None = None
+) -> Room:
     if room.kind == Room.Kind.DIRECT:
         raise ChatError(INVALID, "A direct room has no name, topic or visibility to change.")
     changes = {}
+    renamed = False
     if name is not None:
         changes["name"] = room_name_clean(name)
+        # From the row, not ``room``: the admin hands in an instance its form has changed already.
+        renamed = changes["name"] != Room.objects.filter(pk=room.pk).values_list("name", flat=True).first()
     if topic is not None:
         changes["topic"] = room_topic_clean(topic)
     if is_public is not None:
@@ -173,6 +192,8 @@ def _room_change(room: Room, *, name: str | None, topic: str | None, is_public: 
         for field, value in changes.items():
             setattr(room, field, value)
         _announce_room_updated(room)
+    if renamed:
+        _line_on_commit(room, "renamed", user=_people(actor_id).get(actor_id), name=room.name)
     return room
 
 
@@ -258,14 +279,38 @@ def _reverse_relations(model) -> list:
 
 def _announce_rooms_deleted(room_ids: list[int]) -> None:
     # The other consumer groups (index, audit) follow bulk removals from the topic.
+    envelopes = [(room_id, kafka.envelope("room.deleted", room=room_id)) for room_id in room_ids]
+    _produce(envelopes, failure=f"rooms {room_ids} were deleted but announcing room.deleted on Kafka failed")
+
+
+def _produce(envelopes: list[tuple[int, dict]], *, failure: str) -> None:
+    """Produce ``(room id, envelope)`` pairs to ``chat.messages`` (after a commit): what the
+    database did stands whatever the broker says, so a failure is logged, not raised."""
     try:
-        kafka.produce_many(
-            kafka.MESSAGES,
-            [(room_id, kafka.encode(kafka.envelope("room.deleted", room=room_id))) for room_id in room_ids],
-        )
+        kafka.produce_many(kafka.MESSAGES, [(key, kafka.encode(envelope)) for key, envelope in envelopes])
     except Exception:
-        # The deletion stands in the database; only the other consumer groups miss the news.
-        log.exception("rooms %s were deleted but announcing room.deleted on Kafka failed", room_ids)
+        log.exception(failure)
+
+
+def _line_on_commit(
+    room: Room, event: str, *, user: dict | None, by: dict | None = None, name: str | None = None
+) -> None:
+    """After commit, ask for a system line in a group room's history (``user`` and ``by``: {id,
+    username} or None).
+
+    A ``room.event`` envelope keyed by room, so the line takes its place among the room's
+    messages; its event_id makes storing it idempotent. A broker that cannot be reached loses
+    the line (logged), never the change itself. Direct rooms get none: a pair's comings and
+    goings (reopening it brings one back) are not news.
+    """
+    if room.kind != Room.Kind.GROUP:
+        return
+    if event not in ROOM_EVENTS:
+        raise ValueError(f"unknown room event {event!r}")
+    extra = {} if name is None else {"name": name}
+    envelope = kafka.envelope(ROOM_EVENT, room=room.pk, event=event, user=user, by=by, **extra)
+    failure = f"room {room.pk}: {event} stands but its system line could not be put on Kafka"
+    transaction.on_commit(lambda: _produce([(room.pk, envelope)], failure=failure))
 
 
 def _announce_room_updated(room: Room) -> None:
@@ -286,11 +331,14 @@ def _lock_room(room_id: int) -> None:
 
 
 # -- participants ------------------------------------------------------------------------------------
-def participant_add(*, room: Room, user_id: int, role: str = Participant.Role.MEMBER) -> Participant:
-    """Add a user to a room (no permission check: callers authorise).
+def participant_add(
+    *, room: Room, user_id: int, role: str = Participant.Role.MEMBER, by_id: int | None = None
+) -> Participant:
+    """Add a user to a room (no permission check: callers authorise); ``by_id`` invited them.
 
     A newcomer starts at the room's newest message: what was said before is not "unread" for
-    them, and messages everyone had read do not get a "1" back.
+    them, and messages everyone had read do not get a "1" back. A group room gets the system
+    line "invited" (by ``by_id``) or "joined", and the invited user's sockets hear who added them.
     """
     with transaction.atomic():
         last_seq = Room.objects.select_for_update().filter(pk=room.pk).values_list("last_seq", flat=True).first()
@@ -300,19 +348,24 @@ def participant_add(*, room: Room, user_id: int, role: str = Participant.Role.ME
             room_id=room.pk, user_id=user_id, defaults={"role": role, "last_read_seq": last_seq}
         )
         if created:
-            _announce_joined(room, [user_id])
+            people = _people(user_id, by_id) if room.kind == Room.Kind.GROUP else {}
+            by = people.get(by_id)
+            _announce_joined(room, [user_id], by=by)
+            _line_on_commit(room, "invited" if by else "joined", user=people.get(user_id), by=by)
     return participant
 
 
-def _announce_joined(room: Room, user_ids: list[int], *, to_room: bool = True) -> None:
+def _announce_joined(room: Room, user_ids: list[int], *, to_room: bool = True, by: dict | None = None) -> None:
+    """``participant.added`` to the room and to each newcomer's sockets (with a control that
+    subscribes them); the newcomer's copy names ``by`` ({id, username}), who added them."""
     # The room's copy first: the newcomer is not subscribed yet, so each socket gets one frame.
     events: list[Event] = []
     if to_room:
         events += [(room_group(room.pk), frame("participant.added", room=room.pk, user=uid), None) for uid in user_ids]
-    events += [
-        (user_group(uid), frame("participant.added", room=room.pk, user=uid), {"op": OP_JOIN_ROOM, "room": room.pk})
-        for uid in user_ids
-    ]
+    for uid in user_ids:
+        extra = {"by": by} if by is not None and by["id"] != uid else {}
+        added = frame("participant.added", room=room.pk, user=uid, **extra)
+        events.append((user_group(uid), added, {"op": OP_JOIN_ROOM, "room": room.pk}))
     publish_on_commit(events)
 
 
@@ -327,7 +380,7 @@ def participant_invite(*, actor_id: int, room_id: int, user_id: int) -> Particip
         raise ChatError(INVALID, "No such user.")
     if Participant.objects.filter(room_id=room_id, user_id=user_id).exists():
         raise ChatError(CONFLICT, "That user is already a member of this room.")
-    return participant_add(room=actor.room, user_id=user_id)
+    return participant_add(room=actor.room, user_id=user_id, by_id=actor_id)
 
 
 @transaction.atomic
@@ -364,7 +417,7 @@ def participant_remove(*, actor_id: int, room_id: int, user_id: int) -> None:
         target = participant_target_get(room_id=room_id, user_id=user_id)
         if actor.role == Participant.Role.ADMIN and target.role != Participant.Role.MEMBER:
             raise ChatError(FORBIDDEN, "An admin can remove members only.")
-        _participant_drop(target)
+        _participant_drop(target, event="removed", by_id=actor_id)
 
 
 def participant_leave(*, user_id: int, room_id: int) -> None:
@@ -375,13 +428,17 @@ def participant_leave(*, user_id: int, room_id: int) -> None:
 
 
 def participant_remove_by_moderator(*, participant: Participant) -> None:
-    """Remove a participant from the admin, with the same effects as a removal by the owner."""
+    """Remove a participant from the admin, with the same effects as a removal by the owner
+    (the system line names nobody as having removed them)."""
     with transaction.atomic():
-        _participant_drop(participant)
+        _participant_drop(participant, event="removed")
 
 
-def _participant_drop(participant: Participant) -> None:
-    """Delete a participation: tell the sockets, hand on ownership, delete an emptied room."""
+def _participant_drop(participant: Participant, *, event: str = "left", by_id: int | None = None) -> None:
+    """Delete a participation: tell the sockets, hand on ownership, delete an emptied room.
+
+    A room that stays gets the system line ``event`` ("left", or "removed" by ``by_id``).
+    """
     room_id, user_id = participant.room_id, participant.user_id
     # The room row lock serialises membership changes: two owners leaving at once still leave
     # exactly one successor.
@@ -403,7 +460,11 @@ def _participant_drop(participant: Participant) -> None:
     remaining = Participant.objects.filter(room_id=room_id)
     if not remaining.exists():
         _room_destroy(room)
-    elif not remaining.filter(role=Participant.Role.OWNER).exists():
+        return
+    if room.kind == Room.Kind.GROUP:
+        people = _people(user_id, by_id)
+        _line_on_commit(room, event, user=people.get(user_id), by=people.get(by_id))
+    if not remaining.filter(role=Participant.Role.OWNER).exists():
         successor = (
             remaining.filter(role=Participant.Role.ADMIN).order_by("joined_at", "id").first()
             or remaining.order_by("joined_at", "id").first()

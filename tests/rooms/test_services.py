@@ -146,9 +146,10 @@ def test_owner_and_admins_invite_members_do_not(make_user, make_room, feed, djan
     assert role_of(room, newcomer) == MEMBER and role_of(room, other) is None
     added = frame_of_type(feed, "participant.added")
     assert (f"room.{room.pk}", {"type": "participant.added", "room": room.pk, "user": newcomer.pk}, None) in added
+    by = {"id": admin.pk, "username": admin.username}  # the newcomer hears who added them
     assert (
         f"user.{newcomer.pk}",
-        {"type": "participant.added", "room": room.pk, "user": newcomer.pk},
+        {"type": "participant.added", "room": room.pk, "user": newcomer.pk, "by": by},
         {"op": OP_JOIN_ROOM, "room": room.pk},
     ) in added
 
