@@ -5,7 +5,7 @@
  */
 import { findUser, suggestUsers } from "./people.js";
 import { badgeText, mentionsMe, roomAvatarKey, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
-import { byId, part } from "./util.js";
+import { byId, part, toast } from "./util.js";
 
 /**
  * Record ``message`` (a message.new) in its list entry ``room``; true when it is the room's newest,
@@ -15,6 +15,10 @@ import { byId, part } from "./util.js";
 export function applyMessage(room, message, meId) {
   const newer = message.seq > room.last_seq;
   if (newer) {
+    // A system line ("bob joined") is read with all before it, as the server counts it: a room
+    // that was read stays read.
+    const caughtUp = room.last_read_seq >= room.last_seq && message.seq === room.last_seq + 1;
+    if (message.kind === "system" && caughtUp) room.last_read_seq = message.seq;
     room.last_seq = message.seq;
     room.last_message = { seq: message.seq, preview: message.body.slice(0, 140), at: message.created_at };
     if (message.sender.id !== meId && mentionsMe(message, meId)) room.mentions = (room.mentions || 0) + 1;
@@ -165,8 +169,12 @@ export function createRoomList({ element, template, empty, rooms = [], current =
       socket.on("room.read", (frame) => {
         if (frame.user === me.id) this.setRead(frame.room, frame.seq);
       });
-      socket.on("participant.added", (frame) => {
-        if (frame.user === me.id) this.refreshOne(frame.room);
+      socket.on("participant.added", async (frame) => {
+        if (frame.user !== me.id) return;
+        await this.refreshOne(frame.room);
+        // Someone added the user: say who, and where, with the way there.
+        const room = this.rooms.get(frame.room);
+        if (frame.by && room) toast(`${frame.by.username} added you to ${roomTitle(room)}`, { href: `/rooms/${room.id}/`, text: "Open" });
       });
       socket.on("participant.removed", (frame) => {
         if (frame.user === me.id) this.remove(frame.room);

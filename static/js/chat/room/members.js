@@ -111,6 +111,14 @@ export function createMembers(view) {
       byId("room-meta").textContent = `${count} member${count === 1 ? "" : "s"}`;
       const invite = byId("invite-form");
       if (invite) invite.hidden = !this.canManage();
+      // A group room with nobody else in it shows its owner a prompt to invite people.
+      view.timeline.showInvitePrompt(room.kind === "group" && count === 1 && this.canManage());
+    },
+
+    /** Open the panel at its invite field (the button of the empty room's prompt). */
+    openInvite() {
+      if (byId("members-panel").hidden) byId("members-toggle").click();
+      byId("invite-username").focus();
     },
 
     /** The counter of a shown message (``entry``: {message, element}). */

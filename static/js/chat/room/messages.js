@@ -1,6 +1,7 @@
 /*
  * Drawing one message of a room: its element (cloned from the page's <template>), its body
  * (text with safe links, or "deleted"), and the grouping of consecutive messages of one sender.
+ * Also a system line ("alice added bob"), and the prompt of a group room nobody else is in yet.
  */
 import { mentionsMe, renderText, setAvatar, setTime } from "../format.js";
 import { part } from "../util.js";
@@ -57,6 +58,48 @@ export function regroup(element) {
   const before = previousMessage(element);
   const previous = before && { sender: before.dataset.sender, at: Number(before.dataset.at) };
   element.classList.toggle("message-cont", continues(previous, element.dataset.sender, Number(element.dataset.at)));
+}
+
+/** Whether ``message`` is a system line (a join, leave, removal or rename), not someone's words. */
+export function isSystemLine(message) {
+  return message.kind === "system";
+}
+
+/**
+ * The element of a system line: its text centred and muted, with its time; no sender, avatar,
+ * actions or unread counter, and not a ``.message`` (so the messages around it never group
+ * across it). One a site moderator deleted stays hidden.
+ */
+export function systemLineElement(message) {
+  const item = document.createElement("li");
+  item.className = "system-line";
+  item.dataset.seq = message.seq;
+  item.dataset.event = message.system ? message.system.event : "";
+  item.hidden = Boolean(message.deleted);
+  const text = document.createElement("span");
+  text.className = "system-line-text";
+  text.textContent = message.body;
+  const time = document.createElement("time");
+  time.className = "message-time";
+  setTime(time, message.created_at, true);
+  item.append(text, time);
+  return item;
+}
+
+/** The empty state of a group room with nobody but its owner: a prompt whose button calls ``onInvite``. */
+export function makeInvitePrompt(onInvite) {
+  const box = document.createElement("div");
+  box.className = "invite-prompt";
+  box.id = "invite-prompt";
+  const text = document.createElement("p");
+  text.textContent = "Invite people to start: Members → Invite";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "button button-small";
+  button.textContent = "Invite people";
+  button.addEventListener("click", onInvite);
+  box.append(text, button);
+  return box;
 }
 
 /** The "New messages" line above the first message not read when the room was opened. */

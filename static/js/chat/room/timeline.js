@@ -5,7 +5,7 @@
  * up), the "New messages" divider, and the user's own read position (room.read when the latest
  * message is on screen).
  */
-import { makeDivider, messageElement, regroup } from "./messages.js";
+import { isSystemLine, makeDivider, makeInvitePrompt, messageElement, regroup, systemLineElement } from "./messages.js";
 
 const NEAR_BOTTOM_PX = 48;
 
@@ -35,9 +35,23 @@ export function createTimeline(view, state) {
     gapFilling: false,
 
     element(message) {
+      if (isSystemLine(message)) return systemLineElement(message);
       const element = messageElement(el.template, message, me);
       view.saved.wire(element, message);
       return element;
+    },
+
+    /**
+     * Keep ``entry`` ({message, element}) among the shown messages, its buttons wired; false for a
+     * system line, which has no actions, counter or grouping and is not in ``shown``.
+     */
+    wire(entry) {
+      if (isSystemLine(entry.message)) return false;
+      this.shown.set(entry.message.seq, entry);
+      view.editing.wire(entry);
+      view.reactions.wire(entry);
+      view.replies.wire(entry);
+      return true;
     },
 
     /** Show ``message``, which is the one right after ``lastSeq``. */
@@ -48,16 +62,13 @@ export function createTimeline(view, state) {
         list.append(this.divider);
       }
       list.append(element);
-      const entry = { message, element };
-      this.shown.set(message.seq, entry);
-      view.editing.wire(entry);
-      view.reactions.wire(entry);
-      view.replies.wire(entry);
       this.lastSeq = message.seq;
       if (this.firstSeq === null) {
         this.firstSeq = message.seq;
         this.setHasOlder(message.seq > 1);
       }
+      const entry = { message, element };
+      if (!this.wire(entry)) return;
       // Storing a message moves its sender's read position to it: news only for one stored after
       // the page's data was read, which has the positions since ("Mark unread" included).
       if (message.sender.id !== null && message.seq > state.last_seq) {
@@ -184,6 +195,13 @@ export function createTimeline(view, state) {
       }
     },
 
+    /** Show the prompt to invite people (a group room nobody but its owner is in) or take it away. */
+    showInvitePrompt(show) {
+      const prompt = timeline.querySelector("#invite-prompt");
+      if (show && !prompt) list.after(makeInvitePrompt(() => view.members.openInvite()));
+      else if (!show && prompt) prompt.remove();
+    },
+
     // -- older history --
     setHasOlder(value) {
       this.hasOlder = value;
@@ -205,16 +223,14 @@ export function createTimeline(view, state) {
         for (const message of page.messages) {
           if (this.shown.has(message.seq) || message.seq >= this.firstSeq) continue;
           const entry = { message, element: this.element(message) };
-          this.shown.set(message.seq, entry);
-          view.editing.wire(entry);
-          view.reactions.wire(entry);
-          view.replies.wire(entry);
+          entry.wired = this.wire(entry);
           fragment.append(entry.element);
           added.push(entry);
         }
         list.prepend(fragment);
         if (added.length) this.firstSeq = added[0].message.seq;
         for (const entry of added) {
+          if (!entry.wired) continue;
           view.members.showCounter(entry);
           regroup(entry.element);
         }
