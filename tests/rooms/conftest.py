@@ -23,3 +23,15 @@ def post(django_capture_on_commit_callbacks):
         return room.last_seq
 
     return post
+
+
+@pytest.fixture
+def kafka_away(settings):
+    """No broker: nothing listens at its address, and a send gives up after half a second."""
+    from streams.pipeline import kafka
+
+    settings.KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:1"
+    settings.KAFKA_PRODUCE_TIMEOUT_S = 0.5
+    kafka.reset_producer()
+    yield
+    kafka.reset_producer()
