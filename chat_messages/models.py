@@ -39,7 +39,7 @@ class Message(models.Model):
     reply_to = models.JSONField(null=True, blank=True)
     # The members this message mentions (@username, or every other member for an owner's or
     # admin's @room), found when it was stored: clients highlight it and notify from it.
-    mentions = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    mentions = ArrayField(models.BigIntegerField(), null=True, blank=True)  # null: none (most messages)
 
     class Kind(models.TextChoices):
         TEXT = "text", "Text"

@@ -37,7 +37,7 @@ def message_payload(
         "unread_count": unread_count,
         "reactions": reactions or [],
         "reply_to": message.reply_to,
-        "mentions": message.mentions,
+        "mentions": message.mentions or [],
         "system": message.system,
     }
 

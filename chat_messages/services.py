@@ -515,29 +515,19 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
         for user_id in r["mentions"]:
             members.setdefault((r["room"], user_id), [None, []])[1].append(r["seq"])
     caught_up = _system_lines_read(rows, members)
+    # Only a batch with a reply pays for finding what it quotes (most batches have none).
+    quoting = any(r["reply_to"] is not None for r in rows)
     cursor.execute(
         f"""
         WITH ins AS (
             INSERT INTO {Message._meta.db_table}
                 (room_id, seq, sender_id, client_msg_id, body, created_at, mentions, reply_to, kind, system)
             SELECT v.room_id, v.seq, v.sender_id, v.cmid, v.body, %s, v.mentions::bigint[],
-            CASE WHEN v.reply_seq IS NOT NULL THEN
-                jsonb_build_object(
-                    'seq', v.reply_seq,
-                    'sender', jsonb_build_object('id', q.sender_id, 'username', coalesce(u.username, %s)),
-                    'body', CASE WHEN q.deleted_at IS NULL THEN left(q.body, %s) ELSE '' END,
-                    'deleted', q.id IS NULL OR q.deleted_at IS NOT NULL)
-            END, v.kind, v.system::jsonb
+            {_QUOTE if quoting else "NULL::jsonb"}, v.kind, v.system::jsonb
             FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[],
                         %s::text[], %s::text[])
                 AS v(room_id, seq, sender_id, cmid, body, reply_seq, mentions, kind, system)
-            -- The quoted message: an earlier text message of the same room (a seq not stored yet, or a
-            -- system line, quotes nothing).
-            LEFT JOIN {Message._meta.db_table} q
-                ON q.room_id = v.room_id AND q.seq = v.reply_seq AND v.reply_seq < v.seq AND q.kind = %s
-            LEFT JOIN {get_user_model()._meta.db_table} u ON u.id = q.sender_id
-            -- Ids in seq order (the joins may reorder rows): "newest first" by id stays by seq.
-            ORDER BY v.room_id, v.seq
+            {_QUOTED if quoting else ""}
             ON CONFLICT DO NOTHING RETURNING id, room_id, seq, reply_to
         ), rooms AS (
             UPDATE {Room._meta.db_table} AS r
@@ -557,12 +547,12 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
         SELECT id, room_id, seq, reply_to FROM ins
         """,
         [
-            now, DELETED_USER, QUOTE_CHARS,
+            now, *([DELETED_USER, QUOTE_CHARS] if quoting else []),
             [r["room"] for r in rows], [r["seq"] for r in rows], [r["sender"] for r in rows],
             [r["cmid"] for r in rows], [r["body"] for r in rows], [r["reply_to"] for r in rows],
-            [_pg_array(r["mentions"]) for r in rows], [r["kind"] for r in rows],
+            [_pg_array(r["mentions"]) if r["mentions"] else None for r in rows], [r["kind"] for r in rows],
             [None if r["system"] is None else json.dumps(r["system"]) for r in rows],
-            TEXT,
+            *([TEXT] if quoting else []),
             now,
             list(newest_in_room), [r["seq"] for r in newest_in_room.values()],
             [r["body"][:PREVIEW_CHARS] for r in newest_in_room.values()],
@@ -587,6 +577,23 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             )
         )  # fmt: skip
 
+
+# A reply's quote: the quoted message as it is now (see Message.reply_to).
+_QUOTE = """CASE WHEN v.reply_seq IS NOT NULL THEN
+    jsonb_build_object(
+        'seq', v.reply_seq,
+        'sender', jsonb_build_object('id', q.sender_id, 'username', coalesce(u.username, %s)),
+        'body', CASE WHEN q.deleted_at IS NULL THEN left(q.body, %s) ELSE '' END,
+        'deleted', q.id IS NULL OR q.deleted_at IS NOT NULL)
+END"""
+# The quoted message: an earlier text message of the same room (a seq not stored yet, or a system
+# line, quotes nothing). Ids in seq order (the joins may reorder rows): "newest first" by id stays
+# by seq.
+_QUOTED = f"""
+LEFT JOIN {Message._meta.db_table} q
+    ON q.room_id = v.room_id AND q.seq = v.reply_seq AND v.reply_seq < v.seq AND q.kind = %s
+LEFT JOIN {get_user_model()._meta.db_table} u ON u.id = q.sender_id
+ORDER BY v.room_id, v.seq"""
 
 # Each (room, user) whose read position or mentions change: its new read seq (or null) and the
 # seqs that mention them (array text, or null).

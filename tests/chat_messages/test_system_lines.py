@@ -109,7 +109,7 @@ def test_a_system_line_naming_members_mentions_nobody(make_user, make_room):
     alice, bob = make_user("alice"), make_user("bob")
     room = make_room(owner=alice, members=[bob])
     messages_store(sends=[room_event(room, "renamed", alice, name="@bob @room")])
-    assert Message.objects.get(room=room).mentions == []
+    assert not Message.objects.get(room=room).mentions  # none: stored as null
     assert Participant.objects.get(room=room, user=bob).mention_seqs == []
 
 
