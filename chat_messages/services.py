@@ -583,7 +583,7 @@ _QUOTE = """CASE WHEN v.reply_seq IS NOT NULL THEN
     jsonb_build_object(
         'seq', v.reply_seq,
         'sender', jsonb_build_object('id', q.sender_id, 'username', coalesce(u.username, %s)),
-        'body', CASE WHEN q.deleted_at IS NULL THEN left(q.body, %s) ELSE '' END,
+        'body', CASE WHEN q.id IS NOT NULL AND q.deleted_at IS NULL THEN left(q.body, %s) ELSE '' END,
         'deleted', q.id IS NULL OR q.deleted_at IS NOT NULL)
 END"""
 # The quoted message: an earlier text message of the same room (a seq not stored yet, or a system
