@@ -208,6 +208,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name "kind": each gets a name of its own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "RoomKindEnum": "rooms.models.Room.Kind",
+        "MessageKindEnum": "chat_messages.models.Message.Kind",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------------
