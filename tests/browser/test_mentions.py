@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from rooms.models import Participant, Room
 from rooms.services import participant_mute, room_open_direct
 from tests.browser.conftest import room_url, screenshot, send_live, wait_until
 
@@ -87,9 +88,12 @@ def test_mute_in_the_header_hides_the_badge_and_follows_on_the_users_other_page(
     expect(b.locator("#mute-toggle")).to_have_text("Unmute")
     expect(row(other, general).locator("[data-role=muted]")).to_be_visible()
     b.goto("/")  # away from the room, so the next message stays unread
+    expect(row(b, general).locator("[data-role=muted]")).to_be_visible()
     send_live(alice, general, "while muted")
     expect(row(other, general).locator(".room-preview")).to_have_text("while muted")
     expect(row(other, general).locator("[data-role=badge]")).to_be_hidden()
+    # The server counts it unread for Bob (what the badge shows once unmuted).
+    assert Participant.objects.get(room=general, user=bob).last_read_seq < Room.objects.get(pk=general.pk).last_seq
     assert not other.title().startswith("(")  # no unread count in the tab title
 
     # Unmuted from the other page: both show the unread message again.
