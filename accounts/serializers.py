@@ -15,7 +15,7 @@ class CredentialsSerializer(JSONBodySerializer):
     """``{username, password}``: for signing up and for getting a token."""
 
     username = serializers.CharField(max_length=150, trim_whitespace=True)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
 
 
 class AccountDeleteSerializer(JSONBodySerializer):
@@ -57,5 +57,5 @@ class DeviceSerializer(serializers.Serializer):
 
 class DeviceRegisterSerializer(JSONBodySerializer):
     platform = serializers.ChoiceField(choices=Device.Platform.choices)
-    token = serializers.CharField(max_length=4096, help_text="The push service's address of the device.")
+    token = serializers.CharField(max_length=1024, help_text="The push service's address of the device.")
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")

@@ -40,6 +40,7 @@ from .push import DeviceGone, Notification, push_sender
 log = logging.getLogger(__name__)
 
 PUSH_BODY_CHARS = 200  # how much of a message a push shows
+DEVICES_PER_USER = 20
 
 # The WebSocket close code for "no longer authenticated"; the socket's client logs in again.
 CLOSE = close_control(CLOSE_UNAUTHENTICATED)
@@ -113,8 +114,10 @@ def session_end(*, session_key: str) -> None:
 
 
 def _sign_out_everywhere(*, user_id: int) -> None:
-    """Delete the user's token and web sessions and close every socket of theirs, after commit."""
+    """Delete the user's token, web sessions and push devices, and close every socket of theirs,
+    after commit: a deactivated or deleted account's phone must not keep receiving messages."""
     Token.objects.filter(user_id=user_id).delete()
+    Device.objects.filter(user_id=user_id).delete()
     recorded = UserSession.objects.filter(user_id=user_id)
     Session.objects.filter(session_key__in=recorded.values("session_key")).delete()
     recorded.delete()
@@ -294,6 +297,13 @@ def device_register(*, user, platform: str, token: str, name: str = "") -> tuple
     device, created = Device.objects.update_or_create(
         platform=platform, token=token, defaults={"user": user, "name": name}
     )
+    # At most DEVICES_PER_USER: the ones not seen for longest go (each costs a push per message).
+    stale = (
+        Device.objects.filter(user=user)
+        .order_by("-last_seen_at", "-id")
+        .values_list("pk", flat=True)[DEVICES_PER_USER:]
+    )
+    Device.objects.filter(pk__in=list(stale)).delete()
     return device, created
 
 
@@ -327,7 +337,11 @@ def push_recipients(*, messages: list[dict]) -> list[tuple[int, Notification]]:
     muted = set(
         Participant.objects.filter(user_id__in={u for u, _ in wanted}, muted=True).values_list("room_id", "user_id")
     )
-    with_devices = set(Device.objects.filter(user_id__in={u for u, _ in wanted}).values_list("user_id", flat=True))
+    with_devices = set(
+        Device.objects.filter(user_id__in={u for u, _ in wanted}, user__is_active=True).values_list(
+            "user_id", flat=True
+        )
+    )
     online = users_online(sorted(with_devices))
     out = []
     for user_id, message in wanted:

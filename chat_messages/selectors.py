@@ -36,8 +36,8 @@ def message_payload(
         "deleted": message.deleted_at is not None,
         "unread_count": unread_count,
         "reactions": reactions or [],
-        "reply_to": message.reply_to,
-        "mentions": message.mentions or [],
+        "reply_to": None if message.deleted_at else message.reply_to,
+        "mentions": [] if message.deleted_at else message.mentions or [],
         "system": message.system,
     }
 

@@ -61,6 +61,9 @@ class MessageSerializer(serializers.Serializer):
     unread_count = serializers.IntegerField(help_text="Members who have not read this message yet.")
     reactions = ReactionSerializer(many=True)
     reply_to = QuoteSerializer(allow_null=True, help_text="The message this one replies to; null if none.")
+    mentions = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The ids of the members it mentions (@name, or @room)."
+    )
     system = SystemLineSerializer(allow_null=True, help_text="A system line's facts; null on a text message.")
 
 

@@ -24,7 +24,7 @@ from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
-from streams.realtime.protocol import DELETED_USER, ROOM_EVENTS, id_validate, is_json_int
+from streams.realtime.protocol import DELETED_USER, ROOM_EVENT, ROOM_EVENTS, id_validate, is_json_int
 
 from .models import Message, Reaction
 from .selectors import SYSTEM, message_payload
@@ -32,7 +32,6 @@ from .selectors import SYSTEM, message_payload
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 140
-ROOM_EVENT = "room.event"  # a rooms' envelope that is stored as a system line (rooms.services)
 TEXT = Message.Kind.TEXT.value
 QUOTE_CHARS = 200  # how much of a quoted message a reply keeps
 # Room roles that may delete other members' messages.
@@ -447,31 +446,39 @@ def _find_mentions(cursor, rows: list[dict], roles: dict) -> None:
     """
     # A system line mentions nobody, whatever the names it quotes ("@alice" may be a room's name).
     wanted = {r["room"]: set() for r in rows if r["sender"] is not None and "@" in r["body"]}
+    raw: set[str] = set()
+    everyone: set[int] = set()  # rooms where an owner or admin said @room: all their members
     for r in rows:
         r["mentions"] = []
         if r["room"] in wanted and r["sender"] is not None:
-            r["names"] = mention_names(r["body"])
+            spelled = set(_MENTION.findall(r["body"]))
+            raw |= spelled
+            r["names"] = {name.lower() for name in spelled}
             wanted[r["room"]] |= r["names"]
+            if ROOM_MENTION in r["names"] and roles.get((r["room"], r["sender"])) in MODERATOR_ROLES:
+                everyone.add(r["room"])
     if not any(wanted.values()):
         return
-    everyone = any(ROOM_MENTION in names for names in wanted.values())
     users = get_user_model()._meta.db_table
+    # Names compared lower-cased in Python: PostgreSQL's lower() may fold ASCII only (a C locale),
+    # so the names are also looked up as they were written.
     cursor.execute(
-        f"SELECT p.room_id, p.user_id, lower(u.username) FROM {Participant._meta.db_table} p"
+        f"SELECT p.room_id, p.user_id, u.username FROM {Participant._meta.db_table} p"
         f" JOIN {users} u ON u.id = p.user_id"
-        " WHERE p.room_id = ANY(%s) AND (%s OR lower(u.username) = ANY(%s))",
-        [list(wanted), everyone, sorted(set().union(*wanted.values()))],
+        " WHERE p.room_id = ANY(%s)"
+        " AND (p.room_id = ANY(%s) OR lower(u.username) = ANY(%s) OR u.username = ANY(%s))",
+        [list(wanted), sorted(everyone), sorted(set().union(*wanted.values())), sorted(raw)],
     )
     members: dict[int, dict[str, int]] = {}
     for room_id, user_id, name in cursor.fetchall():
-        members.setdefault(room_id, {})[name] = user_id
+        members.setdefault(room_id, {})[name.lower()] = user_id
     for r in rows:
         names = r.pop("names", None)
         if not names:
             continue
         in_room = members.get(r["room"], {})
         ids = {in_room[name] for name in names if name in in_room}
-        if ROOM_MENTION in names and roles.get((r["room"], r["sender"])) in MODERATOR_ROLES:
+        if ROOM_MENTION in names and r["room"] in everyone and roles.get((r["room"], r["sender"])) in MODERATOR_ROLES:
             ids |= set(in_room.values())
         ids.discard(r["sender"])
         r["mentions"] = sorted(ids)

@@ -220,8 +220,9 @@ SPECTACULAR_SETTINGS = {
 # only logs. An FCM/APNs/Web Push sender implements accounts.push.PushSender.
 PUSH_SENDER = env_str("PUSH_SENDER", "accounts.push.LogPushSender")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-# The persist consumer queues push tasks: a broker that cannot be reached must fail in seconds.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+# The persist consumer queues push tasks: a broker that cannot be reached, or hangs, must fail in
+# seconds (the workers' own polling waits 1 s at a time, well inside these).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5, "socket_keepalive": True}
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.db.models import Value
 
 
 class Room(models.Model):
@@ -64,10 +65,12 @@ class Participant(models.Model):
     last_read_seq = models.BigIntegerField(default=0)
     # Seqs of recent messages that mention this member (at most MENTIONS_KEPT, written by the
     # persistence consumer): those above last_read_seq are the room list's mention count, with
-    # no join on messages. Marking a room unread brings back the ones still listed.
-    mention_seqs = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    # no join on messages. A new mention drops those read by then, so marking a room unread
+    # brings back only the mentions not dropped yet.
+    # (Database defaults too: the release before this one inserts participants without them.)
+    mention_seqs = ArrayField(models.BigIntegerField(), default=list, db_default=Value([]), blank=True)
     # Muted: no unread badge and no notification for this room (mentions still count).
-    muted = models.BooleanField(default=False)
+    muted = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user"], name="one_participant_per_user")]

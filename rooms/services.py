@@ -25,7 +25,7 @@ from django.db.models import Case, Value, When
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, frame, publish_on_commit, room_group, user_group
-from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM, ROOM_EVENTS
+from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM, ROOM_EVENT, ROOM_EVENTS
 
 from .models import Participant, Room
 from .selectors import (
@@ -38,7 +38,6 @@ from .selectors import (
 log = logging.getLogger(__name__)
 
 
-ROOM_EVENT = "room.event"  # the envelope of a system line (docs/protocol.md)
 MANAGERS = (Participant.Role.OWNER, Participant.Role.ADMIN)
 OWNER_ONLY = (Participant.Role.OWNER,)
 

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('platform', models.CharField(choices=[('fcm', 'Firebase Cloud Messaging (Android)'), ('apns', 'Apple Push Notification service (iOS)'), ('web', 'Web Push')], max_length=4)),
-                ('token', models.CharField(max_length=4096)),
+                ('token', models.CharField(max_length=1024)),
                 ('name', models.CharField(blank=True, max_length=100)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('last_seen_at', models.DateTimeField(auto_now=True)),

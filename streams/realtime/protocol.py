@@ -13,6 +13,8 @@ DELETED_USER = "deleted user"
 
 # What a room's system lines tell (``room.event`` envelopes from rooms, stored by chat_messages).
 ROOM_EVENTS = ("joined", "left", "invited", "removed", "renamed")
+# The envelope rooms put on the messages topic for each of those, stored as a system line.
+ROOM_EVENT = "room.event"
 
 # Ids and seqs are PostgreSQL bigints; the wire carries them as JSON integers.
 BIGINT_MAX = 2**63 - 1

@@ -141,3 +141,17 @@ def test_persist_queues_one_push_task_per_batch_with_mentions_or_direct_messages
     args, kwargs, _ = json.loads(base64.b64decode(task["body"]))
     assert [(m["seq"], m["mentions"], m["direct"]) for m in kwargs["messages"]] == [(3, [bob.pk], False)]
     broker.delete("celery")
+
+
+def test_a_deactivated_account_gets_no_push_and_loses_its_devices(make_user, make_room):
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    room = make_room(owner=alice, members=[bob, carol], name="plans")
+    for user in (bob, carol):
+        services.device_register(user=user, platform="fcm", token=f"t-{user.username}")
+    type(carol).objects.filter(pk=carol.pk).update(is_active=False)  # deactivated by other means
+
+    services.account_deactivate(user=bob)
+
+    assert not Device.objects.filter(user=bob).exists()
+    mention = candidate(room, 1, alice, "@bob @carol", mentions=[bob.pk, carol.pk])
+    assert services.push_recipients(messages=[mention]) == []

@@ -89,3 +89,13 @@ def test_muting_is_the_users_own_and_only_their_sockets_hear_of_it(make_user, ma
     assert not [g for g, _, _ in events if g == room_group(room.pk)]
     assert api(carol).put(f"/api/v1/rooms/{room.pk}/mute/").json()["error"]["code"] == "not_member"
     assert participant_mute(user_id=bob.pk, room_id=room.pk, muted=False) is False
+
+
+def test_names_beyond_ascii_are_mentioned_in_any_case(make_user, make_room):
+    alice, emile, jiwoo = make_user("alice"), make_user("Émile"), make_user("지우")
+    room = make_room(owner=alice, members=[emile, jiwoo])
+
+    (lower, as_written) = store(room, alice, "@émile, @지우: ready?", "@Émile!")
+
+    assert lower.mentions == sorted([emile.pk, jiwoo.pk])
+    assert as_written.mentions == [emile.pk]

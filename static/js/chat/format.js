@@ -84,7 +84,8 @@ export function trimUrl(raw) {
 }
 
 // "@name" where a name starts, as the server finds mentions (chat_messages.services._MENTION).
-const MENTION_PATTERN = /(?<![\w@])@([\w.+-]*\w)/gu;
+// (\p{L}\p{N}_ is Python's \w: a Hangul or accented name is a name on both sides.)
+const MENTION_PATTERN = /(?<![\p{L}\p{N}_@])@([\p{L}\p{N}_.+-]*[\p{L}\p{N}_])/gu;
 
 /** Append ``text`` to ``element`` with each @mention in a span (``mention-me`` for ``me``'s name or @room). */
 function appendMentions(element, text, me) {
