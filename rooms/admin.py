@@ -44,15 +44,8 @@ class RoomAdmin(admin.ModelAdmin):
         "last_message_preview",
         "created_at",
     )
-    readonly_fields = (
-        "kind",
-        "created_by",
-        "direct_key",
-        "last_seq",
-        "last_message_at",
-        "last_message_preview",
-        "created_at",
-    )
+    # What a moderator may change here: the rest is the room's history, or set by the chat itself.
+    readonly_fields = tuple(f for f in fields if f not in ("name", "topic", "is_public"))
     inlines = [ParticipantInline]
 
     def get_queryset(self, request):

@@ -83,6 +83,8 @@ class RoomDetailView(ChatAPIView):
     @extend_schema(
         operation_id="rooms_partial_update",
         summary="Rename a group room, change its topic or open it to joining (owner or admin)",
+        description="Fields left out stay as they are. A direct room has neither name nor topic: changing them is "
+        "`invalid`. Members get `room.updated`, and a rename leaves a system line in the room.",
         request=RoomUpdateSerializer,
         responses={200: RoomSerializer, **error_responses(400, 403, 404, 413)},
     )
@@ -99,6 +101,21 @@ class RoomDetailView(ChatAPIView):
     def delete(self, request, room_id: int):
         services.room_delete(user_id=request.user.pk, room_id=room_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(parameters=[ROOM_ID])
+class RoomJoinView(ChatAPIView):
+    @extend_schema(
+        operation_id="rooms_join",
+        summary="Join a public group room",
+        description="A private room, or a room that does not exist, answers alike. Members get `participant.added` "
+        "and the room a system line.",
+        request=None,
+        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(403, 404)},
+    )
+    def post(self, request, room_id: int):
+        _, joined = services.participant_join(user_id=request.user.pk, room_id=room_id)
+        return Response(_summary(request, room_id), status=status.HTTP_201_CREATED if joined else status.HTTP_200_OK)
 
 
 @extend_schema(parameters=[ROOM_ID])
@@ -149,19 +166,6 @@ class ParticipantDetailView(ChatAPIView):
     def delete(self, request, room_id: int, user_id: int):
         services.participant_remove(actor_id=request.user.pk, room_id=room_id, user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-@extend_schema(parameters=[ROOM_ID])
-class RoomJoinView(ChatAPIView):
-    @extend_schema(
-        operation_id="rooms_join",
-        summary="Join a public group room",
-        request=None,
-        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(403, 404)},
-    )
-    def post(self, request, room_id: int):
-        _, joined = services.participant_join(user_id=request.user.pk, room_id=room_id)
-        return Response(_summary(request, room_id), status=status.HTTP_201_CREATED if joined else status.HTTP_200_OK)
 
 
 @extend_schema(parameters=[ROOM_ID])
