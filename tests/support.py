@@ -65,8 +65,13 @@ class ChatClient:
     def of_type(self, kind: str) -> list[dict]:
         return [f for f in self.frames if f["type"] == kind]
 
-    def new_messages(self, room: int) -> list[dict]:
-        return [f["message"] for f in self.of_type("message.new") if f["message"]["room"] == room]
+    def new_messages(self, room: int, *, system: bool = False) -> list[dict]:
+        """The room's messages heard so far; its system lines ("bob left") only if ``system``."""
+        return [
+            f["message"]
+            for f in self.of_type("message.new")
+            if f["message"]["room"] == room and (system or f["message"].get("kind", "text") != "system")
+        ]
 
     async def wait_for(self, predicate, timeout: float = 20.0) -> None:
         loop = asyncio.get_running_loop()

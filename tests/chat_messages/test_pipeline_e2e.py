@@ -8,6 +8,8 @@ import websockets
 from chat_messages.models import Message
 from tests.support import ChatClient, in_thread
 
+PER_SENDER = 10  # messages each of the two senders sends
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
@@ -16,7 +18,7 @@ async def test_three_members_two_senders_everyone_gets_everything_once_in_order(
     room = await in_thread(make_room, owner=alice, members=[bob, carol])
     clients = [await ChatClient.connect(server.ws, u) for u in (alice, bob, carol)]
     sent = []
-    for i in range(10):
+    for i in range(PER_SENDER):
         sent.append(await clients[0].send_message(room.pk, f"alice {i}"))
         sent.append(await clients[1].send_message(room.pk, f"bob {i}"))
 
@@ -33,22 +35,13 @@ async def test_three_members_two_senders_everyone_gets_everything_once_in_order(
         assert received.pop()["client_msg_id"] == marker
         assert [m["seq"] for m in received] == list(range(1, 21))
         assert sorted(m["client_msg_id"] for m in received) == sorted(sent)
-    # Each sender heard "accepted" for its message before the message itself came back.
-    for sender in clients[:2]:
-        order = [
-            (f["type"], f.get("client_msg_id") or f["message"]["client_msg_id"])
-            for f in sender.frames
-            if f["type"] in ("message.accepted", "message.new")
-        ]
-        for kind, msg_id in order:
-            if kind == "message.new" and msg_id in sent:
-                accepted_at = (
-                    order.index(("message.accepted", msg_id)) if ("message.accepted", msg_id) in order else None
-                )
-                if accepted_at is not None:
-                    assert accepted_at < order.index((kind, msg_id))
-        mine = {f["client_msg_id"] for f in sender.of_type("message.accepted")}
-        assert len(mine) == 10
+    # Each sender heard "accepted" once for each of its ten messages. (Not necessarily before the
+    # message came back: persist may store and announce it before this server has read the
+    # broker's acknowledgement; clients settle a pending message on either, docs/protocol.md.)
+    for sender, mine in ((clients[0], sent[0::2]), (clients[1], sent[1::2])):
+        await sender.wait_for(lambda c: len(c.of_type("message.accepted")) >= PER_SENDER)
+        accepted = [f["client_msg_id"] for f in sender.of_type("message.accepted")]
+        assert sorted(accepted) == sorted(mine)
     assert await in_thread(Message.objects.filter(room=room).count) == 21  # with the marker
     for client in clients:
         await client.close()
