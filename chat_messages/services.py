@@ -178,7 +178,9 @@ def reaction_set(*, user, room_id: int, seq, emoji, on: bool) -> bool:
     if emoji not in Reaction.REACTIONS:
         raise ChatError(INVALID, f"`emoji` must be one of {' '.join(Reaction.REACTIONS)}.")
     with transaction.atomic():
-        message = _live_message(room_id=room_id, seq=seq)
+        # Locked: a deletion applied meanwhile waits, or this finds the message gone; a reaction
+        # never outlives its message.
+        message = _live_message(room_id=room_id, seq=seq, lock=True)
         if message.kind == SYSTEM:
             raise ChatError(INVALID, "A system line takes no reactions.")
         if on:
@@ -192,8 +194,9 @@ def reaction_set(*, user, room_id: int, seq, emoji, on: bool) -> bool:
     return changed
 
 
-def _live_message(*, room_id: int, seq: int) -> Message:
-    message = Message.objects.filter(room_id=room_id, seq=seq, deleted_at__isnull=True).first()
+def _live_message(*, room_id: int, seq: int, lock: bool = False) -> Message:
+    messages = Message.objects.select_for_update() if lock else Message.objects
+    message = messages.filter(room_id=room_id, seq=seq, deleted_at__isnull=True).first()
     if message is None:
         raise ChatError(NOT_FOUND, "No such message.")
     return message
@@ -857,6 +860,16 @@ def _system_lines_detach(cursor, *, user_id: int) -> None:
     )
 
 
+def _quotes_rewrite(*, room_id: int, seq: int, body: str) -> None:
+    """Replies quoting an edited message quote its new words."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} SET reply_to = reply_to || jsonb_build_object('body', left(%s, %s))"
+            " WHERE room_id = %s AND reply_to IS NOT NULL AND (reply_to ->> 'seq')::bigint = %s",
+            [body, QUOTE_CHARS, room_id, seq],
+        )
+
+
 def _quotes_blank(*, room_id: int, seq: int) -> None:
     """Replies quoting a deleted message keep no copy of its words: "message deleted"."""
     with connection.cursor() as cursor:
@@ -880,10 +893,12 @@ def message_apply_edit(*, env: dict) -> None:
         message.body = env["body"]
         message.edited_at = timezone.now()
         message.save(update_fields=["body", "edited_at"])
-        # The room list shows the newest message: it must not keep the words that were replaced.
+        # The room list shows the newest message, and replies quote it: neither may keep the words
+        # that were replaced.
         Room.objects.filter(pk=message.room_id, last_seq=message.seq).update(
             last_message_preview=message.body[:PREVIEW_CHARS]
         )
+        _quotes_rewrite(room_id=message.room_id, seq=message.seq, body=message.body)
         publish_on_commit([(room_group(message.room_id), frame(
             "message.updated", room=message.room_id, seq=message.seq, body=message.body,
             edited_at=message.edited_at.isoformat()), None)])  # fmt: skip
@@ -900,5 +915,12 @@ def message_apply_delete(*, env: dict) -> None:
             Room.objects.filter(pk=env["room"], last_seq=env["seq"]).update(last_message_preview="")
             Reaction.objects.filter(message__room_id=env["room"], message__seq=env["seq"]).delete()
             _quotes_blank(room_id=env["room"], seq=env["seq"])
+            # Nobody is mentioned by a message that is gone: the room list's @ count drops it.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {Participant._meta.db_table} SET mention_seqs = array_remove(mention_seqs, %s)"
+                    " WHERE room_id = %s AND %s = ANY(mention_seqs)",
+                    [env["seq"], env["room"], env["seq"]],
+                )
             publish_on_commit([(room_group(env["room"]), frame(
                 "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip

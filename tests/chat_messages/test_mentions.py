@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from chat_messages.selectors import history_page
-from chat_messages.services import mention_names, messages_store, send_envelope
+from chat_messages.services import mention_names, message_apply_delete, messages_store, send_envelope
 from rooms.selectors import room_summary_for_member
 from rooms.services import participant_mute, read_position_advance, read_position_mark_unread
 from streams.realtime.hub import room_group, user_group
@@ -99,3 +99,14 @@ def test_names_beyond_ascii_are_mentioned_in_any_case(make_user, make_room):
 
     assert lower.mentions == sorted([emile.pk, jiwoo.pk])
     assert as_written.mentions == [emile.pk]
+
+
+def test_a_deleted_message_no_longer_counts_as_a_mention(make_user, make_room):
+    alice, bob = make_user("alice"), make_user("bob")
+    room = make_room(owner=alice, members=[bob])
+    store(room, alice, "@bob one", "@bob two")
+    assert mentions_of(room, bob) == 2
+
+    message_apply_delete(env={"room": room.pk, "seq": 2, "sender": alice.pk})
+
+    assert mentions_of(room, bob) == 1

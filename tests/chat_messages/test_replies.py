@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import account_delete
 from chat_messages.selectors import history_page
-from chat_messages.services import message_apply_delete, message_send, messages_store, send_envelope
+from chat_messages.services import message_apply_delete, message_apply_edit, message_send, messages_store, send_envelope
 from streams.errors import ChatError
 from streams.pipeline import kafka
 from streams.realtime.protocol import DELETED_USER
@@ -133,3 +133,14 @@ def test_a_reply_over_rest_goes_to_kafka_with_its_seq_and_a_bad_one_is_invalid(m
     with pytest.raises(ChatError) as caught:
         message_send(user=alice, room_id=room.pk, client_msg_id=uuid.uuid4(), body="re", reply_to="4")
     assert caught.value.code == "invalid"
+
+
+def test_editing_the_quoted_message_rewrites_the_quote(make_user, make_room):
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    store(room, alice, "meet at 5")
+    store(room, bob, "ok", reply_to=1)
+
+    message_apply_edit(env={"room": room.pk, "seq": 1, "sender": alice.pk, "body": "meet at 6"})
+
+    assert shown(room, bob, 2)["reply_to"]["body"] == "meet at 6"  # the old words are gone

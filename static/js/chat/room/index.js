@@ -156,6 +156,7 @@ function attachRoomFrames(view) {
     entry.message.edited_at = frame.edited_at;
     drawBody(entry.element, entry.message, view.me);
     view.editing.draw(entry);
+    view.replies.edited(entry);
   });
   socket.on("message.deleted", (frame) => {
     const entry = frame.room === roomId ? view.timeline.shown.get(frame.seq) : null;

@@ -70,6 +70,14 @@ export function createReplies(view) {
       }
     },
 
+    /** The message was edited: quotes of it on the page read its new words, as the server now stores them. */
+    edited(entry) {
+      const message = entry.message;
+      for (const quote of el.list.querySelectorAll(`[data-role=quote][data-seq="${message.seq}"]`)) {
+        drawQuote(quote, { ...quoteOf(message), deleted: quote.classList.contains("quote-deleted") });
+      }
+    },
+
     start(message) {
       replyingTo = quoteOf(message);
       show();
