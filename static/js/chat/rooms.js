@@ -137,8 +137,18 @@ export function createRoomList({ element, template, empty, rooms = [], current =
     async refreshOne(roomId) {
       try {
         const room = await api("GET", `/api/v1/rooms/${roomId}/`);
+        // Frames that came while the answer was on its way are newer than it: a message stored
+        // meanwhile, a read position moved meanwhile. Keep what they said.
+        const known = this.rooms.get(room.id);
+        if (known) {
+          room.last_read_seq = known.last_read_seq;
+          if (known.last_seq > room.last_seq) {
+            room.last_seq = known.last_seq;
+            room.last_message = known.last_message;
+          }
+        }
         this.rooms.set(room.id, room);
-        this.render(room, true);
+        this.render(room, !known);
         this.updateTitle();
       } catch (error) {
         if (error.code === "not_member") this.remove(roomId);
