@@ -8,6 +8,7 @@ the log, so a deployment without push credentials loses nothing and shows what w
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 
@@ -32,15 +33,16 @@ class Notification:
     kind: str  # "mention" or "direct"
 
 
-class PushSender:
+class PushSender(ABC):
     """Send one notification to one device (``device.platform``, ``device.token``).
 
     Raise :class:`DeviceGone` when the service reports the token dead; any other exception is a
     passing failure, and the Celery task retries it.
     """
 
+    @abstractmethod
     def send(self, device, notification: Notification) -> None:
-        raise NotImplementedError
+        """Deliver ``notification`` to ``device`` through the platform's push service."""
 
 
 class LogPushSender(PushSender):
