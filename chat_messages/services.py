@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 PREVIEW_CHARS = 140
 TEXT = Message.Kind.TEXT.value
 QUOTE_CHARS = 200  # how much of a quoted message a reply keeps
-# Room roles that may delete other members' messages.
-MODERATOR_ROLES = (Participant.Role.OWNER, Participant.Role.ADMIN)
 READ_ONLY_DETAIL = "This conversation is read-only: the other person's account no longer exists."
 
 
@@ -146,7 +144,7 @@ def message_delete_request(*, user, room_id: int, seq: int) -> None:
     _not_a_system_line(message, "deleted")
     if message.sender_id == user.pk:
         moderator = {}
-    elif participant.role in MODERATOR_ROLES:
+    elif participant.role in Participant.MANAGERS:
         log.info("room %s %s %s deleted message %s#%s", participant.role, user.pk, room_id, room_id, seq)
         moderator = {"moderator": user.pk}
     else:
@@ -458,7 +456,8 @@ def _find_mentions(cursor, rows: list[dict], roles: dict) -> None:
             raw |= spelled
             r["names"] = {name.lower() for name in spelled}
             wanted[r["room"]] |= r["names"]
-            if ROOM_MENTION in r["names"] and roles.get((r["room"], r["sender"])) in MODERATOR_ROLES:
+            r["everyone"] = ROOM_MENTION in r["names"] and roles.get((r["room"], r["sender"])) in Participant.MANAGERS
+            if r["everyone"]:
                 everyone.add(r["room"])
     if not any(wanted.values()):
         return
@@ -481,7 +480,7 @@ def _find_mentions(cursor, rows: list[dict], roles: dict) -> None:
             continue
         in_room = members.get(r["room"], {})
         ids = {in_room[name] for name in names if name in in_room}
-        if ROOM_MENTION in names and r["room"] in everyone and roles.get((r["room"], r["sender"])) in MODERATOR_ROLES:
+        if r.pop("everyone"):
             ids |= set(in_room.values())
         ids.discard(r["sender"])
         r["mentions"] = sorted(ids)

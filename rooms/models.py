@@ -57,6 +57,9 @@ class Participant(models.Model):
         ADMIN = "admin", "Admin"
         MEMBER = "member", "Member"
 
+    # The roles that manage a room: invite and remove people, rename it, delete others' messages.
+    MANAGERS = (Role.OWNER, Role.ADMIN)
+
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="participants")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations")
     role = models.CharField(max_length=6, choices=Role.choices, default=Role.MEMBER)

@@ -38,7 +38,6 @@ from .selectors import (
 log = logging.getLogger(__name__)
 
 
-MANAGERS = (Participant.Role.OWNER, Participant.Role.ADMIN)
 OWNER_ONLY = (Participant.Role.OWNER,)
 
 NAME_MAX_CHARS = Room._meta.get_field("name").max_length
@@ -158,7 +157,9 @@ def room_update(
     Members get ``room.updated`` {room, name, topic, is_public, owner}.
     """
     _lock_room(room_id)
-    participant = participant_get_with_role(room_id=room_id, user_id=user_id, roles=MANAGERS, action="change it")
+    participant = participant_get_with_role(
+        room_id=room_id, user_id=user_id, roles=Participant.MANAGERS, action="change it"
+    )
     return _room_change(participant.room, name=name, topic=topic, is_public=is_public, actor_id=user_id)
 
 
@@ -372,7 +373,9 @@ def _announce_joined(room: Room, user_ids: list[int], *, to_room: bool = True, b
 def participant_invite(*, actor_id: int, room_id: int, user_id: int) -> Participant:
     """Add a user to a group room (its owner or an admin)."""
     _lock_room(room_id)
-    actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=MANAGERS, action="invite people")
+    actor = participant_get_with_role(
+        room_id=room_id, user_id=actor_id, roles=Participant.MANAGERS, action="invite people"
+    )
     if actor.room.kind == Room.Kind.DIRECT:
         raise ChatError(INVALID, "A direct room is for its two users only.")
     if not _active_user_ids([user_id]):
@@ -410,7 +413,9 @@ def participant_remove(*, actor_id: int, room_id: int, user_id: int) -> None:
         return
     with transaction.atomic():
         _lock_room(room_id)  # the actor's role cannot change between this check and the removal
-        actor = participant_get_with_role(room_id=room_id, user_id=actor_id, roles=MANAGERS, action="remove people")
+        actor = participant_get_with_role(
+            room_id=room_id, user_id=actor_id, roles=Participant.MANAGERS, action="remove people"
+        )
         if actor.room.kind == Room.Kind.DIRECT:
             raise ChatError(FORBIDDEN, "Nobody can be removed from a direct room.")
         target = participant_target_get(room_id=room_id, user_id=user_id)

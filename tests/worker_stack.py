@@ -19,16 +19,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The variables that name a service; a worker's own stack replaces all of them.
-SERVICE_VARIABLES = ("DATABASE_URL", "BACKUP_DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
 
 
 def _own_services(worker: str) -> None:
-    from devstack.stack import Stack
+    from devstack.stack import OTHER_STACK_VARIABLES, Stack
 
     root = ROOT / ".devstack" / f"test-{worker}"
     shutil.rmtree(root, ignore_errors=True)  # a killed run's leftovers
-    environ = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    # Without the addresses of the stack `devstack exec` started: this worker starts its own.
+    environ = {k: v for k, v in os.environ.items() if k not in OTHER_STACK_VARIABLES}
     stack = Stack(root, environ=environ, fixed_ports=False)
     urls = stack.start()
     atexit.register(_stop, stack)
