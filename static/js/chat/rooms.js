@@ -137,15 +137,14 @@ export function createRoomList({ element, template, empty, rooms = [], current =
     async refreshOne(roomId) {
       try {
         const room = await api("GET", `/api/v1/rooms/${roomId}/`);
-        // Frames that came while the answer was on its way are newer than it: a message stored
-        // meanwhile, a read position moved meanwhile. Keep what they said.
+        // A message that came while the answer was on its way makes the list newer than the
+        // answer: then keep the list's newest message and read position (the frames of both came
+        // after the answer was read). Otherwise the answer is at least as new: take it.
         const known = this.rooms.get(room.id);
-        if (known) {
+        if (known && known.last_seq > room.last_seq) {
+          room.last_seq = known.last_seq;
+          room.last_message = known.last_message;
           room.last_read_seq = known.last_read_seq;
-          if (known.last_seq > room.last_seq) {
-            room.last_seq = known.last_seq;
-            room.last_message = known.last_message;
-          }
         }
         this.rooms.set(room.id, room);
         this.render(room, !known);
