@@ -23,7 +23,7 @@ from .report import markdown, summary_rows, table
 from .scenarios import PRODUCT, TUTORIAL, Config, Runner, median_run, round_figure
 from .stack import ROOT, BenchStack
 
-SCENARIOS = ("S1", "S2", "S3", "S4", "S5")
+SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

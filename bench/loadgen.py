@@ -73,6 +73,10 @@ class FanoutSpec:
     warmup_timeout: float = 60.0
     watch_pids: dict[str, int] = field(default_factory=dict)  # name -> pid (with its children)
     server_cpu: int | None = None
+    # S6: attachment ids uploaded beforehand, per client (by index); each client's every Nth
+    # message carries the next one of its ids while they last.
+    attachments: list[list[int]] = field(default_factory=list)
+    attachment_every: int = 0
 
 
 @dataclass
@@ -108,6 +112,12 @@ class Step:
     server_core_irq: float | None = None
     server_core_steal: float | None = None
     cpu_by_process: dict = field(default_factory=dict)
+    # S6: the latency of messages with an attachment and of text-only ones, apart.
+    attachment_sent: int = 0
+    attachment_p50_ms: float | None = None
+    attachment_p99_ms: float | None = None
+    text_p50_ms: float | None = None
+    text_p99_ms: float | None = None
 
     @property
     def held(self) -> bool:
@@ -230,6 +240,7 @@ class _Socket:
         self.ws = ws
         self.seen: set[int] = set()
         self.last_seq: dict[int, int] = {}
+        self.sends = 0
 
 
 class Fanout:
@@ -246,6 +257,10 @@ class Fanout:
         self.answer: list[str | None] = []  # None, "accepted" or an error code
         self.received: list[int] = []
         self.latencies: dict[int, list[float]] = {}
+        self.with_attachment: set[int] = set()
+        self.attachment_latencies: dict[int, list[float]] = {}
+        self.text_latencies: dict[int, list[float]] = {}
+        self.pools = [list(ids) for ids in spec.attachments]
         self.accept_latencies: dict[int, list[float]] = {}
         self.duplicates: Counter = Counter()
         self.out_of_order: Counter = Counter()
@@ -329,7 +344,10 @@ class Fanout:
                 self.out_of_order[self.step_of[n]] += 1
             sock.last_seq[room] = seq
         self.received[n] += 1
-        self.latencies.setdefault(self.step_of[n], []).append((now - int(sent_ns)) / 1e6)
+        latency = (now - int(sent_ns)) / 1e6
+        self.latencies.setdefault(self.step_of[n], []).append(latency)
+        apart = self.attachment_latencies if n in self.with_attachment else self.text_latencies
+        apart.setdefault(self.step_of[n], []).append(latency)
 
     def _answered(self, cmid, answer: str, now: int) -> None:
         n = self.by_cmid.get(cmid)
@@ -358,7 +376,14 @@ class Fanout:
             self.cmid_of.append(cmid)
             self.answer.append(None)
             self.by_cmid[cmid] = n
-            text = json.dumps({"type": "message.send", "room": room, "client_msg_id": cmid, "body": body})
+            frame = {"type": "message.send", "room": room, "client_msg_id": cmid, "body": body}
+            pool = self.pools[sock.index] if sock.index < len(self.pools) else None
+            every = self.spec.attachment_every
+            if pool and every and sock.sends % every == every - 1:
+                frame["attachments"] = [pool.pop(0)]
+                self.with_attachment.add(n)
+            sock.sends += 1
+            text = json.dumps(frame)
         else:
             self.cmid_of.append(None)
             self.answer.append("accepted")  # the tutorial answers nothing; every send counts
@@ -449,6 +474,8 @@ class Fanout:
             delivered += min(self.received[n], wanted)
         latencies = sorted(self.latencies.get(step, []))
         accepts = sorted(self.accept_latencies.get(step, []))
+        with_attachment = sorted(self.attachment_latencies.get(step, []))
+        text_only = sorted(self.text_latencies.get(step, []))
         return Step(
             offered=offered,
             duration=duration,
@@ -470,6 +497,11 @@ class Fanout:
             accept_p50_ms=_round(percentile(accepts, 50)),
             accept_p99_ms=_round(percentile(accepts, 99)),
             send_seconds=round(send_seconds, 3),
+            attachment_sent=sum(1 for n in ns if n in self.with_attachment),
+            attachment_p50_ms=_round(percentile(with_attachment, 50)),
+            attachment_p99_ms=_round(percentile(with_attachment, 99)),
+            text_p50_ms=_round(percentile(text_only, 50)) if with_attachment else None,
+            text_p99_ms=_round(percentile(text_only, 99)) if with_attachment else None,
         )
 
     async def warm_up(self) -> float:

@@ -145,6 +145,34 @@ def _rows(scenarios: dict, config) -> list[Row]:
             Row("S5", f"{config.s5_clients} clients connecting at once (product: + sync)", storm(runs.get("tutorial")),
                 storm(p), "-", "all whole within 5 s", met)
         )  # fmt: skip
+    if "S6" in scenarios and scenarios["S6"].get("product"):
+        rows += _s6_rows(scenarios["S6"]["product"], config)
+    return rows
+
+
+def _s6_rows(run: dict, config) -> list[Row]:
+    """Upload throughput, and message.new's latency with a photo beside text-only messages."""
+    files, photos = run["files"], run["photos"][0] if run["photos"] else None
+    uploads = f"{files['mb_per_s']} MB/s of 1 MiB files ({files['uploads_per_s']}/s)"
+    if photos:
+        uploads = (
+            f"{photos['uploads_per_s']} photos/s ({photos['file_bytes'] / 1024:.0f} KB JPEG, p99"
+            f" {photos['p99_ms']:.0f} ms, {photos.get('server_cpu_ms_per_upload', '-')} ms server CPU each); " + uploads
+        )
+    rows = [Row("S6", f"uploads, {config.s6_upload_concurrency} at a time", "-", uploads, "-", "-", None)]
+    for step in run["steps"]:
+        with_photo, text = step["attachment_p99_ms"], step["text_p99_ms"]
+        ratio = f"{with_photo / text:.2f}x" if with_photo and text else "-"
+        rows.append(
+            Row("S6", f"message.new p99 at {step['offered']:,} deliveries/s, every {config.s6_every}th with a photo",
+                "-", f"with a photo {with_photo} ms, text only {text} ms (lost {step['lost']}, dup {step['duplicates']})",
+                ratio, "photo p99 <= 1.5x text", None if not ratio[0].isdigit() else with_photo <= 1.5 * text
+                and step["lost"] == 0)
+        )  # fmt: skip
+    stored = run.get("stored")
+    if stored and not stored["exact"]:
+        rows[-1].product += f", STORAGE {stored}"
+        rows[-1].met = False
     return rows
 
 

@@ -7,6 +7,9 @@ S3  durable ingest: rows/s stored by the persistence consumer vs one ORM insert 
 S4  1,000 idle connections: server memory per connection.
 S5  500 clients connecting at the same instant (the product's with ``sync``): time until all
     are whole.
+S6  attachments (the product only; the tutorial has none): upload throughput of photos and of
+    1 MiB files, and S1's rooms at fixed rates with every tenth message carrying a photo: the
+    latency of those beside the text-only ones of the same run.
 """
 
 from __future__ import annotations
@@ -53,13 +56,17 @@ class Config:
     s5_room_size: int = 10
     s5_history: int = 20
     s5_last_seen: int = 10
+    s6_rates: list[int] = field(default_factory=lambda: [2000, 5000])
+    s6_every: int = 10  # each sender's every Nth message carries an attachment
+    s6_upload_concurrency: int = 8
+    s6_files: int = 100  # 1 MiB files uploaded for the bytes/s figure
 
     @classmethod
     def quick_mode(cls) -> Config:
         """Small and short: the whole bench in about a minute, for smoke runs."""
         return cls(
             quick=True, duration=2.0, drain=5.0, s1_rates=[500, 1000], s2_members=100, s2_rates=[500, 1000],
-            s3_count=2000, s3_orm_count=300, s4_connections=100, s5_clients=100,
+            s3_count=2000, s3_orm_count=300, s4_connections=100, s5_clients=100, s6_rates=[500], s6_files=10,
         )  # fmt: skip
 
 
@@ -377,6 +384,75 @@ class Runner:
         )
         return result
 
+    # -- S6 ------------------------------------------------------------------------------------------------
+    def s6(self, target: str) -> dict:
+        """Attachments: uploads/s and bytes/s, then fan-out with photos beside text-only messages."""
+        if target == TUTORIAL:
+            return {"skipped": "the tutorial chat has no attachments"}
+        c = self.config
+        clients, _ = self._clients(target, "s6p", c.s1_rooms, c.s1_members)
+        server = self.servers[target]
+        files = self._uploads(server, clients[: c.s6_files], kind="file", per_client=1)
+        self.log(f"S6 files: {_upload_line(files)}")
+        result: dict = {"files": files, "photos": [], "steps": [], "accepted": {}}
+        for index, rate in enumerate(c.s6_rates):
+            if index:
+                self._stored_all(result["accepted"])
+                self.fresh_start(target)
+                server = self.servers[target]
+            # Enough photos for each sender's every Nth message of the step, and one spare.
+            sends_per_client = rate / c.s1_members * c.duration / len(clients)
+            photos = self._uploads(server, clients, kind="image", per_client=int(sends_per_client / c.s6_every) + 1)
+            self.log(f"S6 photos before {rate:,}/s: {_upload_line(photos)}")
+            spec = {
+                "mode": "fanout", "protocol": target, "url": server.ws, "clients": clients, "rates": [rate],
+                "duration": c.duration, "payload": c.payload, "drain": c.drain, "p99_limit_ms": c.p99_ms,
+                "watch_pids": self._watch(server), "server_cpu": self.bench.server_cpu if self.bench.pin else None,
+                "attachments": photos.pop("ids"), "attachment_every": c.s6_every,
+            }  # fmt: skip
+            run = self.bench.client("bench.loadgen", spec, on_line=lambda line, _p: None)
+            step = run["steps"][0]
+            self.log(
+                f"   {step_line(step)}\n   with a photo: {step['attachment_sent']} sent, p50"
+                f" {step['attachment_p50_ms']} p99 {step['attachment_p99_ms']} ms; text only: p50"
+                f" {step['text_p50_ms']} p99 {step['text_p99_ms']} ms"
+            )
+            result["photos"].append(photos)
+            result["steps"].append(step)
+            for room, ids in run["accepted"].items():
+                result["accepted"].setdefault(room, []).extend(ids)
+        from .population import stored_check
+
+        check = stored_check(accepted=result.pop("accepted"))
+        result["stored"] = check.__dict__ | {"exact": check.exact}
+        self.log(f"   database: {check.__dict__}")
+        return result
+
+    def _uploads(self, server: Server, clients: list[dict], *, kind: str, per_client: int) -> dict:
+        spec = {
+            "url": f"http://127.0.0.1:{server.port}", "clients": clients, "per_client": per_client, "kind": kind,
+            "concurrency": self.config.s6_upload_concurrency, "watch_pids": self._watch(server),
+            "server_cpu": self.bench.server_cpu if self.bench.pin else None,
+        }  # fmt: skip
+        result = self.bench.client("bench.uploads", spec)
+        if kind == "file":
+            result.pop("ids")
+        return result
+
+
+def _upload_line(run: dict) -> str:
+    failures = f", failures {run['failures']}" if run["failures"] else ""
+    cpu = f", server {run['server_cpu_ms_per_upload']} ms CPU each" if run.get("server_cpu_ms_per_upload") else ""
+    return (
+        f"{run['uploads']} x {run['file_bytes'] / 1024:.0f} KB in {run['seconds']} s: {run['uploads_per_s']}/s,"
+        f" {run['mb_per_s']} MB/s, p50 {run['p50_ms']} p99 {run['p99_ms']} ms{cpu}{failures}"
+    )
+
+
+def _s6_key(run: dict) -> float:
+    photos = run.get("photos") or [{}]
+    return photos[0].get("uploads_per_s", 0.0)
+
 
 KEY_METRICS = {
     "S1": lambda run: (run.get("best") or {}).get("delivered_per_s", 0.0),
@@ -384,6 +460,7 @@ KEY_METRICS = {
     "S3": lambda run: run["rows_per_s"],
     "S4": lambda run: run["bytes_per_connection"],
     "S5": lambda run: run["whole"] - (run["all_whole_seconds"] or 1e6) / 1e6,
+    "S6": _s6_key,
 }
 
 
@@ -398,6 +475,8 @@ def round_figure(scenario: str, run: dict) -> str:
         return f"{run['rows_per_s']:,.0f} rows/s"
     if scenario == "S4":
         return f"{run['bytes_per_connection'] / 1024:.1f} KB"
+    if scenario == "S6":
+        return "skipped" if "skipped" in run else f"{_s6_key(run):,.0f} photos/s"
     took = f"{run['all_whole_seconds']:.2f} s" if run["all_whole_seconds"] is not None else "not all"
     return f"{run['whole']}/{run['clients']} whole, {took}"
 
