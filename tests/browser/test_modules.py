@@ -442,3 +442,104 @@ def test_the_pages_preload_exactly_the_modules_they_import(browsers, make_user):
                        .filter((path) => path.startsWith("/static/js/"))"""
         )
         assert sorted(listed) == sorted(set(loaded)), target
+
+
+def test_attachment_helpers_and_drawing(stub):
+    """Sizes for people, previews drawn at their final size, file cards, none for a deleted message."""
+    result = run(
+        stub,
+        "room/gallery.js",
+        """
+        const f = await import("/static/js/chat/format.js");
+        const { drawMedia } = await import("/static/js/chat/room/messages.js");
+        const image = { id: 1, kind: "image", name: "sunset.png", size: 5000, width: 640, height: 400,
+                        url: "/api/v1/attachments/1/file/", thumbnail_url: "/api/v1/attachments/1/thumbnail/" };
+        const file = { id: 2, kind: "file", name: "minutes.pdf", size: 1536, width: null, height: null,
+                       url: "/api/v1/attachments/2/file/", thumbnail_url: null };
+        const element = document.createElement("li");
+        element.innerHTML = '<p data-role="body"></p><div data-role="attachments" hidden></div>';
+        drawMedia(element, { body: "", deleted: false, attachments: [image, file] });
+        const img = element.querySelector(".attachment-image img");
+        const card = element.querySelector("a.attachment-file");
+        const drawn = {
+          src: img.getAttribute("src"), alt: img.alt, size: [img.width, img.height],
+          full: element.querySelector(".attachment-image").dataset.url,
+          card: [card.getAttribute("href"), card.download, card.textContent],
+          bodyHidden: element.querySelector("[data-role=body]").hidden,
+          images: m.messageImages(element),
+        };
+        drawMedia(element, { body: "", deleted: true, attachments: [image, file] });
+        drawn.afterDelete = [element.querySelectorAll(".attachment-image, .attachment-file").length,
+                             element.querySelector("[data-role=attachments]").hidden,
+                             element.querySelector("[data-role=body]").hidden];
+        return {
+          drawn,
+          sizes: [0, 812, 1024, 14540, 3.1 * 1024 * 1024, 250 * 1024 * 1024, -1].map(f.humanSize),
+          fits: [f.fitWithin(640, 400, 240), f.fitWithin(300, 500, 240), f.fitWithin(100, 80, 240), f.fitWithin(null, null, 240)],
+          labels: [m.fileLabel("a.tar.gz"), m.fileLabel("README"), m.fileLabel("x.toolongext")],
+          previews: [f.messagePreview({ body: "hi", attachments: [image] }), f.messagePreview({ body: "", attachments: [image, file] }),
+                     f.messagePreview({ body: "" })],
+        };
+        """,
+    )
+    drawn = result["drawn"]
+    assert drawn["src"] == "/api/v1/attachments/1/thumbnail/" and drawn["alt"] == "sunset.png"
+    assert drawn["size"] == [240, 150]
+    assert drawn["full"] == "/api/v1/attachments/1/file/"
+    assert drawn["card"] == ["/api/v1/attachments/2/file/", "minutes.pdf", "PDFminutes.pdf1.5 KB"]
+    assert drawn["bodyHidden"] is True, "a message of files only has no empty text line"
+    assert drawn["images"] == [
+        {"url": "/api/v1/attachments/1/file/", "name": "sunset.png", "width": 640, "height": 400}
+    ]
+    assert drawn["afterDelete"] == [0, True, False]
+    assert result["sizes"] == ["0 B", "812 B", "1.0 KB", "14.2 KB", "3.1 MB", "250 MB", ""]
+    assert result["fits"] == [
+        {"width": 240, "height": 150},
+        {"width": 144, "height": 240},
+        {"width": 100, "height": 80},
+        {"width": 240, "height": 240},
+    ]
+    assert result["labels"] == ["GZ", "FILE", "FILE"]
+    assert result["previews"] == ["hi", "📎 sunset.png, minutes.pdf", ""]
+
+
+def test_the_outbox_keeps_a_messages_attachments_and_delivery_sends_their_ids_each_time(stub):
+    first = run_delivery(
+        stub,
+        13,
+        """
+        const files = [{ id: 41, kind: "image", name: "a.png" }, { id: 42, kind: "file", name: "b.pdf" }];
+        delivery.roomSynced(6);
+        const item = delivery.send(6, "", 3, null, files);
+        const plain = delivery.send(6, "no files", 3);
+        delivery.onClose();
+        return { id: item.client_msg_id, frames: sent.splice(0), plain: outbox.get(plain.client_msg_id) };
+        """,
+    )
+    assert first["frames"] == [
+        {
+            "type": "message.send",
+            "room": 6,
+            "client_msg_id": first["id"],
+            "body": "",
+            "req": first["id"],
+            "attachments": [41, 42],
+        }
+    ]
+    assert "attachments" not in first["plain"], "a message without files keeps the stored shape it had"
+
+    stub.reload()
+    again = run_delivery(
+        stub,
+        13,
+        """
+        delivery.onOpen();
+        sent.splice(0);
+        delivery.roomSynced(6);
+        const frames = sent.splice(0);
+        delivery.onClose();
+        return { frames, kept: outbox.pending(6)[0].attachments.map((a) => a.name) };
+        """,
+    )
+    assert again["kept"] == ["a.png", "b.pdf"]
+    assert [(f["client_msg_id"], f["attachments"]) for f in again["frames"]] == [(first["id"], [41, 42])]

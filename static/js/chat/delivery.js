@@ -66,9 +66,10 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
     canRetry,
 
     /** Send ``body`` to ``roomId`` (whose last known seq is ``afterSeq``) through the outbox;
-     * ``replyTo``: the quote of the message it replies to. */
-    send(roomId, body, afterSeq, replyTo = null) {
-      const item = outbox.add(roomId, body, afterSeq, replyTo);
+     * ``replyTo``: the quote of the message it replies to; ``attachments``: uploaded attachment
+     * objects that go with it (by id). */
+    send(roomId, body, afterSeq, replyTo = null, attachments = []) {
+      const item = outbox.add(roomId, body, afterSeq, replyTo, attachments);
       this.flush(roomId); // goes now if the room is synced on an open socket, else after the next sync
       return item;
     },
@@ -82,6 +83,8 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
         req: item.client_msg_id,
       };
       if (item.reply_to) frame.reply_to = item.reply_to.seq;
+      // The same ids on every re-send: the server stores the message (and attaches them) once.
+      if (Array.isArray(item.attachments) && item.attachments.length) frame.attachments = item.attachments.map((a) => a.id);
       const sent = socket.send(frame);
       if (sent) this.inFlight.add(item.client_msg_id);
       return sent;

@@ -1,9 +1,29 @@
 /*
  * The drawer page: "more" (the next page as server-rendered HTML), note and tag editing and
  * removal over REST, and live changes from the user's other tabs (drawer.changed on the socket).
+ * A saved message's attachments come as plain download links and are drawn as in the room
+ * (room/gallery.js: previews that open the lightbox, file cards).
  * The filters are a plain GET form and need nothing from here.
  */
+import { createLightbox, drawAttachments, openPreviewsIn } from "./room/gallery.js";
 import { part } from "./util.js";
+
+/** Draw the server-rendered attachment links under ``root`` as previews and file cards. */
+export function drawSavedAttachments(root) {
+  for (const box of root.querySelectorAll(".drawer-attachments")) {
+    const attachments = Array.from(box.querySelectorAll("a[data-id]"), (link) => ({
+      id: Number(link.dataset.id),
+      kind: link.dataset.kind,
+      name: link.dataset.name,
+      size: Number(link.dataset.size),
+      width: Number(link.dataset.width) || null,
+      height: Number(link.dataset.height) || null,
+      url: link.getAttribute("href"),
+      thumbnail_url: link.dataset.thumbnailUrl || null,
+    }));
+    drawAttachments(box, attachments);
+  }
+}
 
 /** Dates of saved messages in the reader's locale and time zone (the server renders UTC). */
 export function localiseTimes(root) {
@@ -69,6 +89,7 @@ export function setupDrawer({ list, api, socket, toast }) {
       const fragment = document.createElement("template");
       fragment.innerHTML = await response.text();
       localiseTimes(fragment.content);
+      drawSavedAttachments(fragment.content);
       link.closest("li").replaceWith(fragment.content);
     } catch (error) {
       link.removeAttribute("aria-disabled");
@@ -134,4 +155,7 @@ export function setupDrawer({ list, api, socket, toast }) {
   });
 
   localiseTimes(document);
+  drawSavedAttachments(list);
+  const lightbox = document.getElementById("lightbox");
+  if (lightbox) openPreviewsIn(list, createLightbox(lightbox).attach());
 }

@@ -135,3 +135,35 @@ export function renderText(element, text, me = null) {
 export function mentionsMe(message, meId) {
   return Array.isArray(message.mentions) && message.mentions.includes(meId);
 }
+
+/** A file size for people: "812 B", "14.2 KB", "3.1 MB" (binary units, as file managers show them). */
+export function humanSize(bytes) {
+  const size = Number(bytes);
+  if (!Number.isFinite(size) || size < 0) return "";
+  if (size < 1024) return `${size} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let value = size / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * The size to draw an image of ``width`` x ``height`` at, within ``box`` x ``box`` pixels and never
+ * larger than itself: set before it loads, so the conversation does not jump when it arrives.
+ * Unknown dimensions get the whole box.
+ */
+export function fitWithin(width, height, box) {
+  if (!(width > 0 && height > 0)) return { width: box, height: box };
+  const scale = Math.min(1, box / width, box / height);
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** What a list shows for ``message``: its text, or for a message of attachments only their names. */
+export function messagePreview(message) {
+  if (message.body || !Array.isArray(message.attachments) || message.attachments.length === 0) return message.body;
+  return `📎 ${message.attachments.map((a) => a.name).join(", ")}`;
+}

@@ -4,7 +4,7 @@
  * mentions still count in the sidebar). Browsers ask for the permission only after a click, so
  * a button in the sidebar asks for it while it is undecided.
  */
-import { mentionsMe, roomTitle } from "./format.js";
+import { mentionsMe, messagePreview, roomTitle } from "./format.js";
 
 const BODY_CHARS = 200;
 
@@ -43,7 +43,7 @@ export function createNotifier({ socket, roomList, me, button }) {
         shown.add(key);
         const where = room && room.kind !== "direct" ? ` in ${roomTitle(room)}` : "";
         const note = new window.Notification(`${message.sender.username}${where}`, {
-          body: message.body.slice(0, BODY_CHARS),
+          body: messagePreview(message).slice(0, BODY_CHARS), // a photo alone still says what came
           tag: `room-${message.room}`,
         });
         note.onclick = () => {

@@ -5,9 +5,11 @@
  * message.new arrives (stored: seq known) or when the person deletes it after a refusal. The
  * outbox lives in localStorage, one key per user, so a reload, a crash or a browser restart
  * keeps it; every tab of the user shares it. Stored shape:
- *   {"<room id>": [{client_msg_id, room, body, reply_to, created_at, after_seq, state, code, detail}, …]}
+ *   {"<room id>": [{client_msg_id, room, body, reply_to, attachments?, created_at, after_seq, state, code, detail}, …]}
  * in the order typed; state is "pending" or "failed" (code and detail then say why);
- * after_seq is the room's last seq known when it was typed (where a sync looks for it).
+ * after_seq is the room's last seq known when it was typed (where a sync looks for it);
+ * attachments (only when it has files) the uploaded attachment objects it sends the ids of,
+ * kept whole so that a reload still draws them and re-sends the same ids.
  */
 import { newId as randomId } from "./util.js";
 
@@ -98,7 +100,7 @@ export function createOutbox({ userId, storage = () => window.localStorage, newI
       return null;
     },
 
-    add(roomId, body, afterSeq, replyTo = null) {
+    add(roomId, body, afterSeq, replyTo = null, attachments = []) {
       const item = {
         client_msg_id: newId(),
         room: roomId,
@@ -108,6 +110,7 @@ export function createOutbox({ userId, storage = () => window.localStorage, newI
         after_seq: afterSeq,
         state: "pending",
       };
+      if (attachments.length) item.attachments = attachments;
       const data = this.load();
       data[roomId] = [...this.items(roomId), item];
       this.save(data);

@@ -1,10 +1,13 @@
 /*
  * Writing in the open room: the composer (Enter sends, Shift+Enter a new line, typing frames),
  * and the outbox's items of this room drawn below the stored messages as pending or failed,
- * with Retry / Delete, until their own message.new replaces them.
+ * with Retry / Delete, until their own message.new replaces them. The files for the next message
+ * are attachments.js's tray: Send waits for their uploads, then sends the text (which may be
+ * empty) with their ids.
  */
 import { renderText, setAvatar, setTime } from "../format.js";
 import { byId, part } from "../util.js";
+import { drawMedia } from "./messages.js";
 import { drawQuote } from "./replies.js";
 
 const TYPING_SEND_EVERY_MS = 2000;
@@ -19,6 +22,7 @@ export function createComposer(view) {
   const { input, pendingList, template } = el;
   const pendingShown = new Map(); // client_msg_id -> element of an outbox item
   let lastTypingSent = 0;
+  let waitingForUploads = false; // Send was pressed while files were still uploading
 
   function pendingElement(item) {
     const element = template.content.firstElementChild.cloneNode(true);
@@ -29,6 +33,7 @@ export function createComposer(view) {
     setTime(part(element, "time"), item.created_at, true);
     renderText(part(element, "body"), item.body);
     drawQuote(part(element, "quote"), item.reply_to || null);
+    drawMedia(element, item);
     part(element, "save").hidden = true;
     part(element, "edited").hidden = true;
     part(element, "retry").addEventListener("click", () => delivery.retry(item.client_msg_id));
@@ -85,10 +90,39 @@ export function createComposer(view) {
       pendingShown.delete(message.client_msg_id);
     },
 
-    send(body) {
-      delivery.send(roomId, body, view.timeline.lastSeq, view.replies.take());
+    /** Send ``body`` with ``attachments`` (attachment objects, uploaded to this room). */
+    send(body, attachments = []) {
+      delivery.send(roomId, body, view.timeline.lastSeq, view.replies.take(), attachments);
       this.drawPending();
       view.timeline.scrollToBottom();
+    },
+
+    /** Send what the composer holds: its text and the tray's uploaded files (either may be missing). */
+    async submit() {
+      if (!view.active || view.readOnly || waitingForUploads) return;
+      const files = view.attachments;
+      if (files.busy) {
+        if (!input.value.trim() && !files.items.length) return;
+        // The message goes once the files are up; typing meanwhile still goes with it.
+        waitingForUploads = true;
+        view.toast("Sending once the files have uploaded…");
+        await files.settled();
+        waitingForUploads = false;
+        if (!view.active || view.readOnly) return;
+      }
+      const body = input.value;
+      const attachments = files.ready();
+      if (!body.trim() && !attachments.length) return;
+      const size = byteLength(body);
+      if (size > view.maxBytes) {
+        view.toast(`This message is too long (${size} bytes; the limit is ${view.maxBytes}).`);
+        return;
+      }
+      input.value = "";
+      resize();
+      files.sent();
+      // Blank text beside files is no text: the server refuses a blank body but takes an empty one.
+      this.send(body.trim() ? body : "", attachments);
     },
 
     attach() {
@@ -96,16 +130,7 @@ export function createComposer(view) {
       const form = byId("composer");
       form.addEventListener("submit", (event) => {
         event.preventDefault();
-        const body = input.value;
-        if (!body.trim() || !view.active || view.readOnly) return;
-        const size = byteLength(body);
-        if (size > view.maxBytes) {
-          view.toast(`This message is too long (${size} bytes; the limit is ${view.maxBytes}).`);
-          return;
-        }
-        input.value = "";
-        resize();
-        this.send(body);
+        this.submit();
       });
       input.addEventListener("keydown", (event) => {
         if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

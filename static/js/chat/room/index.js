@@ -6,6 +6,8 @@
  *   messages.js  one message's element
  *   members.js   the members panel and the per-message unread counters
  *   composer.js  the composer and the outbox's pending / failed items of this room
+ *   attachments.js  files for the next message: Attach, drop, paste, uploads, the tray
+ *   gallery.js   attachments in messages: image previews, the lightbox, file cards
  *   typing.js    "… is typing"
  *   saved.js     Save to the drawer
  *   editing.js   Edit and Delete on stored messages, the Up arrow
@@ -19,8 +21,10 @@
 import { roomTitle } from "../format.js";
 import { byId, toast } from "../util.js";
 import { drawBody } from "./messages.js";
+import { createAttachments } from "./attachments.js";
 import { createComposer } from "./composer.js";
 import { createEditing } from "./editing.js";
+import { createLightbox, openPreviewsIn } from "./gallery.js";
 import { createReactions } from "./reactions.js";
 import { createMute } from "./mute.js";
 import { createReplies } from "./replies.js";
@@ -43,6 +47,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
     me: config.me,
     pageSize: config.page_size,
     maxBytes: config.max_body_bytes,
+    maxAttachments: config.max_attachments, // undefined from a server that does not say: the default
     editWindowS: config.edit_window_s,
     socket,
     api,
@@ -72,6 +77,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
       this.el.notice.hidden = false;
       this.el.input.disabled = true;
       byId("composer-send").disabled = true;
+      byId("composer-attach").disabled = true;
       byId("leave-room").hidden = true;
       delivery.viewRoom = null;
       for (const item of outbox.pending(this.roomId)) outbox.fail(item.client_msg_id, "not_member", text);
@@ -85,6 +91,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
       if (!this.active) return;
       this.el.input.disabled = this.readOnly;
       byId("composer-send").disabled = this.readOnly;
+      byId("composer-attach").disabled = this.readOnly;
     },
   };
   delivery.viewRoom = view.roomId;
@@ -96,12 +103,17 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.replies = createReplies(view);
   view.mute = createMute(view);
   view.composer = createComposer(view);
+  view.attachments = createAttachments(view);
+  view.lightbox = createLightbox(byId("lightbox"));
   view.timeline = createTimeline(view, config.state);
   view.settings = createSettings(view);
   view.reads = createReads(view);
 
   view.timeline.attach();
   view.composer.attach();
+  view.attachments.attach();
+  view.lightbox.attach();
+  openPreviewsIn(view.el.timeline, view.lightbox);
   view.typing.attach(socket);
   view.saved.attach(socket);
   view.editing.attach();

@@ -5,6 +5,7 @@
  */
 import { mentionsMe, renderText, setAvatar, setTime } from "../format.js";
 import { part } from "../util.js";
+import { drawAttachments } from "./gallery.js";
 
 export const GROUP_WITHIN_MS = 5 * 60 * 1000;
 
@@ -45,6 +46,24 @@ export function drawBody(element, message, me = null) {
   element.classList.toggle("message-deleted", Boolean(message.deleted));
   part(element, "edited").hidden = !message.edited_at || Boolean(message.deleted);
   part(element, "save").hidden = Boolean(message.deleted);
+  drawMedia(element, message);
+}
+
+/**
+ * The message's attachments (none once it is deleted, whatever a stale copy says), and its text
+ * line left out when it has files and no words.
+ */
+export function drawMedia(element, message) {
+  const attachments = message.deleted ? [] : message.attachments || [];
+  const box = part(element, "attachments");
+  // An edit changes only the words: a drawn list that did not change keeps its loaded images.
+  const key = attachments.map((a) => a.id).join(",");
+  if (box && box.dataset.drawn !== key) {
+    drawAttachments(box, attachments);
+    box.dataset.drawn = key;
+  }
+  part(element, "body").hidden = !message.deleted && !message.body && attachments.length > 0;
+  element.classList.toggle("message-has-attachments", attachments.length > 0);
 }
 
 function previousMessage(element) {
