@@ -22,6 +22,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from attachments.services import attachments_purge_on_commit, attachments_release
 from chat_messages.models import Message
 from chat_messages.services import messages_detach_sender, quotes_detach_sender
 from drawer.services import drawer_snapshots_detach_sender
@@ -244,10 +245,14 @@ def _account_remove(*, deletion: AccountDeletion) -> None:
     drawer_snapshots_detach_sender(messages=messages, erase=deletion.erase_messages)
     count, message_rooms = messages_detach_sender(messages=messages, erase=deletion.erase_messages)
     quotes_detach_sender(user_id=user_id, erase=deletion.erase_messages)
+    # Uploads never sent go with the account; sent ones stay with their messages unless erased.
+    attachments_release(unattached_of=user_id)
     released = participants_release_user(user_id=user_id)
     kept, emptied = released.kept, released.deleted
     # Memberships, read positions, drawer entries and the like go with the user row (bulk cascade).
     get_user_model().objects.filter(pk=user_id).delete()
+    # The files of rooms deleted with the account, and those only the user's drawer kept, go after commit.
+    attachments_purge_on_commit()
 
     touched = set(deletion.room_ids) | set(message_rooms) | set(kept)
     deletion.room_ids = sorted(touched | set(emptied))

@@ -7,4 +7,6 @@ CAPTURED_TABLES = (
     "chat_messages_message",
     "chat_messages_reaction",
     "drawer_savedmessage",
+    "attachments_attachment",
+    "attachments_attachmenthold",
 )

@@ -238,17 +238,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.error(req, INTERNAL, "The server failed to handle this frame; it has been logged.", **_context(data))
 
     async def on_send(self, data: dict, req) -> None:
+        attachments = services.attachment_ids_validate(data.get("attachments"))
         room_id, msg_id, body = services.message_validate(
-            room=data.get("room"), client_msg_id=data.get("client_msg_id"), body=data.get("body")
-        )
+            room=data.get("room"), client_msg_id=data.get("client_msg_id"), body=data.get("body"),
+            with_attachments=bool(attachments),
+        )  # fmt: skip
         reply_to = services.reply_to_validate(data.get("reply_to"))
         self._require_member(room_id)
+        if attachments:  # checked before Kafka: each the sender's, in this room, not sent yet
+            await _db(services.attachments_sendable)(user_id=self.user_id, room_id=room_id, ids=attachments)
         if get_hub().stopping:
             raise ChatError(UNAVAILABLE, "This server is stopping; reconnect and send it again.")
         await self._limit("send", settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST, "Too many messages")
         envelope = services.send_envelope(
-            room_id=room_id, sender_id=self.user_id, client_msg_id=msg_id, body=body, reply_to=reply_to
-        )
+            room_id=room_id, sender_id=self.user_id, client_msg_id=msg_id, body=body, reply_to=reply_to,
+            attachments=attachments,
+        )  # fmt: skip
         await kafka.produce_async(kafka.MESSAGES, key=room_id, value=envelope)
         self.push(frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id))
 

@@ -40,6 +40,10 @@ class Message(models.Model):
     # The members this message mentions (@username, or every other member for an owner's or
     # admin's @room), found when it was stored: clients highlight it and notify from it.
     mentions = ArrayField(models.BigIntegerField(), null=True, blank=True)  # null: none (most messages)
+    # The files it carries, as they were when it was stored: [{id, kind, name, content_type, size,
+    # width, height}] (attachments.selectors.attachment_snapshot), so a page of history needs no
+    # join; null when it carries none (most messages), and once it is deleted.
+    attachments = models.JSONField(null=True, blank=True)
 
     class Kind(models.TextChoices):
         TEXT = "text", "Text"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attachments.selectors import attachments_payload
 from rooms.selectors import participant_get, unread_counter
 from streams.errors import NOT_FOUND, ChatError
 from streams.realtime.protocol import DELETED_USER
@@ -39,6 +40,7 @@ def message_payload(
         "reply_to": None if message.deleted_at else message.reply_to,
         "mentions": [] if message.deleted_at else message.mentions or [],
         "system": message.system,
+        "attachments": [] if message.deleted_at else attachments_payload(message.attachments),
     }
 
 

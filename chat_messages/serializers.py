@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from attachments.serializers import MessageAttachmentSerializer
 from streams.realtime.protocol import BIGINT_MAX, ROOM_EVENTS
 from streams.web.api import JSONBodySerializer, QuerySerializer
 
@@ -65,6 +66,9 @@ class MessageSerializer(serializers.Serializer):
         child=serializers.IntegerField(), help_text="The ids of the members it mentions (@name, or @room)."
     )
     system = SystemLineSerializer(allow_null=True, help_text="A system line's facts; null on a text message.")
+    attachments = MessageAttachmentSerializer(
+        many=True, help_text="The files and images it carries, in the order sent; empty when none or deleted."
+    )
 
 
 class HistoryQuerySerializer(QuerySerializer):
@@ -110,7 +114,17 @@ class BodyField(serializers.CharField):
 
 class SendSerializer(JSONBodySerializer):
     client_msg_id = serializers.UUIDField(help_text="Chosen by the client; re-sending it is a no-op.")
-    body = BodyField()
+    body = BodyField(
+        required=False,
+        help_text="Non-blank text, at most CHAT_MAX_BODY_BYTES UTF-8 bytes, no control characters; "
+        "may be empty or left out when `attachments` are given.",
+    )
+    attachments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX),
+        required=False,
+        help_text="Ids of attachments you uploaded to this room and have not sent yet "
+        "(at most CHAT_ATTACHMENTS_PER_MESSAGE).",
+    )
     reply_to = serializers.IntegerField(
         required=False,
         min_value=1,

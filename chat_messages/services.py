@@ -19,6 +19,8 @@ from django.db.models import Exists, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from attachments import services as attachment_services
+from attachments.selectors import attachment_ids_validate, attachments_sendable
 from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
@@ -38,11 +40,14 @@ READ_ONLY_DETAIL = "This conversation is read-only: the other person's account n
 
 
 # -- accepting a send (WebSocket and REST) --------------------------------------------------------
-def message_validate(*, room, client_msg_id, body, max_bytes: int | None = None) -> tuple[int, uuid.UUID, str]:
+def message_validate(
+    *, room, client_msg_id, body, max_bytes: int | None = None, with_attachments: bool = False
+) -> tuple[int, uuid.UUID, str]:
     """Check a send's fields; returns (room id, client_msg_id, body) or raises ChatError.
 
     The one check of a send for every entry (WebSocket, REST, the persistence consumer): what
     passes here is what PostgreSQL will store, so nothing is accepted that storage would refuse.
+    A message ``with_attachments`` may have an empty body (absent, or blank: stored as "").
     """
     room_id = id_validate(room, "room")
     if not isinstance(client_msg_id, str | uuid.UUID):
@@ -51,6 +56,8 @@ def message_validate(*, room, client_msg_id, body, max_bytes: int | None = None)
         msg_id = uuid.UUID(str(client_msg_id))
     except ValueError:
         raise ChatError(INVALID, "`client_msg_id` must be a UUID.") from None
+    if with_attachments and (body is None or (isinstance(body, str) and not body.strip())):
+        return room_id, msg_id, ""
     return room_id, msg_id, body_validate(body, max_bytes=max_bytes)
 
 
@@ -83,10 +90,19 @@ def body_validate(body, *, max_bytes: int | None = None) -> str:
 
 
 def send_envelope(
-    *, room_id: int, sender_id: int, client_msg_id: uuid.UUID, body: str, reply_to: int | None = None
+    *,
+    room_id: int,
+    sender_id: int,
+    client_msg_id: uuid.UUID,
+    body: str,
+    reply_to: int | None = None,
+    attachments: list[int] | None = None,
 ) -> dict:
-    """A ``message.send`` envelope; ``reply_to`` (a seq of the same room) only when it is a reply."""
-    extra = {} if reply_to is None else {"reply_to": reply_to}
+    """A ``message.send`` envelope; ``reply_to`` (a seq of the same room) only when it is a reply,
+    ``attachments`` (attachment ids) only when it carries any."""
+    extra: dict = {} if reply_to is None else {"reply_to": reply_to}
+    if attachments:
+        extra["attachments"] = list(attachments)
     return kafka.envelope(
         "message.send", room=room_id, sender=sender_id, client_msg_id=str(client_msg_id), body=body, **extra
     )
@@ -97,21 +113,29 @@ def reply_to_validate(value) -> int | None:
     return None if value is None else id_validate(value, "reply_to")
 
 
-def message_send(*, user, room_id: int, client_msg_id, body: str, reply_to: int | None = None) -> uuid.UUID:
+def message_send(
+    *, user, room_id: int, client_msg_id, body: str | None = None, reply_to: int | None = None, attachments=None
+) -> uuid.UUID:
     """Accept a message for ``room_id`` from ``user`` (sync callers: REST).
 
-    Validates, checks membership, and returns once Kafka acknowledged it; the persistence
-    consumer then stores it (once, whatever the retries) and fans it out.
+    Validates, checks membership (and that each attachment is the sender's, uploaded to this
+    room and not sent yet), and returns once Kafka acknowledged it; the persistence consumer then
+    stores it (once, whatever the retries) and fans it out.
     """
     # Membership first: a room the user is not in, or an id no room can have, answers not_member
     # whatever the body, so ids cannot be probed.
     participant = participant_get(room_id=room_id, user_id=user.pk)
-    room_id, msg_id, body = message_validate(room=room_id, client_msg_id=client_msg_id, body=body)
+    attachment_ids = attachment_ids_validate(attachments)
+    room_id, msg_id, body = message_validate(
+        room=room_id, client_msg_id=client_msg_id, body=body, with_attachments=bool(attachment_ids)
+    )
     reply_to = reply_to_validate(reply_to)
     if room_is_read_only(room=participant.room, user_id=user.pk):
         raise ChatError(FORBIDDEN, READ_ONLY_DETAIL)
+    attachments_sendable(user_id=user.pk, room_id=room_id, ids=attachment_ids)
     kafka.produce(kafka.MESSAGES, key=room_id, value=send_envelope(
-        room_id=room_id, sender_id=user.pk, client_msg_id=msg_id, body=body, reply_to=reply_to))  # fmt: skip
+        room_id=room_id, sender_id=user.pk, client_msg_id=msg_id, body=body, reply_to=reply_to,
+        attachments=attachment_ids))  # fmt: skip
     return msg_id
 
 
@@ -238,6 +262,7 @@ class StoredMessage(NamedTuple):
     deleted_at: None = None
     kind: str = TEXT
     system: dict | None = None
+    attachments: list[dict] | None = None
 
 
 @dataclass
@@ -297,15 +322,19 @@ def _parse(sends: list[dict]) -> tuple[list[dict], list[tuple[dict, str]]]:
 
 
 def _parse_send(env: dict, max_bytes: int) -> dict:
+    # Most envelopes carry no attachments: no key, nothing to check.
+    attachment_ids = attachment_ids_validate(env["attachments"]) if "attachments" in env else []
     room_id, msg_id, body = message_validate(
-        room=env.get("room"), client_msg_id=env.get("client_msg_id"), body=env.get("body"), max_bytes=max_bytes
-    )
+        room=env.get("room"), client_msg_id=env.get("client_msg_id"), body=env.get("body"), max_bytes=max_bytes,
+        with_attachments=bool(attachment_ids),
+    )  # fmt: skip
     sender = id_validate(env.get("sender"), "sender")
     reply_to = reply_to_validate(env.get("reply_to"))
     # "cmid": the canonical text, formatted once (UUID.__str__ showed in persist's profile).
     return {
         "room": room_id, "sender": sender, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body,
-        "reply_to": reply_to, "env": env, "kind": TEXT, "system": None,
+        "reply_to": reply_to, "env": env, "kind": TEXT, "system": None, "attachment_ids": attachment_ids,
+        "attachments": None,
     }  # fmt: skip
 
 
@@ -324,7 +353,8 @@ def _parse_line(env: dict) -> dict:
     )
     return {
         "room": room_id, "sender": None, "client_msg_id": msg_id, "cmid": str(msg_id), "body": body,
-        "reply_to": None, "env": env, "kind": SYSTEM, "system": system, "mentions": [],
+        "reply_to": None, "env": env, "kind": SYSTEM, "system": system, "mentions": [], "attachment_ids": [],
+        "attachments": None,
     }  # fmt: skip
 
 
@@ -400,6 +430,15 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
                 inactive.add(user_id)
         now = timezone.now()
         rows, refused = [], []
+        # Only a batch with attachments pays for them: their rows locked (one query), before any
+        # seq is given, so a message refused over one takes no seq.
+        wanted = [a for i in fresh for a in i["attachment_ids"]]
+        claimed = attachment_services.attachments_claim(wanted=wanted) if wanted else {}
+        if not look_up_stored and any(claimed[a].message_id is not None for a in wanted if a in claimed):
+            # Taken already: most likely by this very message, stored before (a replay). Redo the
+            # batch with the stored keys looked up, so a replay is skipped rather than refused.
+            raise _Conflict()
+        taken: set[int] = set()
         for item in fresh:
             # Checked again here, authoritatively: the socket's view may be a moment old.
             refusal = None
@@ -412,6 +451,12 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
                 refusal = (UNAUTHENTICATED, "Your account is deactivated.")
             elif item["room"] in read_only:
                 refusal = (FORBIDDEN, READ_ONLY_DETAIL)
+            elif item["attachment_ids"]:
+                item["attachments"], problem = attachment_services.attachments_take(
+                    claimed, ids=item["attachment_ids"], user_id=item["sender"], room_id=item["room"], taken=taken
+                )
+                if problem is not None:
+                    refusal = (INVALID, problem)
             if refusal is not None:
                 refused.append((item, *refusal))
                 continue
@@ -524,18 +569,21 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
         for user_id in r["mentions"]:
             members.setdefault((r["room"], user_id), [None, []])[1].append(r["seq"])
     caught_up = _system_lines_read(rows, members)
-    # Only a batch with a reply pays for finding what it quotes (most batches have none).
+    # Only a batch with a reply pays for finding what it quotes (most batches have none), and
+    # only one with attachments for their snapshots and links.
     quoting = any(r["reply_to"] is not None for r in rows)
+    attaching = any(r["attachments"] for r in rows)
     cursor.execute(
         f"""
         WITH ins AS (
             INSERT INTO {Message._meta.db_table}
-                (room_id, seq, sender_id, client_msg_id, body, created_at, mentions, reply_to, kind, system)
+                (room_id, seq, sender_id, client_msg_id, body, created_at, mentions, reply_to, kind, system,
+                 attachments)
             SELECT v.room_id, v.seq, v.sender_id, v.cmid, v.body, %s, v.mentions::bigint[],
-            {_QUOTE if quoting else "NULL::jsonb"}, v.kind, v.system::jsonb
+            {_QUOTE if quoting else "NULL::jsonb"}, v.kind, v.system::jsonb, {"v.attachments::jsonb" if attaching else "NULL"}
             FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[],
-                        %s::text[], %s::text[])
-                AS v(room_id, seq, sender_id, cmid, body, reply_seq, mentions, kind, system)
+                        %s::text[], %s::text[]{", %s::text[]" if attaching else ""})
+                AS v(room_id, seq, sender_id, cmid, body, reply_seq, mentions, kind, system{", attachments" if attaching else ""})
             {_QUOTED if quoting else ""}
             ON CONFLICT DO NOTHING RETURNING id, room_id, seq, reply_to
         ), rooms AS (
@@ -561,10 +609,11 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
             [r["cmid"] for r in rows], [r["body"] for r in rows], [r["reply_to"] for r in rows],
             [_pg_array(r["mentions"]) if r["mentions"] else None for r in rows], [r["kind"] for r in rows],
             [None if r["system"] is None else json.dumps(r["system"]) for r in rows],
+            *([[json.dumps(r["attachments"]) if r["attachments"] else None for r in rows]] if attaching else []),
             *([TEXT] if quoting else []),
             now,
             list(newest_in_room), [r["seq"] for r in newest_in_room.values()],
-            [r["body"][:PREVIEW_CHARS] for r in newest_in_room.values()],
+            [_preview(r) for r in newest_in_room.values()],
             Participant.MENTIONS_KEPT,
             [k[0] for k in members], [k[1] for k in members], [m[0] for m in members.values()],
             [_pg_array(m[1]) if m[1] else None for m in members.values()],
@@ -575,16 +624,27 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
     if len(returned) != len(rows):
         raise _Conflict()
     inserted = {(room_id, seq): (pk, reply_to) for pk, room_id, seq, reply_to in returned}
+    links = []
     for r in rows:
         pk, reply_to = inserted[(r["room"], r["seq"])]
         if isinstance(reply_to, str):  # psycopg hands jsonb back decoded; a text result would not be
             reply_to = json.loads(reply_to)
+        if r["attachments"]:
+            links.extend((a["id"], pk) for a in r["attachments"])
         result.stored.append(
             StoredMessage(
                 pk, r["room"], r["seq"], r["sender"], r["client_msg_id"], r["body"], now, reply_to, r["mentions"],
-                kind=r["kind"], system=r["system"],
+                kind=r["kind"], system=r["system"], attachments=r["attachments"],
             )
         )  # fmt: skip
+    attachment_services.attachments_link(cursor, links=links)
+
+
+def _preview(row: dict) -> str:
+    """The room list's copy of a message: its text, or the names of the files it carries."""
+    if row["body"] or not row["attachments"]:
+        return row["body"][:PREVIEW_CHARS]
+    return ("📎 " + ", ".join(a["name"] for a in row["attachments"]))[:PREVIEW_CHARS]
 
 
 # A reply's quote: the quoted message as it is now (see Message.reply_to).
@@ -802,7 +862,9 @@ def messages_detach_sender(*, messages: QuerySet, erase: bool) -> tuple[int, lis
         return 0, []
     changes: dict = {"sender": None}
     if erase:
-        changes.update(body="", deleted_at=Coalesce("deleted_at", Value(timezone.now())))
+        changes.update(body="", deleted_at=Coalesce("deleted_at", Value(timezone.now())), attachments=None)
+        # An erased account leaves no files behind either (bar the copies drawers let go of).
+        attachment_services.attachments_release(message_ids=messages.filter(attachments__isnull=False).values("pk"))
         newest = messages.filter(room_id=OuterRef("pk"), seq=OuterRef("last_seq"))
         Room.objects.filter(id__in=room_ids).filter(Exists(newest)).update(last_message_preview="")
         Reaction.objects.filter(message__in=messages).delete()
@@ -903,12 +965,23 @@ def message_apply_edit(*, env: dict) -> None:
             edited_at=message.edited_at.isoformat()), None)])  # fmt: skip
 
 
+def room_deleted_apply(*, env: dict) -> None:
+    """A room was deleted (``room.deleted``, after its commit): its attachments let go of their
+    room then; queue the purge of their files now rather than at the next periodic sweep."""
+    attachment_services.attachments_purge_enqueue()
+
+
 def message_apply_delete(*, env: dict) -> None:
     """Apply a ``message.delete`` envelope: the body is erased, the seq stays (no gap)."""
     with transaction.atomic():
-        updated = Message.objects.filter(
+        deleted = Message.objects.filter(
             room_id=env["room"], seq=env["seq"], sender_id=env["sender"], deleted_at__isnull=True
-        ).update(deleted_at=timezone.now(), body="")
+        )
+        carried = list(deleted.filter(attachments__isnull=False).values_list("pk", flat=True))
+        updated = deleted.update(deleted_at=timezone.now(), body="", attachments=None)
+        if carried:
+            # Its files go after the commit (a Celery task), unless a drawer keeps them.
+            attachment_services.attachments_release(message_ids=carried)
         if updated:
             # A deleted newest message must vanish from the room list too.
             Room.objects.filter(pk=env["room"], last_seq=env["seq"]).update(last_message_preview="")

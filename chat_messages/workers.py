@@ -47,6 +47,8 @@ class PersistWorker(Worker):
                     services.message_apply_edit(env=record.value)
                 elif kind == "message.delete":
                     services.message_apply_delete(env=record.value)
+                elif kind == "room.deleted":
+                    services.room_deleted_apply(env=record.value)
             except (KeyError, TypeError, ValueError) as exc:
                 raise PermanentError(f"malformed {kind}: {exc!r}") from exc
         self._store(run, refused)

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "streams",
     "accounts",
     "rooms",
+    "attachments",
     "chat_messages.apps.MessagesConfig",
     "drawer",
     "backup",
@@ -152,6 +153,58 @@ CHAT_TYPING_INTERVAL_S = env_float("CHAT_TYPING_INTERVAL_S", 1.0)
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50)
 REDIS_POOL_TIMEOUT_S = env_float("REDIS_POOL_TIMEOUT_S", 5.0)
 
+# --- Attachments (attachments/; docs/limits.md) -------------------------------------------------
+# Uploads: at most this many bytes, of these types (detected from the content, not the name).
+CHAT_ATTACHMENT_MAX_BYTES = env_int("CHAT_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+CHAT_ATTACHMENT_TYPES = env_list(
+    "CHAT_ATTACHMENT_TYPES",
+    [
+        "image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain", "application/zip",
+        "audio/mpeg", "audio/ogg", "audio/wav", "audio/mp4", "video/mp4", "video/quicktime", "video/webm",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+    ],
+)  # fmt: skip
+CHAT_ATTACHMENTS_PER_MESSAGE = env_int("CHAT_ATTACHMENTS_PER_MESSAGE", 10)
+# Signed file URLs (/files/...) work without credentials for this long.
+CHAT_ATTACHMENT_URL_TTL_S = env_int("CHAT_ATTACHMENT_URL_TTL_S", 3600)
+# Images: a larger one is refused before it is decoded (decompression bombs); thumbnails' longer side.
+CHAT_ATTACHMENT_MAX_PIXELS = env_int("CHAT_ATTACHMENT_MAX_PIXELS", 50_000_000)
+CHAT_ATTACHMENT_THUMBNAIL_PX = env_int("CHAT_ATTACHMENT_THUMBNAIL_PX", 320)
+# Uploads never sent in a message are deleted after this long (the attachments.sweep task).
+CHAT_ATTACHMENT_UNATTACHED_TTL_S = env_int("CHAT_ATTACHMENT_UNATTACHED_TTL_S", 24 * 3600)
+# Files deleted per run of the attachments.purge task (it queues itself again until none is left).
+CHAT_ATTACHMENT_PURGE_CHUNK = env_int("CHAT_ATTACHMENT_PURGE_CHUNK", 500)
+# Where files are stored: a folder under the data directory, or an S3-compatible bucket
+# (django-storages) when S3_BUCKET is set. Never served as static media: no MEDIA_URL.
+MEDIA_ROOT = env_str("MEDIA_ROOT", "") or str(BASE_DIR / ".devstack" / "media")
+S3_BUCKET = env_str("S3_BUCKET", "")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env_str("S3_ENDPOINT_URL", "") or None,  # MinIO and other S3-compatible stores
+            "access_key": env_str("S3_ACCESS_KEY_ID", "") or None,
+            "secret_key": env_str("S3_SECRET_ACCESS_KEY", "") or None,
+            "region_name": env_str("S3_REGION", "") or None,
+            "addressing_style": env_str("S3_ADDRESSING_STYLE", "path"),
+            "signature_version": "s3v4",
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+# The address clients reach the bucket at, for presigned URLs, when it differs from S3_ENDPOINT_URL
+# (the servers' own, inside the network).
+S3_PUBLIC_ENDPOINT_URL = env_str("S3_PUBLIC_ENDPOINT_URL", "")
+
 # --- Accounts -----------------------------------------------------------------------------------
 # Deleting an account with more messages than this deactivates it at once and purges it in the
 # accounts.tasks.account_purge Celery task, ACCOUNT_PURGE_CHUNK messages per transaction.
@@ -200,6 +253,7 @@ REST_FRAMEWORK = {
         "write": env_str("THROTTLE_WRITE", "120/min"),
         "signup": env_str("THROTTLE_SIGNUP", "20/hour"),
         "login": env_str("THROTTLE_LOGIN", "10/min"),
+        "upload": env_str("THROTTLE_UPLOAD", "30/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -228,6 +282,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "redrive-retry-topic": {"task": "streams.tasks.redrive_retries", "schedule": 30.0},
+    # Uploads never sent, and files whose message, room or account went (attachments/tasks.py).
+    "attachments-sweep": {"task": "attachments.sweep", "schedule": env_float("CHAT_ATTACHMENT_SWEEP_S", 600.0)},
 }
 
 LOGGING = {

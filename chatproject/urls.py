@@ -30,10 +30,12 @@ urlpatterns = [
     path("api/v1/", include("rooms.api_urls")),
     path("api/v1/", include("chat_messages.api_urls")),
     path("api/v1/", include("drawer.api_urls")),
+    path("api/v1/", include("attachments.api_urls")),
     path("", include("accounts.urls")),
     path("", include("drawer.urls")),
     path("", include("rooms.urls")),
     path("", include("chat_messages.urls")),
+    path("", include("attachments.urls")),
 ]
 
 # Under /api/ errors keep the API's JSON error shape; elsewhere the site's pages (templates/404.html, 500.html).

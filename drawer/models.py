@@ -32,6 +32,9 @@ class SavedMessage(models.Model):
     body = models.TextField()
     message_seq = models.BigIntegerField()
     message_created_at = models.DateTimeField()
+    # The message's attachments when it was saved (attachments.selectors.attachment_snapshot); the
+    # entry holds their files (an AttachmentHold "drawer:<id>") until it is removed.
+    attachments = models.JSONField(null=True, blank=True)
     note = models.TextField(blank=True)
     tags = ArrayField(models.CharField(max_length=TAG_MAX_CHARS), default=list, blank=True)
     saved_at = models.DateTimeField(default=timezone.now)

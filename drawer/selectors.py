@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
+from attachments.selectors import attachments_payload
 from rooms.models import Participant
 from streams.errors import INVALID, NOT_FOUND, ChatError
 from streams.realtime.protocol import BIGINT_MAX
@@ -152,6 +153,8 @@ def drawer_entry_payload(entry: SavedMessage) -> dict:
         "body": entry.body,
         "message_seq": entry.message_seq,
         "message_created_at": entry.message_created_at.isoformat(),
+        # The files it carried when saved: the entry keeps them, fetched by their usual URLs.
+        "attachments": attachments_payload(entry.attachments),
         "note": entry.note,
         "tags": list(entry.tags),
         "saved_at": entry.saved_at.isoformat(),

@@ -7,6 +7,7 @@ from datetime import timedelta
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from attachments.serializers import MessageAttachmentSerializer
 from streams.web.api import JSONBodySerializer, QuerySerializer
 
 from .models import TAG_MAX_CHARS
@@ -29,6 +30,9 @@ class DrawerEntrySerializer(serializers.Serializer):
     body = serializers.CharField(help_text="The body as saved, kept after the original is edited or deleted.")
     message_seq = serializers.IntegerField()
     message_created_at = serializers.DateTimeField()
+    attachments = MessageAttachmentSerializer(
+        many=True, help_text="The files the message carried when saved; kept (and fetchable) while the entry is."
+    )
     note = serializers.CharField()
     tags = serializers.ListField(child=serializers.CharField())
     saved_at = serializers.DateTimeField()

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 
+from attachments.services import attachments_hold, attachments_unhold
 from chat_messages.models import Message
 from rooms.models import Participant, Room
 from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
@@ -130,8 +131,14 @@ def drawer_entry_save(
                 "message_created_at": message.created_at,
                 "note": note,
                 "tags": tags,
+                "attachments": message.attachments,
             },
         )
+        if created and message.attachments:
+            # The files stay while the entry does, whatever becomes of the message or the room.
+            attachments_hold(
+                user_id=user.pk, attachment_ids=[a["id"] for a in message.attachments], holder=hold_key(entry.pk)
+            )
         entry = drawer_entry_get(user_id=user.pk, entry_id=entry.pk)
         if created:
             _announce(user_id=user.pk, action=SAVED, entry=drawer_entry_payload(entry))
@@ -165,6 +172,8 @@ def drawer_entry_remove(*, user, entry_id: int) -> None:
     with transaction.atomic():
         entry = _own_entry_locked(user_id=user.pk, entry_id=entry_id)
         entry.delete()
+        if entry.attachments:
+            attachments_unhold(holders=[hold_key(entry_id)])
         _announce(user_id=user.pk, action=REMOVED, id=entry_id)
 
 
@@ -178,13 +187,16 @@ def drawer_snapshots_detach_sender(*, messages: QuerySet, erase: bool) -> int:
     """
     changes: dict = {"sender_name": DELETED_USER}
     if erase:
-        changes["body"] = ""
+        changes.update(body="", attachments=None)
     with transaction.atomic():
         entries = SavedMessage.objects.filter(message__in=messages)
-        ids = list(entries.values_list("pk", flat=True))
-        if not ids:
+        rows = list(entries.values_list("pk", "attachments"))
+        if not rows:
             return 0
+        ids = [pk for pk, _ in rows]
         SavedMessage.objects.filter(pk__in=ids).update(**changes)
+        if erase:  # nor of their files
+            attachments_unhold(holders=[hold_key(pk) for pk, attachments in rows if attachments])
         publish_on_commit(
             (
                 user_group(entry.user_id),
@@ -194,6 +206,11 @@ def drawer_snapshots_detach_sender(*, messages: QuerySet, erase: bool) -> int:
             for entry in with_link(SavedMessage.objects.filter(pk__in=ids))
         )
     return len(ids)
+
+
+def hold_key(entry_id: int) -> str:
+    """What an entry's attachment holds are called (attachments.models.AttachmentHold.holder)."""
+    return f"drawer:{entry_id}"
 
 
 def _own_entry_locked(*, user_id: int, entry_id: int) -> SavedMessage:

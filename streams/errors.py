@@ -9,6 +9,8 @@ UNAVAILABLE = "unavailable"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 CONFLICT = "conflict"
+# HTTP 415: an upload whose content is not a type the server accepts, or whose name lies about it.
+UNSUPPORTED_TYPE = "unsupported_type"
 # HTTP 500: an unexpected server fault (logged); unlike `unavailable`, not a "retry later" signal.
 INTERNAL = "internal"
 
@@ -30,6 +32,7 @@ class ChatError(Exception):
         UNAVAILABLE: 503,
         NOT_FOUND: 404,
         CONFLICT: 409,
+        UNSUPPORTED_TYPE: 415,
         INTERNAL: 500,
     }
 

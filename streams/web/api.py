@@ -275,6 +275,7 @@ class ErrorSerializer(serializers.Serializer):
             choices=[
                 errors.UNAUTHENTICATED, errors.NOT_MEMBER, errors.FORBIDDEN, errors.NOT_FOUND, errors.INVALID,
                 errors.RATE_LIMITED, errors.TOO_LARGE, errors.UNAVAILABLE, errors.CONFLICT, errors.INTERNAL,
+                errors.UNSUPPORTED_TYPE,
             ]
         )  # fmt: skip
         detail = serializers.JSONField()
@@ -290,6 +291,8 @@ ERROR_DESCRIPTIONS = {
     404: "`not_found`: no such item (message, member, entry), or the URL names nothing.",
     409: "`conflict`: it exists already.",
     413: "`too_large`: the text (or the whole body, past DATA_UPLOAD_MAX_MEMORY_SIZE) is longer than the limit.",
+    415: "`unsupported_type`: the file's content is not a type the server accepts, or its name claims another; "
+    "`invalid`: the body is not multipart/form-data.",
     429: "`rate_limited`: too many requests of this kind; retry after the `Retry-After` header's seconds.",
     500: "`internal`: an unexpected server fault, logged for the operators; not a signal to retry.",
     503: "`unavailable`: the message log (Kafka) did not acknowledge in time; retry with the same client_msg_id.",

@@ -26,8 +26,9 @@ from tests.support import KafkaTap
 pytestmark = pytest.mark.django_db
 
 # Deleting an account, whatever its size, stays under this many queries (its messages, memberships,
-# drawer copies, reactions and the quotes of its messages in replies, each in a fixed number).
-DELETE_QUERY_BOUND = 45
+# drawer copies, reactions, the quotes of its messages in replies, and its attachments and their
+# holds, each in a fixed number).
+DELETE_QUERY_BOUND = 50
 
 
 def history(room, reader) -> list[dict]:

@@ -33,7 +33,9 @@ def test_every_operation_has_an_id_a_summary_and_a_successful_answer_with_its_bo
         successes = {code: answer for code, answer in operation["responses"].items() if code.startswith("2")}
         assert successes, where
         for code, answer in successes.items():
-            if code != "204" and not (code == "202" and method in ("patch", "delete")):
+            if path.endswith(("/file/", "/thumbnail/")):  # an attachment's bytes, in its own type
+                assert answer["content"]["*/*"]["schema"] == {"type": "string", "format": "binary"}, where
+            elif code != "204" and not (code == "202" and method in ("patch", "delete")):
                 assert answer["content"]["application/json"]["schema"], (where, code)
 
 
@@ -51,7 +53,10 @@ def test_no_operation_is_described_by_a_base_class_written_for_maintainers(docum
 def test_every_request_body_is_json_with_a_schema(document):
     for method, path, operation in operations(document):
         body = operation.get("requestBody")
-        if body is not None:
+        if body is not None and path.endswith("/attachments/"):  # an upload: the file, multipart
+            assert list(body["content"]) == ["multipart/form-data"], (method, path)
+            assert body["content"]["multipart/form-data"]["schema"], (method, path)
+        elif body is not None:
             assert list(body["content"]) == ["application/json"], (method, path)
             assert body["content"]["application/json"]["schema"], (method, path)
         elif method in ("post", "patch"):

@@ -91,6 +91,8 @@ def expected_scope(method: str, path: str) -> str:
         return "login"  # a password check (and its revocation), limited like the log-in page
     if method == "post" and path.endswith("/messages/"):
         return "send"
+    if method == "post" and path.endswith("/attachments/"):
+        return "upload"  # each stores a file (and decodes an image)
     if method == "get" or path.endswith("/read/"):
         return "read"  # reporting a read position is a frequent, idempotent read-side call
     return "write"

@@ -1,0 +1,163 @@
+"""Images: their size, a thumbnail, and the original without its location.
+
+Every decode is bounded: an image's header is read first and one of more than
+``CHAT_ATTACHMENT_MAX_PIXELS`` pixels is refused before any pixel is decoded (a 40 KB PNG can
+claim 50,000 x 50,000 pixels, ten gigabytes once decoded). Only the first frame of an animation
+is decoded, for its thumbnail.
+
+The stored original keeps its pixels byte for byte: its metadata segments are rewritten rather
+than the image re-encoded. The GPS block of its EXIF goes (and XMP, which repeats it), the rest
+of the EXIF (orientation, camera) stays. Thumbnails are encoded from pixels alone, no metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+
+from streams.errors import TOO_LARGE, ChatError
+
+GPS_IFD = 0x8825
+ORIENTATION = 0x0112
+THUMBNAIL_FORMAT, THUMBNAIL_TYPE, THUMBNAIL_EXT = (
+    ("WEBP", "image/webp", ".webp") if features.check("webp") else ("PNG", "image/png", ".png")
+)
+_PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP"}
+
+
+class NotAnImage(ValueError):
+    """The bytes start like an image but do not decode as one."""
+
+
+@dataclass
+class ProcessedImage:
+    width: int  # as shown: after the EXIF orientation
+    height: int
+    original: bytes  # the file to store: the upload without location metadata
+    thumbnail: bytes  # THUMBNAIL_FORMAT, at most thumbnail_px on its longer side
+
+
+def process(data: bytes, *, mime: str, max_pixels: int, thumbnail_px: int) -> ProcessedImage:
+    """Check, measure and thumbnail an image whose type was detected as ``mime``."""
+    try:
+        with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[mime]]) as image:
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > max_pixels:
+                raise ChatError(TOO_LARGE, f"The image is {width}x{height} pixels; the limit is {max_pixels:,} pixels.")
+            exif = image.getexif()
+            orientation = exif.get(ORIENTATION, 1)
+            if orientation in (5, 6, 7, 8):  # turned a quarter: shown with its sides swapped
+                width, height = height, width
+            thumbnail = _thumbnail(image, thumbnail_px)
+    except Image.DecompressionBombError as exc:
+        raise ChatError(TOO_LARGE, f"The image has too many pixels; the limit is {max_pixels:,}.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise NotAnImage(str(exc)) from exc
+    return ProcessedImage(width, height, strip_location(data, mime=mime), thumbnail)
+
+
+def _thumbnail(image: Image.Image, size: int) -> bytes:
+    image.seek(0)
+    image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale, far cheaper
+    upright = ImageOps.exif_transpose(image)  # the orientation the EXIF asks for, applied to pixels
+    upright.thumbnail((size, size), Image.Resampling.LANCZOS)
+    has_alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
+    pixels = upright.convert("RGBA" if has_alpha else "RGB")
+    # A new image from pixels alone: nothing of the original's metadata (EXIF, ICC, XMP) comes along.
+    clean = Image.new(pixels.mode, pixels.size)
+    clean.paste(pixels)
+    out = io.BytesIO()
+    clean.save(out, THUMBNAIL_FORMAT, quality=82) if THUMBNAIL_FORMAT == "WEBP" else clean.save(out, THUMBNAIL_FORMAT)
+    return out.getvalue()
+
+
+# -- location metadata -------------------------------------------------------------------------------
+def strip_location(data: bytes, *, mime: str) -> bytes:
+    """The image without its location: GPS EXIF and XMP removed, pixels untouched."""
+    if mime == "image/jpeg":
+        return _jpeg_strip(data)
+    if mime == "image/png":
+        return _png_strip(data)
+    if mime == "image/webp":
+        return _webp_strip(data)
+    return data  # GIF carries no EXIF
+
+
+def _exif_without_gps(payload: bytes) -> bytes | None:
+    """An APP1 EXIF payload (``Exif\\0\\0`` + TIFF) without its GPS block; None to drop it whole."""
+    exif = Image.Exif()
+    try:
+        exif.load(payload)
+        if GPS_IFD not in exif and GPS_IFD not in exif._ifds:
+            return payload
+        exif.pop(GPS_IFD, None)
+        exif._ifds.pop(GPS_IFD, None)
+        out = exif.tobytes()
+    except Exception:  # noqa: BLE001 - an EXIF block we cannot rewrite is dropped, never kept
+        return None
+    return out if len(out) <= 65533 else None
+
+
+def _jpeg_strip(data: bytes) -> bytes:
+    if not data.startswith(b"\xff\xd8"):
+        raise NotAnImage("not a JPEG")
+    out = bytearray(b"\xff\xd8")
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise NotAnImage("broken JPEG segment")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan (or end): the rest is image data
+            break
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        segment, payload = data[pos : pos + 2 + length], data[pos + 4 : pos + 2 + length]
+        pos += 2 + length
+        if marker == 0xE1 and payload.startswith(b"Exif\x00\x00"):
+            kept = _exif_without_gps(payload)
+            if kept is not None:
+                out += b"\xff\xe1" + struct.pack(">H", len(kept) + 2) + kept
+            continue
+        if marker == 0xE1 or marker == 0xED:  # XMP (may repeat the location), IPTC (names places)
+            continue
+        out += segment
+    out += data[pos:]
+    return bytes(out)
+
+
+_PNG_DROPPED = {b"eXIf", b"tEXt", b"zTXt", b"iTXt"}
+
+
+def _png_strip(data: bytes) -> bytes:
+    out = bytearray(data[:8])
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if kind not in _PNG_DROPPED:
+            out += data[pos:end]
+        pos = end
+        if kind == b"IEND":
+            break
+    return bytes(out)
+
+
+def _webp_strip(data: bytes) -> bytes:
+    chunks = []
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, length = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        end = pos + 8 + length + (length & 1)
+        if kind not in (b"EXIF", b"XMP "):
+            chunk = bytearray(data[pos:end])
+            if kind == b"VP8X":
+                chunk[8] &= ~(0x08 | 0x04) & 0xFF  # the flags say no EXIF, no XMP any more
+            chunks.append(bytes(chunk))
+        pos = end
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
