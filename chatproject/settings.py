@@ -266,6 +266,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoomKindEnum": "rooms.models.Room.Kind",
         "MessageKindEnum": "chat_messages.models.Message.Kind",
+        "AttachmentKindEnum": "attachments.models.Attachment.Kind",
     },
 }
 

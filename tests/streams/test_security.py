@@ -27,6 +27,9 @@ PROD_ENV_FILE = {
     "ALLOWED_HOSTS": "chat.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
     "POSTGRES_PASSWORD": "not-used-by-the-check",
+    "MINIO_ROOT_USER": "chat",
+    "MINIO_ROOT_PASSWORD": "not-used-by-the-check-either",
+    "S3_PUBLIC_ENDPOINT_URL": "https://chat.example.com",
 }
 
 
