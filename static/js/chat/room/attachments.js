@@ -284,6 +284,12 @@ export function createAttachments(view) {
         this.add(event.dataTransfer.files);
         view.el.input.focus();
       });
+      // A file let go of beside the conversation (the sidebar, the header) must not replace the page either.
+      for (const type of ["dragover", "drop"]) {
+        window.addEventListener(type, (event) => {
+          if (carriesFiles(event)) event.preventDefault();
+        });
+      }
       window.addEventListener("pagehide", () => {
         for (const item of this.items) if (item.preview) URL.revokeObjectURL(item.preview);
       });
