@@ -260,10 +260,18 @@ def test_a_dropped_file_and_a_pasted_image_upload_and_go_with_or_without_text(br
     stored = Message.objects.get(room=room, sender=alice)
     assert stored.body == ""
 
-    image = png(320, 200)
+    # Sent while the image is still uploading (a slow network): it goes once the upload is done.
+    image = png(320, 200, noise=True)
+    cdp = a.context.new_cdp_session(a)
+    slow = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 60_000}
+    cdp.send("Network.emulateNetworkConditions", slow)
     assert paste_file(a, "image.png", "image/png", image), "a pasted file is not pasted as text"
-    expect(a.locator("#attach-tray .attach-item[data-state=done]")).to_have_count(1)
+    expect(a.locator("#attach-tray .attach-item[data-state=uploading]")).to_have_count(1)
     send(a, "and the whiteboard")
+    expect(a.locator("#toast")).to_have_text("Sending once the files have uploaded…")
+    expect(a.locator("#composer-input")).to_have_value("and the whiteboard")  # not gone before it goes
+    cdp.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1})
+    expect(a.locator("#composer-input")).to_have_value("", timeout=30_000)
     message = last_message(b)
     expect(message.locator("[data-role=body]")).to_have_text("and the whiteboard")
     preview = message.locator(".attachment-image img")
