@@ -259,6 +259,11 @@ def test_a_dropped_file_and_a_pasted_image_upload_and_go_with_or_without_text(br
     assert response.status == 200 and response.body() == PDF
     stored = Message.objects.get(room=room, sender=alice)
     assert stored.body == ""
+    # The room list names the file where the text would be, live and as the server keeps it.
+    preview = b.locator(f'.room-row[data-room="{room.pk}"] [data-role=preview]')
+    expect(preview).to_have_text("📎 minutes.pdf")
+    b.reload()
+    expect(preview).to_have_text("📎 minutes.pdf")
 
     # Sent while the image is still uploading (a slow network): it goes once the upload is done.
     image = png(320, 200, noise=True)

@@ -4,7 +4,7 @@
  * socket. Also the sidebar's "New" panel (a group room, or a direct room with someone).
  */
 import { findUser, suggestUsers } from "./people.js";
-import { badgeText, mentionsMe, roomAvatarKey, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
+import { badgeText, mentionsMe, messagePreview, roomAvatarKey, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
 import { byId, part, toast } from "./util.js";
 
 /**
@@ -20,7 +20,8 @@ export function applyMessage(room, message, meId) {
     const caughtUp = room.last_read_seq >= room.last_seq && message.seq === room.last_seq + 1;
     if (message.kind === "system" && caughtUp) room.last_read_seq = message.seq;
     room.last_seq = message.seq;
-    room.last_message = { seq: message.seq, preview: message.body.slice(0, 140), at: message.created_at };
+    // Files without text read as their names, as the server's own preview does.
+    room.last_message = { seq: message.seq, preview: messagePreview(message).slice(0, 140), at: message.created_at };
     if (message.sender.id !== meId && mentionsMe(message, meId)) room.mentions = (room.mentions || 0) + 1;
   }
   if (message.sender.id === meId) room.last_read_seq = Math.max(room.last_read_seq, message.seq);
