@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from rooms.api import ROOM_ID
 from streams.errors import INVALID, NOT_FOUND, TOO_LARGE, ChatError
-from streams.web.api import ChatAPIView, _ScopedUserThrottle, error_responses, path_id
+from streams.web.api import ChatAPIView, UploadThrottle, error_responses, path_id
 
 from . import selectors, services
 from .selectors import FILE, THUMBNAIL
@@ -23,12 +23,6 @@ from .uploads import MULTIPART_OVERHEAD, declared_length, limit_uploads
 TAGS = ["attachments"]
 ATTACHMENT_ID = path_id("attachment_id", "The attachment's id.")
 NOT_VISIBLE = "`not_found`: no such attachment, or not yours to see (you are not in its room, or its message is gone)."
-
-
-class UploadThrottle(_ScopedUserThrottle):
-    """Uploads: each one stores a file (and decodes an image)."""
-
-    scope = "upload"
 
 
 def _too_large(size: int | None = None) -> ChatError:

@@ -125,6 +125,12 @@ class WriteThrottle(_ScopedUserThrottle):
     scope = "write"
 
 
+class UploadThrottle(_ScopedUserThrottle):
+    """Uploads (attachments): each one stores a file, and decodes an image."""
+
+    scope = "upload"
+
+
 class SignupThrottle(_ScopedUserThrottle):
     """Sign-ups, per client address: each one costs a password hash."""
 

@@ -258,3 +258,39 @@ def test_a_hold_keeps_a_released_attachment_from_the_purge(make_user, make_room,
     assert AttachmentHold.objects.filter(attachment_id=kept).count() == 1
     services.attachments_unhold(holders=["drawer:999"])
     assert services.attachments_purge() == (1, False)
+
+
+def test_text_only_batches_pay_nothing_for_attachments_and_pages_need_no_join(make_user, make_room, api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat_messages.selectors import history_page
+    from chat_messages.services import messages_store
+
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    ids = [upload(api(alice), room.pk, f"p{i}.png", png()).json()["id"] for i in range(3)]
+
+    def statements(*envelopes) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            assert len(messages_store(sends=list(envelopes)).stored) == len(envelopes)
+        return [q["sql"] for q in captured]
+
+    def text(body: str) -> dict:
+        return send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body=body)
+
+    def with_files(*attachment_ids: int) -> dict:
+        return send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body="",
+                             attachments=list(attachment_ids))  # fmt: skip
+
+    plain = statements(text("a"), text("b"), text("c"))
+    attaching = statements(text("d"), with_files(ids[0], ids[1]), with_files(ids[2]))
+    assert not any("attachments_attachment" in sql for sql in plain)
+    assert len(attaching) == len(plain) + 2  # their rows locked, then linked: whatever their number
+
+    def reads(before: int) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            history_page(room_id=room.pk, user_id=bob.pk, before=before, limit=3)
+        return len(captured)
+
+    assert reads(4) == reads(7)  # three text messages, then a page with the three files
