@@ -444,3 +444,43 @@ def test_the_drawer_keeps_a_saved_messages_attachments_after_leaving_the_room(br
     entry.locator("[data-action=remove]").click()
     expect(b.locator(".drawer-entry")).to_have_count(0)
     assert b.request.get(url).status == 404
+
+
+def test_a_stored_message_whose_news_was_lost_settles_when_its_resend_is_refused(browsers, alice_and_bob):
+    """The page never hears its message stored; 20 s later it sends it again, which the server refuses
+    (its files are attached already): the page then syncs, hears it, and shows it sent, not failed."""
+    alice, _, room = alice_and_bob
+    a = browsers.open_as(alice)
+    dropping = {"on": False}
+    refusals = []
+
+    def route(ws) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message) -> None:
+            text = str(message)
+            if '"error"' in text and '"invalid"' in text:
+                refusals.append(text)
+            # The message's news lost on the way: no acceptance, no message.new, until the refusal.
+            if dropping["on"] and ('"message.accepted"' in text or '"message.new"' in text):
+                return
+            ws.send(message)
+
+        server.on_message(to_page)
+
+    a.context.route_web_socket(re.compile(r"/ws/chat/"), route)
+    a.goto(room_url(room))
+    attach_with_button(a, [payload("lost.png", "image/png", png(60, 60))])
+    expect(a.locator("#attach-tray .attach-item[data-state=done]")).to_have_count(1)
+    dropping["on"] = True
+    send(a, "stored, but nobody told the page")
+    wait_until(lambda: Message.objects.filter(room=room).exists(), what="stored")
+    expect(pending(a)).to_have_attribute("data-state", "pending")
+    dropping["on"] = False
+    # The re-send after 20 s is refused; the sync that follows brings the stored message.
+    expect(pending(a)).to_have_count(0, timeout=40_000)
+    expect(message_bodies(a)).to_have_text(["stored, but nobody told the page"])
+    expect(last_message(a).locator(".attachment-image img")).to_have_attribute("alt", "lost.png")
+    assert refusals, "the server was expected to refuse the re-send"
+    assert outbox(a, alice) == {}
+    assert Message.objects.filter(room=room).count() == 1

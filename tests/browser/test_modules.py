@@ -537,9 +537,18 @@ def test_the_outbox_keeps_a_messages_attachments_and_delivery_sends_their_ids_ea
         sent.splice(0);
         delivery.roomSynced(6);
         const frames = sent.splice(0);
+        const kept = outbox.pending(6)[0].attachments.map((a) => a.name);
+        // Refused as its files are attached already (stored meanwhile): a sync from before it is asked,
+        // and its message.new settles it although it failed.
+        const item = outbox.pending(6)[0];
+        delivery.onError({ type: "error", code: "invalid", client_msg_id: item.client_msg_id, detail: "Attachment 41 is attached to another message already." });
+        const check = sent.splice(0).filter((f) => f.type === "sync"); // (and the next one goes)
+        delivery.stored({ room: 6, seq: 4, client_msg_id: item.client_msg_id, sender: { id: 13 } });
         delivery.onClose();
-        return { frames, kept: outbox.pending(6)[0].attachments.map((a) => a.name) };
+        return { frames, kept, check, left: outbox.items(6).map((i) => i.body) };
         """,
     )
     assert again["kept"] == ["a.png", "b.pdf"]
     assert [(f["client_msg_id"], f["attachments"]) for f in again["frames"]] == [(first["id"], [41, 42])]
+    assert again["check"] == [{"type": "sync", "rooms": {"6": 3}, "req": "outbox-check"}]
+    assert again["left"] == ["no files"]

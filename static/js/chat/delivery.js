@@ -17,6 +17,7 @@ const RESEND_MAX_MS = 30000;
 const UNSETTLED_RESEND_MS = 20000; // sent, no answer (a broker lost it?): send again, doubling
 const UNSETTLED_RESEND_MAX_MS = 300000;
 const OUTBOX_SYNC_REQ = "outbox-sync";
+const CHECK_SYNC_REQ = "outbox-check"; // a sync that may settle an item refused for good (its answer needs nothing)
 
 /** A delay for the ``attempts``-th try: doubling, jittered, capped. */
 export function backoff(attempts, random = Math.random) {
@@ -201,6 +202,12 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
         this.schedule(item.room, Math.max(retryAfterMs(frame), backoff(retry ? retry.attempts : 0)));
       } else {
         outbox.fail(clientMsgId, frame.code, frame.detail || frame.code);
+        // Files are checked before the broker: a re-send of a message stored meanwhile (its
+        // message.new not seen yet) is refused `invalid`, its files being attached already. A sync
+        // from before it brings that message.new, which settles it, failed or not.
+        if (frame.code === "invalid" && Array.isArray(item.attachments) && item.attachments.length) {
+          socket.send({ type: "sync", rooms: { [item.room]: syncFrom([item], knownSeq(item.room)) }, req: CHECK_SYNC_REQ });
+        }
         if (wasNext) this.flush(item.room); // refused for good: the next one goes
       }
     },
