@@ -23,7 +23,7 @@ from rooms import services as room_services
 from streams import codec
 from streams.errors import INTERNAL, INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
 from streams.pipeline import kafka
-from streams.realtime import limits
+from streams.realtime import limits, presence
 from streams.realtime.hub import (
     frame,
     get_hub,
@@ -41,6 +41,7 @@ from streams.realtime.protocol import (
     OP_CLOSE,
     OP_JOIN_ROOM,
     OP_LEAVE_ROOM,
+    OP_PRESENCE,
     id_validate,
     is_json_int,
     seq_validate,
@@ -59,10 +60,17 @@ SEQ_ECHOED = ("message.edit", "message.delete", "reaction.add", "reaction.remove
 # Redis round trip per keystroke.
 TYPING_INTERVAL_S = 1.0
 _ROOM_KEY = re.compile(r"[1-9][0-9]{0,18}")  # a room id as a JSON object key: ASCII digits only
+# Frames that show a person at the keyboard: each one keeps the user "online" (presence). Noted in
+# memory only (streams.realtime.presence), so they cost the frame no Redis round trip.
+ACTIVITY = frozenset(
+    ("presence.active", "message.send", "message.edit", "message.delete", "reaction.add", "reaction.remove",
+     "room.enter", "room.read", "room.mark_unread", "typing")
+)  # fmt: skip
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int | None = None
+    present = False  # counted by presence (and so uncounted when it closes)
 
     async def dispatch(self, message):
         # Channels would first close stale database connections in a worker thread: a thread
@@ -96,6 +104,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.outbox: deque[str] = deque()
         self.draining = True  # frames that arrive before the accept wait in the outbox
         self.typing_sent: dict[int, float] = {}
+        self.presence_seen: dict[int, int] = {}  # user -> version of the last presence.updated passed on
         self.closed = False
         self.rooms: set[int] = set()
         # Controls (room joins and leaves) that arrive before the room snapshot is read wait here,
@@ -132,12 +141,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.outbox:
             self.draining = True
             asyncio.get_running_loop().create_task(self._drain())
+        self.present = True
+        await presence.tracker(rooms_of=_db(room_selectors.room_ids_by_user)).connected(
+            user_id=user.pk, username=user.username, socket_id=self.socket_id, rooms=self.rooms
+        )
 
     async def disconnect(self, code):
         self.closed = True
         if self.user_id is not None:
             await get_hub().leave(self, self.hub_groups)
             await limits.socket_registry().unregister(socket_id=self.socket_id)
+            if self.present:
+                await presence.tracker().disconnected(
+                    user_id=self.user_id, socket_id=self.socket_id, stopping=get_hub().stopping
+                )
 
     # -- outgoing ----------------------------------------------------------------------------------
     async def deliver(self, group: str, frame_text: str | None, control: dict | None) -> None:
@@ -151,6 +168,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if group.startswith("room.") and int(group[5:]) not in self.rooms:
             return  # removed from the room: stop at once, even before the unsubscribe lands
+        if control and control.get("op") == OP_PRESENCE and not presence.is_fresh(self.presence_seen, control):
+            return  # the same change, through another room this socket shares with that user
         if self.draining or self.outbox:
             self.outbox.append(frame_text)
             return
@@ -223,6 +242,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if handler is None:
             self.error(req, INVALID, f"Unknown frame type {data['type']!r}.")
             return
+        if data["type"] in ACTIVITY:
+            presence.tracker().active(self.user_id)
         try:
             await handler(self, data, req)
         except ChatError as exc:
@@ -349,6 +370,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room_group(room_id), frame("typing", room=room_id, user={"id": self.user_id, "username": self.username})
         )
 
+    async def on_presence_active(self, data: dict, req) -> None:
+        """``presence.active {}``: the person is here (counted in ``receive``); nothing to answer."""
+
     async def _limit(self, bucket: str, rate: float, burst: int, what: str) -> None:
         """Take a token from the user's bucket (shared by all their sockets), else ``rate_limited``."""
         verdict = await limits.take(f"{bucket}:{self.user_id}", rate=rate, burst=burst)
@@ -372,6 +396,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "room.mark_unread": on_mark_unread,
         "sync": on_sync,
         "typing": on_typing,
+        "presence.active": on_presence_active,
     }
 
 

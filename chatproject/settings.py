@@ -149,6 +149,10 @@ CHAT_POSITION_RATE = env_float("CHAT_POSITION_RATE", 10.0)
 CHAT_POSITION_BURST = env_int("CHAT_POSITION_BURST", 40)
 # At most one `typing` per user and room per interval, whatever the number of sockets.
 CHAT_TYPING_INTERVAL_S = env_float("CHAT_TYPING_INTERVAL_S", 1.0)
+# Presence (streams/realtime/presence.py): a user with a socket open and no activity for this long
+# is "away"; each web process checks its users' activity and lapsed sockets this often.
+CHAT_AWAY_AFTER_S = env_float("CHAT_AWAY_AFTER_S", 300.0)
+CHAT_PRESENCE_SWEEP_S = env_float("CHAT_PRESENCE_SWEEP_S", 5.0)
 # Redis connections per process (each pool; a burst waits this long for a free one).
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50)
 REDIS_POOL_TIMEOUT_S = env_float("REDIS_POOL_TIMEOUT_S", 5.0)

@@ -23,6 +23,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Greatest
 
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
+from streams.realtime.presence import presence_read
 from streams.realtime.protocol import BIGINT_MAX
 
 from .models import Participant, Room
@@ -33,6 +34,14 @@ NOT_MEMBER_DETAIL = "You are not a member of this room."
 def room_ids_for_user(*, user_id: int) -> list[int]:
     """Ids of the rooms the user is in."""
     return list(Participant.objects.filter(user_id=user_id).values_list("room_id", flat=True))
+
+
+def room_ids_by_user(*, user_ids: list[int]) -> dict[int, list[int]]:
+    """The ids of the rooms each of the users is in (presence announces to them)."""
+    out: dict[int, list[int]] = {user_id: [] for user_id in user_ids}
+    for user_id, room_id in Participant.objects.filter(user_id__in=user_ids).values_list("user_id", "room_id"):
+        out[user_id].append(room_id)
+    return out
 
 
 def participant_get(*, room_id: int, user_id: int) -> Participant:
@@ -144,7 +153,19 @@ def room_list_for_user(*, user_id: int) -> list[Participant]:
     ``other_username`` (the last two only for direct rooms).
     """
     activity = Coalesce(F("room__last_message_at"), F("room__created_at"))
-    return list(_summaries(user_id).order_by(activity.desc(), F("room_id").desc()))
+    return _with_other_presence(list(_summaries(user_id).order_by(activity.desc(), F("room_id").desc())))
+
+
+def _with_other_presence(summaries: list[Participant]) -> list[Participant]:
+    """Set ``other_presence`` on each summary: the direct room's other person's presence while they
+    are in the room (else None: someone who shares no room is never shown), in one Redis round trip."""
+    shown = [s for s in summaries if s.room.kind == Room.Kind.DIRECT and s.other_user_id and not s.read_only]
+    states = presence_read(s.other_user_id for s in shown)
+    for summary in summaries:
+        summary.other_presence = None
+    for summary in shown:
+        summary.other_presence = states[summary.other_user_id]
+    return summaries
 
 
 def room_summary_for_member(*, room_id: int, user_id: int) -> Participant:
@@ -152,7 +173,7 @@ def room_summary_for_member(*, room_id: int, user_id: int) -> Participant:
     participant = _summaries(user_id).filter(room_id=room_id).first() if 0 < room_id <= BIGINT_MAX else None
     if participant is None:
         raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
-    return participant
+    return _with_other_presence([participant])[0]
 
 
 def participant_list(*, room_id: int, user_id: int) -> list[Participant]:
@@ -163,9 +184,21 @@ def participant_list(*, room_id: int, user_id: int) -> list[Participant]:
         When(role=Participant.Role.ADMIN, then=Value(1)),
         default=Value(2),
     )
-    return list(
+    members = list(
         Participant.objects.filter(room_id=room_id).select_related("user").order_by(role_order, "joined_at", "id")
     )
+    return participants_with_presence(members)
+
+
+def participants_with_presence(participants: list[Participant]) -> list[Participant]:
+    """Set ``presence`` ({status, last_seen}) on each participant, in one Redis round trip.
+
+    For members of a room the caller is in: presence is shown only to who shares a room.
+    """
+    states = presence_read(p.user_id for p in participants)
+    for participant in participants:
+        participant.presence = states[participant.user_id]
+    return participants
 
 
 def message_readers(*, room_id: int, user_id: int, seq: int) -> tuple[list[Participant], int]:

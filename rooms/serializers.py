@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from streams.realtime.presence import AWAY, OFFLINE, ONLINE, presence_read
 from streams.realtime.protocol import BIGINT_MAX, DELETED_USER
 from streams.web.api import JSONBodySerializer
 
@@ -72,6 +73,25 @@ class UserRefSerializer(serializers.Serializer):
     username = serializers.CharField(allow_null=True)
 
 
+class PresenceSerializer(serializers.Serializer):
+    """Whether a user is around (docs/protocol.md, "Presence"); live changes come as ``presence.updated``."""
+
+    status = serializers.ChoiceField(
+        choices=[ONLINE, AWAY, OFFLINE],
+        help_text="`online`: a socket open and active lately; `away`: sockets open, idle for CHAT_AWAY_AFTER_S; "
+        "`offline`: no socket on any server.",
+    )
+    last_seen = serializers.DateTimeField(
+        allow_null=True, help_text="The last activity; for an offline user, when their last socket went. Null: unknown."
+    )
+
+
+class OtherUserSerializer(UserRefSerializer):
+    presence = PresenceSerializer(
+        allow_null=True, help_text="Null once they left the room or their account is gone (or deactivated)."
+    )
+
+
 class LastMessageSerializer(serializers.Serializer):
     seq = serializers.IntegerField(source="room.last_seq")
     preview = serializers.CharField(source="room.last_message_preview")
@@ -116,12 +136,17 @@ class RoomSerializer(serializers.Serializer):
             return None
         return LastMessageSerializer(participant).data
 
-    @extend_schema_field(UserRefSerializer(allow_null=True))
+    @extend_schema_field(OtherUserSerializer(allow_null=True))
     def get_other_user(self, participant: Participant) -> dict | None:
-        """For a direct room, the other user (``username`` null once their account is gone)."""
+        """For a direct room, the other user (``username`` null once their account is gone) and their
+        presence while they are in the room."""
         if participant.room.kind != Room.Kind.DIRECT:
             return None
-        return {"id": participant.other_user_id, "username": participant.other_username}
+        return {
+            "id": participant.other_user_id,
+            "username": participant.other_username,
+            "presence": getattr(participant, "other_presence", None),
+        }
 
 
 class ParticipantSerializer(serializers.Serializer):
@@ -129,6 +154,13 @@ class ParticipantSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Participant.Role.choices)
     joined_at = serializers.DateTimeField()
     last_read_seq = serializers.IntegerField()
+    presence = serializers.SerializerMethodField()
+
+    @extend_schema_field(PresenceSerializer)
+    def get_presence(self, participant: Participant) -> dict:
+        """The member's presence: read with the list (one Redis round trip), or for this one member."""
+        known = getattr(participant, "presence", None)
+        return known if known is not None else presence_read([participant.user_id])[participant.user_id]
 
 
 class ReadPositionSerializer(serializers.Serializer):

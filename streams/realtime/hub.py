@@ -165,6 +165,17 @@ def _coalesced(events: Iterable[Event]) -> list[tuple[str, str]]:
     return [(group, "\n".join(parts)) for group, parts in out]
 
 
+async def publish_async(events: Iterable[Event]) -> None:
+    """Publish events from async code (the sockets' side), in order, in one round trip."""
+    pipe = async_redis().pipeline(transaction=False)
+    count = 0
+    for group, frame_text, control in events:
+        pipe.publish(CHANNEL_PREFIX + group, _payload(frame_text, control))
+        count += 1
+    if count:
+        await pipe.execute()
+
+
 def announced_positions(groups: Iterable[str]) -> dict[str, int]:
     """The positions recorded by ``publish(..., announced=)`` for these groups (0 when none)."""
     groups = list(groups)

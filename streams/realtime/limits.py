@@ -169,6 +169,9 @@ async def _guarded(call):
         return None
 
 
+UNCAPPED = 2**31 - 1  # the cap the registry applies when there is none
+
+
 class SocketRegistry:
     """The user's open sockets, across processes: at most CHAT_MAX_SOCKETS_PER_USER at once.
 
@@ -190,10 +193,14 @@ class SocketRegistry:
         return f"{self.process}-{uuid.uuid4().hex[:12]}"
 
     async def register(self, *, user_id: int, socket_id: str) -> bool:
-        """Count a new socket of the user; False when the user has the most allowed open."""
+        """Count a new socket of the user; False when the user has the most allowed open.
+
+        Without a cap (limits off, or CHAT_MAX_SOCKETS_PER_USER 0) the socket is still kept here:
+        presence (``streams.realtime.presence``) and push (``users_online``) read the set.
+        """
         limit = settings.CHAT_MAX_SOCKETS_PER_USER
         if not settings.RATE_LIMITS_ENABLED or limit <= 0:
-            return True
+            limit = UNCAPPED
         ttl_ms = int(settings.CHAT_SOCKET_TTL_S * 1000)
         key = self._key(user_id)
         ok = await _guarded(lambda: _script(_client(), _REGISTER)(keys=[key], args=[socket_id, limit, ttl_ms]))

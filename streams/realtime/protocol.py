@@ -29,6 +29,7 @@ CLOSE_GOING_AWAY = 4503  # this server is stopping: reconnect after a short dela
 OP_JOIN_ROOM = "room.join"  # the user's sockets start receiving the room
 OP_LEAVE_ROOM = "room.leave"  # the user's sockets stop receiving the room at once
 OP_CLOSE = "close"  # the sockets close with ``code``
+OP_PRESENCE = "presence"  # with a presence.updated frame: ``user`` and ``v``, so a socket drops its copies
 
 
 def close_control(code: int = CLOSE_UNAUTHENTICATED) -> dict:

@@ -98,7 +98,12 @@ class Socket:
         await self.communicator.send_to(text_data=text)
 
     async def receive(self) -> dict:
-        frame = await self.communicator.receive_json_from(timeout=TIMEOUT)
+        """The next frame, leaving out presence.updated: those come whenever a member's socket opens
+        or closes, between any two frames (tests/chat_messages/test_presence_e2e.py has their own)."""
+        while True:
+            frame = await self.communicator.receive_json_from(timeout=TIMEOUT)
+            if frame["type"] != "presence.updated":
+                break
         self.frames.append(frame)
         return frame
 
@@ -113,6 +118,8 @@ class Socket:
     async def closed_with(self) -> int:
         """The close code the server closed this socket with (the next output must be the close)."""
         output = await self.communicator.receive_output(timeout=TIMEOUT)
+        while output["type"] == "websocket.send" and '"type":"presence.updated"' in (output.get("text") or ""):
+            output = await self.communicator.receive_output(timeout=TIMEOUT)
         assert output["type"] == "websocket.close", output
         return output["code"]
 
