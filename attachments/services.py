@@ -85,6 +85,7 @@ def attachment_create(*, user, room_id: int, upload) -> Attachment:
         raise ChatError(UNSUPPORTED_TYPE, f"The name {name!r} does not match the content, which is {mime}.")
     original, thumbnail = _storage_names(mime)
     fields = {"kind": Attachment.Kind.FILE, "size": upload.size}
+    image = None
     if mime in detection.IMAGE_TYPES:
         try:
             image = images.process(
@@ -93,18 +94,20 @@ def attachment_create(*, user, room_id: int, upload) -> Attachment:
             )  # fmt: skip
         except images.NotAnImage:
             raise ChatError(UNSUPPORTED_TYPE, f"The file starts like {mime} but is not a readable image.") from None
-        stored = [default_storage.save(original, ContentFile(image.original))]
-        stored.append(default_storage.save(thumbnail, ContentFile(image.thumbnail)))
         fields.update(kind=Attachment.Kind.IMAGE, size=len(image.original), width=image.width, height=image.height)
-    else:
-        stored = [default_storage.save(original, File(upload))]
+    stored: list[str] = []
     try:
+        if image is not None:
+            stored.append(default_storage.save(original, ContentFile(image.original)))
+            stored.append(default_storage.save(thumbnail, ContentFile(image.thumbnail)))
+        else:
+            stored.append(default_storage.save(original, File(upload)))  # streamed, in chunks
         return Attachment.objects.create(
             room_id=room_id, uploader=user, name=name, content_type=mime, file=stored[0],
             thumbnail=stored[1] if len(stored) > 1 else "", **fields,
         )  # fmt: skip
     except BaseException:
-        _delete_files(stored)
+        _delete_files(stored)  # nothing half-stored stays behind
         raise
 
 

@@ -64,13 +64,17 @@ def attachment_response(attachment: Attachment, *, variant: str) -> HttpResponse
     return response
 
 
-@functools.cache
 def _presigner():
     """The storage that signs URLs: the default one, or the same bucket at the address clients
     reach (S3_PUBLIC_ENDPOINT_URL) when the servers reach it at another. Signing needs no request."""
     public = settings.S3_PUBLIC_ENDPOINT_URL
     if not public:
         return default_storage
+    return _public_storage(public, repr(sorted(settings.STORAGES["default"].get("OPTIONS", {}).items())))
+
+
+@functools.lru_cache(maxsize=4)
+def _public_storage(endpoint_url: str, options_key: str):
     from storages.backends.s3 import S3Storage
 
-    return S3Storage(**{**settings.STORAGES["default"].get("OPTIONS", {}), "endpoint_url": public})
+    return S3Storage(**{**settings.STORAGES["default"].get("OPTIONS", {}), "endpoint_url": endpoint_url})

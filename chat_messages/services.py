@@ -642,9 +642,12 @@ def _write(cursor, rows: list[dict], now, result: StoreResult) -> None:
 
 def _preview(row: dict) -> str:
     """The room list's copy of a message: its text, or the names of the files it carries."""
-    if row["body"] or not row["attachments"]:
-        return row["body"][:PREVIEW_CHARS]
-    return ("📎 " + ", ".join(a["name"] for a in row["attachments"]))[:PREVIEW_CHARS]
+    return (row["body"] or _files_note(row["attachments"]))[:PREVIEW_CHARS]
+
+
+def _files_note(attachments: list[dict] | None) -> str:
+    """What stands for a message without text: "📎 photo.jpg, notes.pdf"."""
+    return "📎 " + ", ".join(a["name"] for a in attachments) if attachments else ""
 
 
 # A reply's quote: the quoted message as it is now (see Message.reply_to).
@@ -747,7 +750,8 @@ def _push_on_commit(messages: list[StoredMessage], *, names: dict, rooms: dict) 
     candidates = [
         {
             "room": m.room_id, "seq": m.seq, "sender": m.sender_id, "sender_name": names.get((m.room_id, m.sender_id)),
-            "body": m.body, "mentions": m.mentions, "direct": rooms[m.room_id][0] == Room.Kind.DIRECT,
+            "body": m.body or _files_note(m.attachments), "mentions": m.mentions,
+            "direct": rooms[m.room_id][0] == Room.Kind.DIRECT,
             "room_name": rooms[m.room_id][1],
         }
         for m in messages

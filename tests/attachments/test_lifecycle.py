@@ -45,6 +45,8 @@ def test_a_message_carries_its_attachments_with_or_without_text(api, make_user, 
     one = upload(api(alice), room.pk, "a.png", png()).json()
     two = upload(api(alice), room.pk, "b.txt", b"text").json()
     store(room, alice, attachments=[one["id"], two["id"]])
+    # The room list shows what a message without text carries.
+    assert api(bob).get("/api/v1/rooms/").json()[0]["last_message"]["preview"] == "📎 a.png, b.txt"
     store(room, alice, attachments=[], body="just text")
 
     page = api(bob).get(f"/api/v1/rooms/{room.pk}/messages/").json()["messages"]
