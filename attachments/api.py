@@ -43,9 +43,7 @@ class RoomAttachmentsView(ChatAPIView):
         self.limiter = limit_uploads(request._request, limit=limit)
         length = declared_length(request._request)
         if request.method == "POST" and length is not None and length > limit + MULTIPART_OVERHEAD:
-            self.oversized = length
-        else:
-            self.oversized = None
+            raise _too_large()
         super().initial(request, *args, **kwargs)
 
     @extend_schema(
@@ -61,8 +59,6 @@ class RoomAttachmentsView(ChatAPIView):
         ),
     )
     def post(self, request, room_id: int):
-        if self.oversized is not None:
-            raise _too_large()
         files = request.FILES  # parsed here, through the limit
         if self.limiter.exceeded:
             raise _too_large()

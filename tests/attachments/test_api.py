@@ -244,3 +244,24 @@ def test_a_signed_url_works_without_credentials_until_it_expires_and_only_as_sig
     time.sleep(1.1)
     expired = anonymous.get(fresh)
     assert expired.status_code == 404 and expired.json()["error"]["code"] == "not_found"
+
+
+def test_a_browser_session_uploads_with_its_csrf_token_only(make_user, make_room):
+    from django.middleware.csrf import _get_new_csrf_string
+
+    from .conftest import _named
+
+    alice = make_user()
+    room = make_room(owner=alice)
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    url = f"/api/v1/rooms/{room.pk}/attachments/"
+
+    refused = browser.post(url, {"file": _named("a.txt", b"hello")}, format="multipart")
+    secret = _get_new_csrf_string()
+    browser.cookies["csrftoken"] = secret
+    accepted = browser.post(url, {"file": _named("a.txt", b"hello")}, format="multipart", HTTP_X_CSRFTOKEN=secret)
+
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    assert accepted.status_code == 201
+    assert Attachment.objects.count() == 1
