@@ -379,7 +379,9 @@ class Fanout:
             frame = {"type": "message.send", "room": room, "client_msg_id": cmid, "body": body}
             pool = self.pools[sock.index] if sock.index < len(self.pools) else None
             every = self.spec.attachment_every
-            if pool and every and sock.sends % every == every - 1:
+            # Offset by the socket's index, so that one in ``every`` of all sends carries one
+            # even when each socket sends only a few messages.
+            if pool and every and (sock.sends + sock.index) % every == 0:
                 frame["attachments"] = [pool.pop(0)]
                 self.with_attachment.add(n)
             sock.sends += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,7 @@ class BenchStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         database_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
         self._fresh_database(urls["DATABASE_URL"])
+        shutil.rmtree(self.data / "media", ignore_errors=True)
         self.env = {
             **environ,
             **urls,
@@ -89,6 +91,8 @@ class BenchStack:
             # web + persist only: no change capture to a backup database (it is not under test).
             "BACKUP_DATABASE_URL": "",
             "RATE_LIMITS": "off",
+            # S6's uploads, in the bench's folder and emptied with its database.
+            "MEDIA_ROOT": str(self.data / "media"),
             "PYTHONUNBUFFERED": "1",
             "DJANGO_SETTINGS_MODULE": "chatproject.settings",
         }
