@@ -265,3 +265,45 @@ def test_a_browser_session_uploads_with_its_csrf_token_only(make_user, make_room
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
     assert accepted.status_code == 201
     assert Attachment.objects.count() == 1
+
+
+def _with_gps(fmt: str) -> bytes:
+    image = Image.new("RGB", (48, 32), "green")
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    exif[GPS] = {1: "N", 2: (37.0, 33.0, 59.0), 3: "E", 4: (126.0, 58.0, 41.0)}
+    out = io.BytesIO()
+    image.save(out, fmt, exif=exif)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "name", "mime"), [("PNG", "p.png", "image/png"), ("WEBP", "w.webp", "image/webp")])
+def test_png_and_webp_lose_their_location_too_and_stay_valid(api, make_user, make_room, fmt, name, mime):
+    alice = make_user()
+    room = make_room(owner=alice)
+    data = _with_gps(fmt)
+    assert Image.open(io.BytesIO(data)).getexif().get_ifd(GPS)
+
+    answer = upload(api(alice), room.pk, name, data).json()
+
+    assert (answer["content_type"], answer["width"], answer["height"]) == (mime, 48, 32)
+    with default_storage.open(Attachment.objects.get(pk=answer["id"]).file) as f:
+        stored = f.read()
+    kept = Image.open(io.BytesIO(stored))
+    kept.load()  # every chunk still decodes
+    assert kept.size == (48, 32) and kept.getpixel((0, 0))[:3] == Image.open(io.BytesIO(data)).getpixel((0, 0))[:3]
+    assert not kept.getexif().get_ifd(GPS)
+
+
+def test_an_animated_gif_is_an_image_with_a_still_thumbnail(api, make_user, make_room):
+    alice = make_user()
+    room = make_room(owner=alice)
+    frames = [Image.new("P", (30, 20), i) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    answer = upload(api(alice), room.pk, "dance.gif", out.getvalue()).json()
+
+    assert (answer["kind"], answer["content_type"], answer["width"], answer["height"]) == ("image", "image/gif", 30, 20)
+    response, content = fetch(api(alice), answer["thumbnail_url"])
+    assert Image.open(io.BytesIO(content)).size == (30, 20)  # never enlarged
