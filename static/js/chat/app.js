@@ -9,6 +9,7 @@ import { api } from "./api.js";
 import { createDelivery } from "./delivery.js";
 import { createNotifier } from "./notify.js";
 import { createOutbox } from "./outbox.js";
+import { createPresence } from "./presence.js";
 import { createRoomList, setupNewRoom } from "./rooms.js";
 import { setTime } from "./format.js";
 import { chatSocketUrl, createBanner, createSocket, watchConnectivity } from "./socket.js";
@@ -20,6 +21,9 @@ export function start(config) {
   const banner = createBanner(byId("offline-banner"));
   const socket = createSocket({ url: chatSocketUrl(), banner });
   watchConnectivity(socket, banner);
+  // Who is online: shared by the room list and the open room's members and header.
+  const presence = createPresence({ socket, me });
+  presence.attach();
 
   const listElement = byId("room-list");
   const roomList = createRoomList({
@@ -29,6 +33,7 @@ export function start(config) {
     rooms: listElement ? config.rooms || [] : [],
     current: config.room ? config.room.id : null,
     api,
+    presence,
   });
   if (listElement) {
     roomList.init();
@@ -49,5 +54,5 @@ export function start(config) {
   setupNewRoom(api);
   // A handle for the console and the browser tests (they close the socket through it); no module reads it.
   window.Chat = { api, socket, me, setTime, toast };
-  return { config, me, api, socket, banner, roomList, outbox, delivery };
+  return { config, me, api, socket, banner, roomList, outbox, delivery, presence };
 }

@@ -5,6 +5,7 @@
  */
 import { findUser, suggestUsers } from "./people.js";
 import { badgeText, mentionsMe, messagePreview, roomAvatarKey, roomTitle, setAvatar, setTime, unreadCount } from "./format.js";
+import { setPresence } from "./presence.js";
 import { byId, part, toast } from "./util.js";
 
 /**
@@ -38,9 +39,19 @@ export function totalUnread(rooms) {
 /**
  * The room list drawn in ``element`` from rows cloned out of ``template``; ``empty`` is the
  * "no rooms yet" line; ``rooms`` the first data (the server's order, newest first); ``current``
- * the id of the room the page shows (or null); ``api`` fetches rooms that appear.
+ * the id of the room the page shows (or null); ``api`` fetches rooms that appear; ``presence``
+ * (presence.js) puts a dot on each direct room for the other person.
  */
-export function createRoomList({ element, template, empty, rooms = [], current = null, api, baseTitle = document.title }) {
+export function createRoomList({
+  element,
+  template,
+  empty,
+  rooms = [],
+  current = null,
+  api,
+  presence = null,
+  baseTitle = document.title,
+}) {
   return {
     element,
     template,
@@ -48,9 +59,12 @@ export function createRoomList({ element, template, empty, rooms = [], current =
     rooms: new Map(rooms.map((room) => [room.id, room])),
     current,
     baseTitle,
+    presence,
 
     init() {
       if (!this.element) return;
+      for (const room of this.rooms.values()) this.learnPresence(room);
+      if (this.presence) this.presence.onChange((userId) => this.presenceChanged(userId));
       // The server drew the rows in its order; a row it did not draw goes on top, so the last first.
       for (const room of Array.from(this.rooms.values()).reverse()) this.render(room, false);
       this.updateTitle();
@@ -63,6 +77,24 @@ export function createRoomList({ element, template, empty, rooms = [], current =
 
     row(roomId) {
       return this.element.querySelector(`[data-room="${roomId}"]`);
+    },
+
+    /** A direct room's other person, while the server shows their presence (they share the room). */
+    otherShown(room) {
+      return room.kind === "direct" && room.other_user && room.other_user.presence ? room.other_user : null;
+    },
+
+    /** Hand what a room's data says of the other person's presence to the shared map. */
+    learnPresence(room) {
+      const other = this.otherShown(room);
+      if (other && this.presence) this.presence.set(other.id, other.presence);
+    },
+
+    presenceChanged(userId) {
+      for (const room of this.rooms.values()) {
+        const other = this.otherShown(room);
+        if (other && other.id === userId) this.render(room, false);
+      }
     },
 
     render(room, toTop) {
@@ -91,6 +123,8 @@ export function createRoomList({ element, template, empty, rooms = [], current =
       mentionBadge.setAttribute("aria-label", `${mentions} mention${mentions === 1 ? "" : "s"} of you`);
       mentionBadge.hidden = mentions === 0;
       part(row, "muted").hidden = !room.muted;
+      const other = this.otherShown(room);
+      setPresence(part(row, "presence"), other && this.presence ? this.presence.get(other.id) || other.presence : null);
       row.classList.toggle("has-unread", (unread > 0 && !room.muted) || mentions > 0);
       const isCurrent = room.id === this.current;
       row.classList.toggle("is-current", isCurrent);
@@ -148,6 +182,7 @@ export function createRoomList({ element, template, empty, rooms = [], current =
           room.last_read_seq = known.last_read_seq;
         }
         this.rooms.set(room.id, room);
+        this.learnPresence(room);
         this.render(room, !known);
         this.updateTitle();
       } catch (error) {
@@ -165,6 +200,7 @@ export function createRoomList({ element, template, empty, rooms = [], current =
         return;
       }
       this.rooms = new Map(rooms.map((room) => [room.id, room]));
+      for (const room of rooms) this.learnPresence(room);
       for (const row of Array.from(this.element.children)) {
         if (!this.rooms.has(Number(row.dataset.room))) row.remove();
       }

@@ -1,9 +1,11 @@
 /*
- * The open room's members: the members panel (roles, remove, invite, leave), their read
- * positions, and the number next to each message of the members who have not read it yet.
+ * The open room's members: the members panel (roles, remove, invite, leave, who is online), their
+ * read positions, the number next to each message of the members who have not read it yet, and
+ * in a direct room the other person's presence in the header.
  */
 import { suggestUsers, findUser } from "../people.js";
 import { setAvatar } from "../format.js";
+import { presenceTitle, setPresence } from "../presence.js";
 import { byId, part } from "../util.js";
 
 /** How many of ``members`` (each with last_read_seq) have not read up to ``seq``. */
@@ -54,6 +56,7 @@ export function attachMembersPanel({ panel, toggle, close }) {
 export function createMembers(view) {
   const { roomId, api, me, room } = view;
   const members = new Map(); // user id -> {id, username, role, last_read_seq}
+  const presence = view.roomList.presence; // the page's presence map (presence.js), shared with the room list
 
   const m = {
     get(userId) {
@@ -68,6 +71,7 @@ export function createMembers(view) {
       members.clear();
       for (const p of participants) {
         members.set(p.user.id, { id: p.user.id, username: p.user.username, role: p.role, last_read_seq: p.last_read_seq });
+        if (presence && p.presence) presence.set(p.user.id, p.presence);
       }
       this.render();
       this.updateCounters(0, Infinity);
@@ -101,18 +105,39 @@ export function createMembers(view) {
         setAvatar(part(item, "avatar"), member.username, member.id);
         part(item, "name").textContent = member.id === me.id ? `${member.username} (you)` : member.username;
         part(item, "role").textContent = member.role === "member" ? "" : member.role;
+        setPresence(part(item, "presence"), presence ? presence.get(member.id) : null);
         const remove = part(item, "remove");
         remove.hidden = !canRemove(rights, member);
         remove.addEventListener("click", () => this.remove(member));
         items.push(item);
       }
       memberList.replaceChildren(...items);
+      this.drawHeaderPresence();
       const count = members.size;
       byId("room-meta").textContent = `${count} member${count === 1 ? "" : "s"}`;
       const invite = byId("invite-form");
       if (invite) invite.hidden = !this.canManage();
       // A group room with nobody else in it shows its owner a prompt to invite people.
       view.timeline.showInvitePrompt(room.kind === "group" && count === 1 && this.canManage());
+    },
+
+    /** A direct room's header: the other person's presence while they are in the room. */
+    drawHeaderPresence() {
+      const header = byId("room-presence");
+      if (!header) return;
+      const other = room.kind === "direct" ? Array.from(members.values()).find((m) => m.id !== me.id) : null;
+      const state = other && presence ? presence.get(other.id) : null;
+      header.hidden = !state;
+      setPresence(part(header, "dot"), state);
+      part(header, "label").textContent = presenceTitle(state);
+    },
+
+    /** A member's presence changed: their dot, and the header of a direct room. */
+    presenceChanged(userId) {
+      if (!members.has(userId)) return;
+      const item = byId("member-list").querySelector(`[data-user="${userId}"]`);
+      if (item) setPresence(part(item, "presence"), presence.get(userId));
+      this.drawHeaderPresence();
     },
 
     /** Open the panel at its invite field (the button of the empty room's prompt). */
@@ -169,6 +194,7 @@ export function createMembers(view) {
       });
 
       attachMembersPanel({ panel: byId("members-panel"), toggle: byId("members-toggle"), close: byId("members-close") });
+      if (presence) presence.onChange((userId) => this.presenceChanged(userId));
 
       const inviteForm = byId("invite-form");
       if (inviteForm) {
