@@ -267,7 +267,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         reply_to = services.reply_to_validate(data.get("reply_to"))
         self._require_member(room_id)
         if attachments:  # checked before Kafka: each the sender's, in this room, not sent yet
-            await _db(services.attachments_sendable)(user_id=self.user_id, room_id=room_id, ids=attachments)
+            await _db(services.send_attachments_check)(
+                user_id=self.user_id, room_id=room_id, client_msg_id=msg_id, ids=attachments
+            )
         if get_hub().stopping:
             raise ChatError(UNAVAILABLE, "This server is stopping; reconnect and send it again.")
         await self._limit("send", settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST, "Too many messages")

@@ -132,11 +132,24 @@ def message_send(
     reply_to = reply_to_validate(reply_to)
     if room_is_read_only(room=participant.room, user_id=user.pk):
         raise ChatError(FORBIDDEN, READ_ONLY_DETAIL)
-    attachments_sendable(user_id=user.pk, room_id=room_id, ids=attachment_ids)
+    send_attachments_check(user_id=user.pk, room_id=room_id, client_msg_id=msg_id, ids=attachment_ids)
     kafka.produce(kafka.MESSAGES, key=room_id, value=send_envelope(
         room_id=room_id, sender_id=user.pk, client_msg_id=msg_id, body=body, reply_to=reply_to,
         attachments=attachment_ids))  # fmt: skip
     return msg_id
+
+
+def send_attachments_check(*, user_id: int, room_id: int, client_msg_id: uuid.UUID, ids: list[int]) -> None:
+    """Refuse (``invalid``, naming it) an attachment the send may not carry, before Kafka.
+
+    A re-send of a message stored already (the same key) carries attachments attached to that
+    message: they pass, and persist answers with the stored message (two queries, only for
+    sends with attachments).
+    """
+    if not ids:
+        return
+    stored = Message.objects.filter(sender_id=user_id, client_msg_id=client_msg_id).values_list("pk", flat=True).first()
+    attachments_sendable(user_id=user_id, room_id=room_id, ids=ids, resent_message_id=stored)
 
 
 def message_edit_request(*, user, room_id: int, seq: int, body: str) -> None:

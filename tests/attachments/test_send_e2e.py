@@ -95,3 +95,47 @@ def test_rest_send_takes_attachments_and_names_a_bad_one(make_user, make_room, a
     assert f"Attachment {hers['id']}" in refused.json()["error"]["detail"]
     assert (too_many.status_code, too_many.json()["error"]["code"]) == (400, "invalid")
     assert accepted.status_code == 202
+
+
+async def test_resending_a_stored_message_with_attachments_brings_it_back_not_an_error(
+    server, make_user, make_room, api
+):
+    alice, bob = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=alice, members=[bob])
+    photo = (await in_thread(lambda: upload(api(alice), room.pk, "p.jpg", jpeg()))).json()
+    sender = await ChatClient.connect(server.ws, alice)
+    cmid = str(uuid.uuid4())
+    frame = {"type": "message.send", "room": room.pk, "client_msg_id": cmid, "attachments": [photo["id"]]}
+    await sender.send(**frame, req="first")
+    await sender.wait_for(lambda c: any(m["client_msg_id"] == cmid for m in c.new_messages(room.pk)))
+    await sender.close()
+
+    # A client that never saw it stored sends it again, the same key (docs/protocol.md).
+    again = await ChatClient.connect(server.ws, alice)
+    await again.send(**frame, req="again")
+    await again.wait_for(lambda c: any(m["client_msg_id"] == cmid for m in c.new_messages(room.pk)))
+
+    assert not again.of_type("error")
+    (message,) = [m for m in again.new_messages(room.pk) if m["client_msg_id"] == cmid]
+    assert [a["id"] for a in message["attachments"]] == [photo["id"]]
+    assert await in_thread(lambda: Message.objects.filter(room=room, client_msg_id=cmid).count()) == 1
+    # Another message may still not take it.
+    await again.send(**{**frame, "client_msg_id": str(uuid.uuid4())}, req="other")
+    await again.wait_for(lambda c: c.of_type("error"))
+    assert again.of_type("error")[0]["code"] == "invalid" and again.of_type("error")[0]["req"] == "other"
+    await again.close()
+
+
+@pytest.mark.kafka
+def test_rest_resend_of_a_stored_message_with_attachments_is_accepted(make_user, make_room, api):
+    from .conftest import store
+
+    alice = make_user()
+    room = make_room(owner=alice)
+    photo = upload(api(alice), room.pk, "p.jpg", jpeg()).json()
+    envelope = store(room, alice, attachments=[photo["id"]])
+
+    again = {"client_msg_id": envelope["client_msg_id"], "attachments": [photo["id"]]}
+    other = {"client_msg_id": str(uuid.uuid4()), "attachments": [photo["id"]]}
+    assert api(alice).post(f"/api/v1/rooms/{room.pk}/messages/", again, format="json").status_code == 202
+    assert api(alice).post(f"/api/v1/rooms/{room.pk}/messages/", other, format="json").status_code == 400
