@@ -50,15 +50,18 @@ URGENT_INTERVAL_S = 1.0  # at most one immediate write per user and process when
 RoomsOf = Callable[..., Awaitable[dict[int, list[int]]]]  # (*, user_ids) -> {user: room ids}
 
 # A socket opened. KEYS state, live; ARGV user, username, socket ttl ms, keep ms.
+# Online (announced) unless the user has a socket elsewhere already: a status left "online" by
+# sockets that lapsed since (nobody swept them yet) counts as offline, as reads show it.
 # Returns {version of the change or 0, status, last activity}.
 _CONNECT = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local lapses = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]))
 redis.call('ZADD', KEYS[2], 'GT', now + tonumber(ARGV[3]), ARGV[1])
 local st = redis.call('HMGET', KEYS[1], 's', 'a', 'v')
 local changed = 0
 local s, a = st[1], tonumber(st[2]) or now
-if s ~= 'online' and s ~= 'away' then
+if (s ~= 'online' and s ~= 'away') or not lapses or lapses <= now then
   changed = math.max((tonumber(st[3]) or 0) + 1, now)
   s, a = 'online', now
   redis.call('HSET', KEYS[1], 's', s, 'a', a, 'v', changed)

@@ -235,6 +235,19 @@ async def test_a_user_who_reconnected_elsewhere_is_not_swept_offline(processes, 
     assert presence_read([user])[user]["status"] == "online"
 
 
+async def test_someone_whose_sockets_lapsed_before_any_sweep_is_announced_online_when_back(processes, rooms, listen):
+    user, room = new_user(), new_user()
+    rooms[user] = [room]
+    heard = listen(room)
+    dead, alive = processes(2)
+    await dead.open(user, [room])
+    dead.kill()
+    redis_client().zadd(LIVE, {user: 1})  # its sockets lapsed long ago, and no sweep has come by yet
+    assert presence_read([user])[user]["status"] == "offline"
+    await alive.open(user, [room])
+    assert heard.statuses() == [(room, user, "online"), (room, user, "online")], "others read them offline meanwhile"
+
+
 async def test_a_stopping_server_announces_nothing_and_the_sweep_settles_it(processes, listen, make_user, make_room):
     user, room = await member(make_user, make_room)
     heard = listen(room)
