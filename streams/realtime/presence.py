@@ -46,6 +46,7 @@ LIVE = "pr:live"
 KEEP_S = 30 * 24 * 3600  # how long "last seen" is remembered after the last change
 SWEEP_BATCH = 500  # lapsed users handled per script call
 URGENT_INTERVAL_S = 1.0  # at most one immediate write per user and process when it comes back
+CALL_TIMEOUT_S = 2.0  # the longest a presence call may take (as for the limits)
 
 RoomsOf = Callable[..., Awaitable[dict[int, list[int]]]]  # (*, user_ids) -> {user: room ids}
 
@@ -211,8 +212,8 @@ class Presence:
         self._ensure_ticker()
         ttl_ms = int(settings.CHAT_SOCKET_TTL_S * 1000)
         try:
-            changed, status, last = await _script(_CONNECT)(
-                keys=[state_key(user_id), LIVE], args=[user_id, username, ttl_ms, KEEP_S * 1000]
+            changed, status, last = await _bounded(
+                _script(_CONNECT)(keys=[state_key(user_id), LIVE], args=[user_id, username, ttl_ms, KEEP_S * 1000])
             )
         except (RedisError, OSError, TimeoutError) as exc:
             _warn("connect", exc)
@@ -237,9 +238,11 @@ class Presence:
         if stopping:
             return
         try:
-            changed, last = await _script(_DISCONNECT)(
-                keys=[state_key(user_id), SocketRegistry._key(user_id), LIVE],
-                args=[user_id, socket_id, KEEP_S * 1000],
+            changed, last = await _bounded(
+                _script(_DISCONNECT)(
+                    keys=[state_key(user_id), SocketRegistry._key(user_id), LIVE],
+                    args=[user_id, socket_id, KEEP_S * 1000],
+                )
             )
         except (RedisError, OSError, TimeoutError) as exc:
             _warn("disconnect", exc)  # the sweep turns them offline once their sockets lapse
@@ -301,7 +304,7 @@ class Presence:
             seen = self.activity.pop(user_id, None)
             args += [user_id, -1 if seen is None else int((now - seen) * 1000)]
         try:
-            answers = await _script(_TICK)(keys=keys, args=args)
+            answers = await _bounded(_script(_TICK)(keys=keys, args=args))
         except (RedisError, OSError, TimeoutError) as exc:
             _warn("tick", exc)
             return
@@ -317,7 +320,7 @@ class Presence:
     async def sweep(self) -> None:
         """Turn offline the users whose sockets all lapsed (a killed process's), once, whoever sweeps."""
         now_ms = int(time.time() * 1000)
-        lapsed = await async_redis().zrangebyscore(LIVE, "-inf", now_ms, start=0, num=SWEEP_BATCH)
+        lapsed = await _bounded(async_redis().zrangebyscore(LIVE, "-inf", now_ms, start=0, num=SWEEP_BATCH))
         if not lapsed:
             return
         users = [int(u) for u in lapsed]
@@ -325,7 +328,7 @@ class Presence:
         for user_id in users:
             keys += [state_key(user_id), SocketRegistry._key(user_id)]
         ttl_ms = int(settings.CHAT_SOCKET_TTL_S * 1000)
-        gone = await _script(_SWEEP)(keys=keys, args=[ttl_ms, KEEP_S * 1000, *users])
+        gone = await _bounded(_script(_SWEEP)(keys=keys, args=[ttl_ms, KEEP_S * 1000, *users]))
         if not gone or self.rooms_of is None:
             return
         rooms = await self.rooms_of(user_ids=[int(user) for user, *_ in gone])
@@ -337,13 +340,26 @@ class Presence:
         text = update_frame(user_id=user_id, username=username, status=status, last_seen_ms=last_ms)
         control = {"op": OP_PRESENCE, "user": user_id, "v": version}
         try:
-            await publish_async((room_group(room_id), text, control) for room_id in sorted(rooms))
+            await _bounded(publish_async((room_group(room_id), text, control) for room_id in sorted(rooms)))
         except (RedisError, OSError, TimeoutError) as exc:
             _warn("publish", exc)
 
 
+async def _bounded(call):
+    """``await call`` for CALL_TIMEOUT_S at most: a socket's connect or close must not hang on a
+    paused Redis (presence is skipped then, and settles by the sockets' expiry and the sweep)."""
+    return await asyncio.wait_for(call, CALL_TIMEOUT_S)
+
+
+_warned: dict[str, float] = {}
+
+
 def _warn(what: str, exc: Exception) -> None:
-    log.warning("presence %s skipped: Redis at %s: %s", what, redis_address(), exc)
+    # Once a minute per kind: while Redis is away every socket's connect and close would say it.
+    now = time.monotonic()
+    if now - _warned.get(what, float("-inf")) > 60:
+        _warned[what] = now
+        log.warning("presence %s skipped: Redis at %s: %s", what, redis_address(), exc or type(exc).__name__)
 
 
 _tracker: Presence | None = None
