@@ -203,6 +203,7 @@ class Presence:
         self.urgent: dict[int, float] = {}  # user -> when an immediate write last went
         self.rooms_of: RoomsOf | None = None
         self.ticker: asyncio.Task | None = None
+        self.writes: set[asyncio.Task] = set()  # immediate writes in flight (the loop keeps weak references only)
 
     # -- the sockets' side (the consumer) ------------------------------------------------------------
     async def connected(self, *, user_id: int, username: str, socket_id: str, rooms: set[int]) -> None:
@@ -263,7 +264,9 @@ class Presence:
         if self.known.get(user_id) == ONLINE or now - self.urgent.get(user_id, float("-inf")) < URGENT_INTERVAL_S:
             return
         self.urgent[user_id] = now
-        asyncio.get_running_loop().create_task(self._tick_users([user_id]))
+        task = asyncio.get_running_loop().create_task(self._tick_users([user_id]))
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
 
     def _forget(self, user_id: int) -> None:
         for table in (self.sockets, self.names, self.activity, self.known, self.urgent):

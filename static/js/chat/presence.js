@@ -2,8 +2,8 @@
  * Presence (docs/protocol.md, "Presence"): who is online, away or offline. A map user id ->
  * {status, last_seen}, fed by the REST shapes (members, the direct rooms' other person) and kept
  * live by `presence.updated` frames; the parts that draw a dot listen to its changes. It also
- * tells the server this person is here (`presence.active`) when they type, click, focus the page
- * or bring it back into view: at most once per ACTIVE_EVERY_MS, or at once when the server says
+ * tells the server this person is here (`presence.active`) when they type, click, scroll, focus
+ * the page or bring it back into view: at most once per ACTIVE_EVERY_MS, or at once when the server says
  * they are away (their own presence.updated). An idle page turns "away".
  */
 import { formatTime } from "./format.js";
@@ -73,7 +73,7 @@ export function createPresence({ socket, me, win = window, doc = document, every
     attach() {
       socket.on("presence.updated", (frame) => this.set(frame.user.id, frame));
       const onActivity = () => this.active();
-      for (const type of ["keydown", "pointerdown", "focus"]) win.addEventListener(type, onActivity, { passive: true });
+      for (const type of ["keydown", "pointerdown", "wheel", "focus"]) win.addEventListener(type, onActivity, { passive: true });
       doc.addEventListener("visibilitychange", () => {
         if (doc.visibilityState === "visible") this.active(true); // back from another tab: at once
       });
