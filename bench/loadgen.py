@@ -380,8 +380,8 @@ class Fanout:
             pool = self.pools[sock.index] if sock.index < len(self.pools) else None
             every = self.spec.attachment_every
             # Offset by the socket's index, so that one in ``every`` of all sends carries one
-            # even when each socket sends only a few messages.
-            if pool and every and (sock.sends + sock.index) % every == 0:
+            # even when each socket sends only a few messages; never the warm-up's.
+            if pool and every and step >= 0 and (sock.sends + sock.index) % every == 0:
                 frame["attachments"] = [pool.pop(0)]
                 self.with_attachment.add(n)
             sock.sends += 1
