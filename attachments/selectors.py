@@ -120,15 +120,21 @@ def attachment_get_visible(*, attachment_id: int, user_id: int) -> Attachment:
 
     Checked on every request, in one query: a member of its room may see one attached to a
     message that stands (and its uploader one not sent yet); whoever holds it in their drawer
-    may see it whatever became of the message or the room.
+    may see it whatever became of the message or the room. Only while the user's account is
+    active: a signed URL (no credentials) names its user, and a deactivated account's links must
+    stop with its sessions and tokens, not live on until they expire.
     """
     if not 0 < attachment_id <= BIGINT_MAX:
         raise ChatError(NOT_FOUND, NOT_FOUND_DETAIL)
     attachment = (
         Attachment.objects.filter(pk=attachment_id)
         .annotate(
-            held=Exists(AttachmentHold.objects.filter(attachment_id=OuterRef("pk"), user_id=user_id)),
-            member=Exists(Participant.objects.filter(room_id=OuterRef("room_id"), user_id=user_id)),
+            held=Exists(
+                AttachmentHold.objects.filter(attachment_id=OuterRef("pk"), user_id=user_id, user__is_active=True)
+            ),
+            member=Exists(
+                Participant.objects.filter(room_id=OuterRef("room_id"), user_id=user_id, user__is_active=True)
+            ),
         )
         .first()
     )
