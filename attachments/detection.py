@@ -93,6 +93,25 @@ EXTENSION_TYPES: dict[str, frozenset[str]] = {
     }.items()
 }
 
+# Names that make the system run (or a browser render) the file when it is opened, whatever its
+# bytes: a script is valid text, and a Java or Android program, or an Office file with macros,
+# is a valid ZIP. Each would pass the content check as text/plain or application/zip, and then
+# run on the double-click of whoever downloads it. Refused by name (:func:`runs_when_opened`).
+RUNNABLE_EXTENSIONS = frozenset(
+    {
+        # Windows: scripts, shortcuts, installers, registry files
+        ".bat", ".cmd", ".com", ".pif", ".scr", ".cpl", ".msi", ".msp", ".msc", ".ps1", ".psm1", ".psd1",
+        ".vbs", ".vbe", ".js", ".jse", ".wsf", ".wsh", ".wsc", ".hta", ".reg", ".inf", ".scf", ".lnk", ".url",
+        ".application", ".appref-ms", ".gadget", ".appx", ".msix", ".appxbundle", ".msixbundle",
+        # Java, Android, macOS and Linux desktops
+        ".jar", ".jnlp", ".apk", ".command", ".desktop",
+        # Office files that carry macros
+        ".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".xll", ".pptm", ".potm", ".ppam", ".ppsm", ".sldm",
+        # pages a browser renders (opened from the downloads folder)
+        ".xhtml", ".xht", ".shtml", ".mht", ".mhtml", ".svgz",
+    }
+)  # fmt: skip
+
 # The extension a stored file gets, from its detected type (never the client's).
 TYPE_EXTENSIONS = {
     "image/jpeg": ".jpg",
@@ -170,6 +189,11 @@ def _text_kind(head: bytes) -> str:
     if "<script" in lowered or "<html" in lowered or "<iframe" in lowered:
         return "text/html"  # markup further in: a browser sniffing it would still run it
     return "text/plain"
+
+
+def runs_when_opened(name: str) -> bool:
+    """Whether the name's extension makes a system run the file when it is opened (``setup.bat``)."""
+    return os.path.splitext(name)[1].lower() in RUNNABLE_EXTENSIONS
 
 
 def extension_conflicts(name: str, detected: str) -> bool:

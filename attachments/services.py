@@ -65,8 +65,9 @@ def attachment_create(*, user, room_id: int, upload) -> Attachment:
     """Store an upload for a room the user is in; returns the attachment (not yet sent).
 
     ``upload`` is a Django ``UploadedFile`` (already limited to CHAT_ATTACHMENT_MAX_BYTES while it
-    was read). Its type is read from its content: one not in CHAT_ATTACHMENT_TYPES, or whose name's
-    extension claims another type, is refused (``unsupported_type``). An image is measured and
+    was read). Its type is read from its content: one not in CHAT_ATTACHMENT_TYPES, whose name's
+    extension claims another type, or whose name would run it as a program when opened
+    (``setup.bat``, ``app.jar``), is refused (``unsupported_type``). An image is measured and
     thumbnailed, and stored without its location; any other file is streamed to storage as it is.
     """
     participant = participant_get(room_id=room_id, user_id=user.pk)
@@ -81,6 +82,8 @@ def attachment_create(*, user, room_id: int, upload) -> Attachment:
     upload.seek(0)
     if mime not in settings.CHAT_ATTACHMENT_TYPES:
         raise ChatError(UNSUPPORTED_TYPE, f"Files of type {mime} (read from the content) are not accepted.")
+    if detection.runs_when_opened(name):
+        raise ChatError(UNSUPPORTED_TYPE, f"The name {name!r} would run as a program when opened; it is not accepted.")
     if detection.extension_conflicts(name, mime):
         raise ChatError(UNSUPPORTED_TYPE, f"The name {name!r} does not match the content, which is {mime}.")
     original, thumbnail = _storage_names(mime)
