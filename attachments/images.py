@@ -7,7 +7,8 @@ is decoded, for its thumbnail.
 
 The stored original keeps its pixels byte for byte: its metadata segments are rewritten rather
 than the image re-encoded. The GPS block of its EXIF goes (and XMP, which repeats it), the rest
-of the EXIF (orientation, camera) stays. Thumbnails are encoded from pixels alone, no metadata.
+of the EXIF (orientation, camera) stays; a JPEG keeps its first picture only (the others of a
+Multi-Picture file carry EXIF of their own). Thumbnails are encoded from pixels alone, no metadata.
 """
 
 from __future__ import annotations
@@ -102,22 +103,44 @@ def _exif_without_gps(payload: bytes) -> bytes | None:
 
 
 def _jpeg_strip(data: bytes) -> bytes:
+    """The primary image of a JPEG, its segments rewritten, up to its end marker (EOI).
+
+    Walks every segment, those between the scans of a progressive JPEG too, and stops at the
+    first EOI: what follows is another picture (an MPO's, a phone's depth map or HDR gain map:
+    Multi-Picture Format), each with EXIF of its own, GPS included, so it is not kept, and nor is
+    the MPF index (APP2) that points at it.
+    """
     if not data.startswith(b"\xff\xd8"):
         raise NotAnImage("not a JPEG")
     out = bytearray(b"\xff\xd8")
     pos = 2
-    while pos + 4 <= len(data):
+    while pos + 2 <= len(data):
         if data[pos] != 0xFF:
             raise NotAnImage("broken JPEG segment")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0xDA, 0xD9):  # start of scan (or end): the rest is image data
+        if marker == 0xD9:  # end of the primary image: nothing after it is kept
+            out += b"\xff\xd9"
+            return bytes(out)
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            out += data[pos : pos + 2]
+            pos += 2
+            continue
+        if pos + 4 > len(data):
             break
         length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-        segment, payload = data[pos : pos + 2 + length], data[pos + 4 : pos + 2 + length]
-        pos += 2 + length
+        if length < 2:
+            raise NotAnImage("broken JPEG segment length")
+        end = pos + 2 + length
+        segment, payload = data[pos:end], data[pos + 4 : end]
+        if marker == 0xDA:  # start of scan: its header, then entropy-coded data up to the next marker
+            scan_end = _scan_end(data, end)
+            out += data[pos:scan_end]
+            pos = scan_end
+            continue
+        pos = end
         if marker == 0xE1 and payload.startswith(b"Exif\x00\x00"):
             kept = _exif_without_gps(payload)
             if kept is not None:
@@ -125,9 +148,32 @@ def _jpeg_strip(data: bytes) -> bytes:
             continue
         if marker == 0xE1 or marker == 0xED:  # XMP (may repeat the location), IPTC (names places)
             continue
+        if marker == 0xE2 and payload.startswith(b"MPF\x00"):  # the index of the pictures dropped above
+            continue
         out += segment
-    out += data[pos:]
+    out += data[pos:]  # a truncated file (no EOI): what is left, as decoders take it
     return bytes(out)
+
+
+def _scan_end(data: bytes, pos: int) -> int:
+    """Where the entropy-coded data starting at ``pos`` ends: at the next marker.
+
+    In that data 0xFF is followed by 0x00 (a stuffed byte) or a restart marker (0xD0-0xD7), or
+    by fill bytes (0xFF) before a marker; any other byte after it is the marker that ends the scan.
+    """
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        after = pos + 1
+        while after < len(data) and data[after] == 0xFF:
+            after += 1
+        if after >= len(data):
+            return len(data)
+        if data[after] == 0x00 or 0xD0 <= data[after] <= 0xD7:
+            pos = after + 1
+            continue
+        return after - 1
 
 
 _PNG_DROPPED = {b"eXIf", b"tEXt", b"zTXt", b"iTXt"}
