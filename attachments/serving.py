@@ -1,7 +1,9 @@
 """Sending a stored file to a client who may see it, with headers that keep a browser from
 running it: its detected type, ``nosniff``, a sandboxing CSP, a download for anything but an
 image, and private caching only. With an S3-compatible store, a redirect to a short-lived
-presigned URL of the store itself, carrying the same headers."""
+presigned URL of the store itself, which carries the type, the disposition and the caching
+(``response-*`` parameters) but not ``nosniff`` nor the CSP: S3 has no parameter for them, so the
+proxy in front of the store must add them."""
 
 from __future__ import annotations
 
