@@ -468,6 +468,11 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
                 item["attachments"], problem = attachment_services.attachments_take(
                     claimed, ids=item["attachment_ids"], user_id=item["sender"], room_id=item["room"], taken=taken
                 )
+                if problem is not None and not look_up_stored:
+                    # Confirmed with the stored keys looked up first: a replay of a message stored,
+                    # deleted and purged since finds its attachments gone, and is a duplicate to
+                    # skip, not a send to refuse (its sender saw it stored long ago).
+                    raise _Conflict()
                 if problem is not None:
                     refusal = (INVALID, problem)
             if refusal is not None:
