@@ -167,36 +167,27 @@ def attachment_ids_validate(value) -> list[int]:
     return ids
 
 
-def attachments_sendable(
-    *, user_id: int, room_id: int, ids: list[int], resent_message_id: int | None = None
-) -> list[Attachment]:
+def attachments_sendable(*, user_id: int, room_id: int, ids: list[int]) -> list[Attachment]:
     """The attachments a send names, in its order, if each is one the sender uploaded to that
     room and not yet attached to a message; else ``invalid`` naming the first that is not.
 
-    ``resent_message_id``: the message this send's key (sender, client_msg_id) is stored as
-    already. A client re-sends a message it never saw stored (docs/protocol.md); its attachments
-    are attached to that very message, which is no reason to refuse it.
+    For a new send only: a re-send of a message stored already is not checked at all (its key
+    is a duplicate that storage skips, whatever became of its files since).
     """
     if not ids:
         return []
     found = {a.pk: a for a in Attachment.objects.filter(pk__in=ids)}
     for attachment_id in ids:
-        problem = attachment_problem(
-            found.get(attachment_id), user_id=user_id, room_id=room_id, resent_message_id=resent_message_id
-        )
+        problem = attachment_problem(found.get(attachment_id), user_id=user_id, room_id=room_id)
         if problem:
             raise ChatError(INVALID, f"Attachment {attachment_id} {problem}.")
     return [found[i] for i in ids]
 
 
-def attachment_problem(
-    attachment: Attachment | None, *, user_id: int, room_id: int, resent_message_id: int | None = None
-) -> str | None:
+def attachment_problem(attachment: Attachment | None, *, user_id: int, room_id: int) -> str | None:
     """Why the attachment cannot go with a message of ``user_id`` in ``room_id``; None when it can."""
     if attachment is None or attachment.uploader_id != user_id or attachment.room_id != room_id:
         return "is not one you uploaded to this room"
-    if attachment.message_id is not None and attachment.message_id == resent_message_id:
-        return None  # the same message sent again: persist finds it stored and announces it again
     if attachment.message_id is not None:
         return "is attached to another message already"
     if attachment.released_at is not None:

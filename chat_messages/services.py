@@ -142,14 +142,16 @@ def message_send(
 def send_attachments_check(*, user_id: int, room_id: int, client_msg_id: uuid.UUID, ids: list[int]) -> None:
     """Refuse (``invalid``, naming it) an attachment the send may not carry, before Kafka.
 
-    A re-send of a message stored already (the same key) carries attachments attached to that
-    message: they pass, and persist answers with the stored message (two queries, only for
-    sends with attachments).
+    A re-send of a message stored already (the same key: a client that never saw it stored,
+    docs/protocol.md) is not checked: persist skips its key and announces the stored message
+    again, whatever became of its files since (attached to it, or deleted with it and purged).
+    Two queries, only for sends with attachments.
     """
     if not ids:
         return
-    stored = Message.objects.filter(sender_id=user_id, client_msg_id=client_msg_id).values_list("pk", flat=True).first()
-    attachments_sendable(user_id=user_id, room_id=room_id, ids=ids, resent_message_id=stored)
+    if Message.objects.filter(sender_id=user_id, client_msg_id=client_msg_id).exists():
+        return
+    attachments_sendable(user_id=user_id, room_id=room_id, ids=ids)
 
 
 def message_edit_request(*, user, room_id: int, seq: int, body: str) -> None:

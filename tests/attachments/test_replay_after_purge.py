@@ -45,3 +45,23 @@ def test_a_replay_after_its_files_were_purged_is_skipped_without_an_error(
     assert [(m.seq, m.deleted_at is not None) for m in stored] == [(1, True)]  # still the one, deleted
     errors = [f for f in feed.frames(user_group(alice.pk)) if f["type"] == "error"]
     assert errors == []
+
+
+def test_a_client_resending_a_stored_message_whose_files_were_purged_is_answered_202(make_user, make_room, api):
+    # A client that never saw its message stored re-sends it with the same client_msg_id
+    # (docs/protocol.md); the message was deleted and its files purged meanwhile. Storage skips the
+    # key as a duplicate, so the check before the broker must not refuse it over its files.
+    alice = make_user()
+    room = make_room(owner=alice)
+    sent = upload(api(alice), room.pk, "a.png", png()).json()
+    envelope = send_envelope(
+        room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body="", attachments=[sent["id"]]
+    )
+    PersistWorker().consume(_records(envelope))
+    message_apply_delete(env={"room": room.pk, "seq": 1, "sender": alice.pk})
+    services.attachments_purge()
+
+    again = {"client_msg_id": envelope["client_msg_id"], "attachments": [sent["id"]]}
+    answer = api(alice).post(f"/api/v1/rooms/{room.pk}/messages/", again, format="json")
+
+    assert answer.status_code == 202, answer.content
