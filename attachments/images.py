@@ -84,7 +84,9 @@ def strip_location(data: bytes, *, mime: str) -> bytes:
         return _png_strip(data)
     if mime == "image/webp":
         return _webp_strip(data)
-    return data  # GIF carries no EXIF
+    if mime == "image/gif":
+        return _gif_strip(data)
+    return data
 
 
 def _exif_without_gps(payload: bytes) -> bytes | None:
@@ -174,6 +176,54 @@ def _scan_end(data: bytes, pos: int) -> int:
             pos = after + 1
             continue
         return after - 1
+
+
+_GIF_XMP = b"XMP DataXMP"  # the application extension that carries XMP (an editor's, a photo's location)
+
+
+def _gif_strip(data: bytes) -> bytes:
+    """A GIF without its XMP application extension, every other block as it was.
+
+    GIF has no EXIF, but editors write the source photo's XMP (GPS included) into an application
+    extension. A GIF whose blocks do not parse is kept as it is: Pillow decoded it already.
+    """
+    if len(data) < 13 or not data.startswith((b"GIF87a", b"GIF89a")):
+        return data
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # header, screen, global colours
+    out = bytearray(data[:pos])
+    dropped = False
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x3B:  # the trailer
+            out.append(0x3B)
+            return bytes(out) if dropped else data
+        if block == 0x21 and pos + 1 < len(data):  # an extension: label, then sub-blocks
+            end = _gif_sub_blocks_end(data, pos + 2)
+            if data[pos + 1] == 0xFF and data[pos + 2 : pos + 3 + len(_GIF_XMP)] == bytes([len(_GIF_XMP)]) + _GIF_XMP:
+                dropped = True
+            else:
+                out += data[pos:end]
+        elif block == 0x2C and pos + 10 <= len(data):  # an image: descriptor, local colours, LZW data
+            flags = data[pos + 9]
+            start = pos + 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # +1: LZW code size
+            end = _gif_sub_blocks_end(data, start)
+            out += data[pos:end]
+        else:
+            return data
+        if end > len(data):
+            return data
+        pos = end
+    return bytes(out) if dropped else data
+
+
+def _gif_sub_blocks_end(data: bytes, pos: int) -> int:
+    """The end of a chain of GIF sub-blocks (each a length byte and its bytes, then a zero)."""
+    while pos < len(data):
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            return pos
+    return len(data) + 1  # truncated
 
 
 _PNG_DROPPED = {b"eXIf", b"tEXt", b"zTXt", b"iTXt"}
