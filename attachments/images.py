@@ -244,9 +244,12 @@ def _png_strip(data: bytes) -> bytes:
 
 
 def _webp_strip(data: bytes) -> bytes:
+    # Only the chunks inside the RIFF container: bytes after it (another file appended, with
+    # EXIF of its own) are no part of the image and are not kept.
+    riff_end = min(len(data), 8 + struct.unpack("<I", data[4:8])[0]) if len(data) >= 8 else len(data)
     chunks = []
     pos = 12
-    while pos + 8 <= len(data):
+    while pos + 8 <= riff_end:
         kind, length = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         end = pos + 8 + length + (length & 1)
         if kind not in (b"EXIF", b"XMP "):
