@@ -16,6 +16,7 @@ import logging
 import operator
 import os
 import secrets
+import threading
 import unicodedata
 from collections.abc import Iterable
 from datetime import timedelta
@@ -37,6 +38,9 @@ from .selectors import attachment_problem, attachment_snapshot
 log = logging.getLogger(__name__)
 
 NAME_MAX_CHARS = 255
+# Images decoded at once in this process: a picture near CHAT_ATTACHMENT_MAX_PIXELS takes about
+# 200 MB decoded, and a burst of uploads must not multiply that (the others wait their turn).
+_DECODING = threading.BoundedSemaphore(2)
 
 
 def name_clean(name: str | None) -> str:
@@ -91,10 +95,11 @@ def attachment_create(*, user, room_id: int, upload) -> Attachment:
     image = None
     if mime in detection.IMAGE_TYPES:
         try:
-            image = images.process(
-                upload.read(), mime=mime, max_pixels=settings.CHAT_ATTACHMENT_MAX_PIXELS,
-                thumbnail_px=settings.CHAT_ATTACHMENT_THUMBNAIL_PX,
-            )  # fmt: skip
+            with _DECODING:
+                image = images.process(
+                    upload.read(), mime=mime, max_pixels=settings.CHAT_ATTACHMENT_MAX_PIXELS,
+                    thumbnail_px=settings.CHAT_ATTACHMENT_THUMBNAIL_PX,
+                )  # fmt: skip
         except images.NotAnImage:
             raise ChatError(UNSUPPORTED_TYPE, f"The file starts like {mime} but is not a readable image.") from None
         fields.update(kind=Attachment.Kind.IMAGE, size=len(image.original), width=image.width, height=image.height)
