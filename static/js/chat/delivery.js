@@ -202,9 +202,11 @@ export function createDelivery({ socket, outbox, me, knownSeq = () => undefined 
         this.schedule(item.room, Math.max(retryAfterMs(frame), backoff(retry ? retry.attempts : 0)));
       } else {
         outbox.fail(clientMsgId, frame.code, frame.detail || frame.code);
-        // Files are checked before the broker: a re-send of a message stored meanwhile (its
-        // message.new not seen yet) is refused `invalid`, its files being attached already. A sync
-        // from before it brings that message.new, which settles it, failed or not.
+        // Files are checked before the broker. Today's server lets a re-send of a stored key through
+        // (persist announces the stored message again), but a server from before that, or a check
+        // that read "not stored" just before persist stored it and attached its files, refuses it
+        // `invalid`. A sync from before it brings its message.new, which settles it, failed or not;
+        // for a send that really was invalid it brings nothing (one sync per such refusal).
         if (frame.code === "invalid" && Array.isArray(item.attachments) && item.attachments.length) {
           socket.send({ type: "sync", rooms: { [item.room]: syncFrom([item], knownSeq(item.room)) }, req: CHECK_SYNC_REQ });
         }
