@@ -7,6 +7,7 @@ a message typed offline keeps its files across a reload; only members reach the 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import struct
@@ -15,6 +16,7 @@ import zlib
 import pytest
 from playwright.sync_api import expect
 
+from attachments.models import Attachment
 from chat_messages.models import Message
 from rooms.services import participant_remove
 from tests.browser.conftest import room_url, screenshot, wait_until
@@ -133,6 +135,26 @@ def image_loaded(locator, width: int | None = None) -> None:
     locator.page.wait_for_function(f"([img]) => ({check})(img)", arg=[locator.element_handle()])
 
 
+# What a lightbox that is open but not shown looks like from inside the page (for the failure's message).
+LIGHTBOX_STATE = """() => {
+  const d = document.getElementById("lightbox");
+  const r = d.getBoundingClientRect();
+  const chain = [];
+  for (let e = d; e; e = e.parentElement) chain.push(`${e.tagName.toLowerCase()}#${e.id} ${getComputedStyle(e).display}`);
+  return { open: d.open, modal: d.matches(":modal"), box: [r.width, r.height], visibility: getComputedStyle(d).visibility,
+           chain, page: document.visibilityState, focused: document.activeElement && document.activeElement.outerHTML.slice(0, 80),
+           history: [history.length, history.state] };
+}"""
+
+
+def expect_lightbox_shown(page) -> None:
+    """The lightbox shows; if it does not, the failure says what state the dialog is in."""
+    try:
+        expect(page.locator("#lightbox")).to_be_visible()
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nlightbox state: {page.evaluate(LIGHTBOX_STATE)}") from None
+
+
 def test_an_image_sent_with_the_attach_button_shows_live_and_opens_in_the_lightbox(browsers, alice_and_bob):
     alice, bob, room = alice_and_bob
     a = browsers.open_room_as(alice, room)
@@ -192,7 +214,7 @@ def test_an_image_sent_with_the_attach_button_shows_live_and_opens_in_the_lightb
     lightbox = b.locator("#lightbox")
     big = lightbox.locator("[data-role=image]")
     message.locator(".attachment-image").nth(0).click()
-    expect(lightbox).to_be_visible()
+    expect_lightbox_shown(b)
     assert FILE_URL.match(big.get_attribute("src"))
     image_loaded(big, 640)
     expect(lightbox.locator("[data-role=name]")).to_have_text("sunset.png")
@@ -218,7 +240,7 @@ def test_an_image_sent_with_the_attach_button_shows_live_and_opens_in_the_lightb
     assert b.url.endswith(room_url(room))
     # A click on the picture closes it too, and leaves no history entry behind.
     message.locator(".attachment-image").nth(0).click()
-    expect(lightbox).to_be_visible()
+    expect_lightbox_shown(b)
     big.click()
     expect(lightbox).to_be_hidden()
     b.wait_for_timeout(300)
@@ -446,41 +468,108 @@ def test_the_drawer_keeps_a_saved_messages_attachments_after_leaving_the_room(br
     assert b.request.get(url).status == 404
 
 
-def test_a_stored_message_whose_news_was_lost_settles_when_its_resend_is_refused(browsers, alice_and_bob):
-    """The page never hears its message stored; 20 s later it sends it again, which the server refuses
-    (its files are attached already): the page then syncs, hears it, and shows it sent, not failed."""
-    alice, _, room = alice_and_bob
-    a = browsers.open_as(alice)
-    dropping = {"on": False}
-    refusals = []
+class NewsLost:
+    """Alice's chat sockets through a relay that, while ``dropping``, loses every message.accepted
+    and message.new on the way to the page (the message is stored, the page never hears it); it
+    notes the page's message.send frames and the refusals the page gets. With ``refusing``, a
+    re-send is answered ``invalid`` over its files in the server's stead (as a server from before
+    re-sends of stored keys were let through does, or one whose check ran as persist stored it)."""
 
-    def route(ws) -> None:
+    def __init__(self, context) -> None:
+        self.dropping = False
+        self.refusing = False
+        self.sends: list[dict] = []
+        self.refusals: list[dict] = []
+        context.route_web_socket(re.compile(r"/ws/chat/"), self.route)
+
+    def route(self, ws) -> None:
         server = ws.connect_to_server()
 
+        def to_server(message) -> None:
+            frame = json.loads(message) if isinstance(message, str) else {}
+            if frame.get("type") == "message.send":
+                self.sends.append(frame)
+                if self.refusing and len(self.sends) > 1:
+                    refusal = {"type": "error", "req": frame.get("req"), "client_msg_id": frame["client_msg_id"],
+                               "code": "invalid", "detail": f"Attachment {frame['attachments'][0]} is attached to another message already."}  # fmt: skip
+                    self.refusals.append(refusal)
+                    ws.send(json.dumps(refusal))
+                    return
+            server.send(message)
+
         def to_page(message) -> None:
-            text = str(message)
-            if '"error"' in text and '"invalid"' in text:
-                refusals.append(text)
-            # The message's news lost on the way: no acceptance, no message.new, until the refusal.
-            if dropping["on"] and ('"message.accepted"' in text or '"message.new"' in text):
+            frame = json.loads(message) if isinstance(message, str) else {}
+            if frame.get("type") == "error" and frame.get("client_msg_id"):
+                self.refusals.append(frame)  # (none expected from the server)
+            if self.dropping and frame.get("type") in ("message.accepted", "message.new"):
                 return
             ws.send(message)
 
+        ws.on_message(to_server)
         server.on_message(to_page)
 
-    a.context.route_web_socket(re.compile(r"/ws/chat/"), route)
+
+def wait_with(page, condition, *, what: str, timeout: float = 20.0):
+    """Like ``wait_until``, polling while Playwright runs (the relay's handlers run in this thread)."""
+    for _ in range(int(timeout * 10)):
+        value = condition()
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{what}: not met after {timeout} s")
+
+
+def send_with_its_news_lost(page, lost: NewsLost, room, body: str) -> Message:
+    """Send ``body`` with an image from ``page`` while its news is lost; the stored message."""
+    attach_with_button(page, [payload("lost.png", "image/png", png(60, 60))])
+    expect(page.locator("#attach-tray .attach-item[data-state=done]")).to_have_count(1)
+    lost.dropping = True
+    send(page, body)
+    wait_with(page, lambda: Message.objects.filter(room=room, body=body).exists(), what="stored")
+    expect(pending(page)).to_have_attribute("data-state", "pending")
+    return Message.objects.get(room=room, body=body)
+
+
+def test_a_stored_message_with_files_whose_news_was_lost_settles_after_its_resend(browsers, alice_and_bob):
+    """The page never hears its message stored; 20 s later it sends it again, the same client_msg_id
+    with the same files, which the server takes (they are attached to that very message) and
+    answers with the stored message.new: the page shows it sent, stored once."""
+    alice, _, room = alice_and_bob
+    a = browsers.open_as(alice)
+    lost = NewsLost(a.context)
     a.goto(room_url(room))
-    attach_with_button(a, [payload("lost.png", "image/png", png(60, 60))])
-    expect(a.locator("#attach-tray .attach-item[data-state=done]")).to_have_count(1)
-    dropping["on"] = True
-    send(a, "stored, but nobody told the page")
-    wait_until(lambda: Message.objects.filter(room=room).exists(), what="stored")
-    expect(pending(a)).to_have_attribute("data-state", "pending")
-    dropping["on"] = False
-    # The re-send after 20 s is refused; the sync that follows brings the stored message.
+    stored = send_with_its_news_lost(a, lost, room, "stored, but nobody told the page")
+    lost.dropping = False  # the re-send's answer gets through
+
     expect(pending(a)).to_have_count(0, timeout=40_000)
     expect(message_bodies(a)).to_have_text(["stored, but nobody told the page"])
     expect(last_message(a).locator(".attachment-image img")).to_have_attribute("alt", "lost.png")
-    assert refusals, "the server was expected to refuse the re-send"
+    assert lost.refusals == []
+    # Sent twice, as one message: its key and its files both times.
+    assert [(f["client_msg_id"], f["attachments"]) for f in lost.sends] == [
+        (str(stored.client_msg_id), list(Attachment.objects.filter(message_id=stored.pk).values_list("pk", flat=True)))
+    ] * 2
+    assert Message.objects.filter(room=room).count() == 1
+    assert outbox(a, alice) == {}
+
+
+def test_a_stored_message_settles_through_a_sync_when_its_resend_is_refused_over_its_files(browsers, alice_and_bob):
+    """The same lost news, but the re-send is refused ``invalid`` over its files (a server from before
+    re-sends of stored keys were let through, or a check that ran as persist stored the message):
+    the page asks for a sync from before it, whose message.new settles it, failed or not, rather
+    than leaving 'Not sent' beside the stored message."""
+    alice, _, room = alice_and_bob
+    a = browsers.open_as(alice)
+    lost = NewsLost(a.context)
+    a.goto(room_url(room))
+    stored = send_with_its_news_lost(a, lost, room, "stored, then refused")
+    lost.refusing = True
+    lost.dropping = False  # what the sync brings gets through
+
+    wait_with(a, lambda: lost.refusals, what="the re-send refused", timeout=40)
+    expect(pending(a)).to_have_count(0)
+    expect(message_bodies(a)).to_have_text(["stored, then refused"])
+    expect(last_message(a).locator(".attachment-image img")).to_have_attribute("alt", "lost.png")
+    assert [f["client_msg_id"] for f in lost.sends] == [str(stored.client_msg_id)] * 2
     assert outbox(a, alice) == {}
     assert Message.objects.filter(room=room).count() == 1
