@@ -7,6 +7,7 @@ import uuid
 import pytest
 from django.core.management import call_command
 from django.db import connections
+from django.test import override_settings
 
 from backup import services
 from backup.workers import BackupWorker
@@ -25,9 +26,17 @@ pytestmark = [
 
 @pytest.fixture
 def cdc():
-    tap = KafkaTap(kafka.CDC)
-    yield tap
-    tap.close()
+    """A tap on the capture topic, on Kafka topics of the test's own.
+
+    Own topics: a leave produces a system line to the message topic, and a persist consumer some
+    other test of this worker started (the session's server) would store it while the backup is
+    being compared, changing the primary after the capture was read.
+    """
+    with override_settings(KAFKA_TOPIC_PREFIX=f"backup-{uuid.uuid4().hex[:8]}-"):
+        kafka.ensure_topics()
+        tap = KafkaTap(kafka.CDC)
+        yield tap
+        tap.close()
 
 
 def sync(tap: KafkaTap) -> list:
