@@ -175,11 +175,15 @@ class Postgres(Service):
         if not (self.pgdata / "PG_VERSION").exists():
             if self.pgdata.exists():
                 shutil.rmtree(self.pgdata)
-            subprocess.run(
+            made = subprocess.run(
                 [str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
                  "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **ids,
+                check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **ids,
             )  # fmt: skip
+            if made.returncode:
+                # initdb says why on stderr (permissions, disk, a locale): the operator needs its words.
+                reason = made.stderr.decode(errors="replace").strip()[-2000:]
+                raise ServiceError(f"initdb of {self.pgdata} failed ({made.returncode}): {reason}")
         stale = self.pgdata / "postmaster.pid"
         if stale.exists() and not _pid_alive(_first_line_int(stale)):
             stale.unlink()
