@@ -35,6 +35,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TIMEOUT = 10.0  # generous on a busy machine; every wait returns as soon as its frame arrives
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_topics():
+    """Kafka topics of this module's own.
+
+    What these sockets produce is read back and applied by the tests themselves; a persist
+    consumer that another test of the same worker started (the session's server) would apply it
+    too, at any moment, and its transaction could meet the test's teardown (TRUNCATE) in a deadlock.
+    """
+    from django.test import override_settings
+
+    with override_settings(KAFKA_TOPIC_PREFIX=f"consumer-{uuid.uuid4().hex[:8]}-"):
+        kafka.ensure_topics()
+        yield
+
+
 async def close_pool_connections() -> None:
     """Close the database connection of every thread in the event loop's default pool.
 
