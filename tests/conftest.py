@@ -258,6 +258,17 @@ def own_server(server, tmp_path):
     own.stop_all()
 
 
+@pytest.fixture
+def celery_eager():
+    """Run Celery tasks in-process when enqueued (CELERY_TASK_ALWAYS_EAGER for this test)."""
+    from chatproject.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
 class Feed:
     """Everything published to the real-time channels (real Redis) since the fixture started."""
 

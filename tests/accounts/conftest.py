@@ -75,17 +75,6 @@ def api_client():
     return make
 
 
-@pytest.fixture
-def celery_eager():
-    """Run Celery tasks in-process when enqueued (CELERY_TASK_ALWAYS_EAGER for this test)."""
-    from chatproject.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield app
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
-
-
 class Listener:
     """A Redis subscription to real-time groups, as the hub of an ASGI process holds one."""
 

@@ -25,17 +25,6 @@ def media(settings, tmp_path):
     return root
 
 
-@pytest.fixture
-def celery_eager():
-    """Run Celery tasks in-process when queued (as the accounts tests do)."""
-    from chatproject.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    yield app
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
-
-
 def jpeg(size=(64, 48), *, gps: bool = True, orientation: int | None = None, color="red") -> bytes:
     """A JPEG with a camera name, and a GPS position and an orientation if asked."""
     image = Image.new("RGB", size, color)
