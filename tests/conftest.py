@@ -29,6 +29,23 @@ _counter = itertools.count(1)
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "kafka: needs the broker (its topics are created once per session)")
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_patient_deadlock_check, weak=False)
+
+
+def _patient_deadlock_check(sender, connection, **kwargs) -> None:
+    """The test process's sessions check for a deadlock after 10 s, the servers' after 1 s.
+
+    A test's teardown empties the tables (TRUNCATE, table by table) while a server process of the
+    session may still be storing what the test sent. When the two meet in a deadlock, PostgreSQL
+    aborts the session that checked first: then it is the server's transaction, which its worker
+    retries as a transient failure, and not the teardown, whose failure poisoned every later test
+    of the worker (a clean-clone run failed so).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET deadlock_timeout = '10s'")
 
 
 @pytest.hookimpl(trylast=True)
