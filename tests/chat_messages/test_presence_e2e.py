@@ -12,7 +12,7 @@ import signal
 import pytest
 import requests
 
-from rooms.services import room_open_direct
+from rooms.services import participant_remove, room_open_direct
 from tests.conftest import free_port
 from tests.support import ChatClient, in_thread, token_for
 
@@ -131,3 +131,37 @@ async def test_the_users_of_a_killed_server_turn_offline_once_their_sockets_laps
         await a.close()
     finally:
         server.stop("web:doomed", signal.SIGKILL)
+
+
+async def settled(client: ChatClient, req: str) -> None:
+    """Everything sent to ``client`` before now has arrived (a sync's answer comes after it)."""
+    await client.send(type="sync", rooms={}, req=req)
+    await client.wait_for(lambda cl: any(f.get("req") == req for f in cl.of_type("sync.done")))
+
+
+async def test_a_removed_member_neither_hears_nor_is_heard(quick, make_user, make_room):
+    """Presence stops at a removal: removed from the only room they shared with someone, a member
+    neither hears that person's changes nor is heard any more."""
+    _, ws = quick
+    alice, bob = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=alice, members=[bob])
+    a = await ChatClient.connect(ws, alice)
+    b = await ChatClient.connect(ws, bob)
+    await a.wait_for(lambda cl: statuses(cl, bob) == ["online"])
+
+    await in_thread(participant_remove, actor_id=alice.pk, room_id=room.pk, user_id=bob.pk)
+    await b.wait_for(lambda cl: cl.of_type("participant.removed"))
+
+    # Both idle past AWAY_S: each turns away, and neither may hear of the other's change.
+    await asyncio.sleep(AWAY_S + 2)
+    await settled(a, "a1")
+    await settled(b, "b1")
+    assert "away" in statuses(a, alice)  # alice did change (her own socket heard it)...
+    assert statuses(b, alice) == []  # ...but bob, removed, did not
+    assert statuses(a, bob) == ["online"]  # nor did alice hear bob turn away
+    # Nor of bob leaving altogether.
+    await b.close()
+    await asyncio.sleep(1)
+    await settled(a, "a2")
+    assert statuses(a, bob) == ["online"]
+    await a.close()
