@@ -18,7 +18,7 @@ from rooms.services import participant_remove
 
 from .conftest import GPS, ORIENTATION, jpeg, png, store, upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 
 
 def fetch(client, url: str):

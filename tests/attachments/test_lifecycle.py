@@ -23,7 +23,7 @@ from streams.realtime.hub import user_group
 
 from .conftest import jpeg, png, store, upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 
 
 def files_of(attachment_id: int) -> list[str]:

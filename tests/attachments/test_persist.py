@@ -17,7 +17,7 @@ from streams.realtime.hub import user_group
 
 from .conftest import png, upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
 
 
 def _records(*envelopes: dict) -> list[Record]:
