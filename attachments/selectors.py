@@ -10,6 +10,7 @@ from rooms.models import Participant
 from streams.errors import INVALID, NOT_FOUND, ChatError
 from streams.realtime.protocol import BIGINT_MAX, id_validate
 
+from .images import THUMBNAIL_EXT
 from .models import Attachment, AttachmentHold
 
 NOT_FOUND_DETAIL = "No such attachment."
@@ -89,7 +90,7 @@ def signed_url(attachment: Attachment, *, user_id: int, variant: str) -> str:
     CHAT_ATTACHMENT_URL_TTL_S. The token names the user it was made for: it stops working as soon
     as that user may no longer see the attachment (left the room, the message was deleted)."""
     token = signing.TimestampSigner(salt=URL_SALT).sign_object([attachment.pk, user_id, variant], compress=False)
-    name = "thumbnail.webp" if variant == THUMBNAIL else _url_name(attachment.name)
+    name = f"thumbnail{THUMBNAIL_EXT}" if variant == THUMBNAIL else _url_name(attachment.name)
     return f"/files/{token}/{name}"
 
 
