@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import api, search_api
+from . import api
 
 urlpatterns = [
     path("rooms/<int:room_id>/messages/", api.RoomMessagesView.as_view(), name="room-messages"),
@@ -12,5 +12,4 @@ urlpatterns = [
         api.ReactionView.as_view(),
         name="room-message-reaction",
     ),
-    path("search/", search_api.SearchView.as_view(), name="search"),
 ]

@@ -6,8 +6,6 @@ from attachments.serializers import MessageAttachmentSerializer
 from streams.realtime.protocol import BIGINT_MAX, ROOM_EVENTS
 from streams.web.api import JSONBodySerializer, QuerySerializer
 
-from .search import SEARCH_PAGE_SIZE, SEARCH_PAGE_SIZE_MAX, SEARCH_QUERY_MAX_CHARS
-
 
 class SenderSerializer(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True)
@@ -144,41 +142,3 @@ class EditSerializer(JSONBodySerializer):
 class ReactionsSerializer(serializers.Serializer):
     changed = serializers.BooleanField(help_text="False when the reaction already was (or was not) there.")
     reactions = ReactionSerializer(many=True, help_text="The message's reactions now.")
-
-
-# -- search ---------------------------------------------------------------------------------------
-class SearchQuerySerializer(QuerySerializer):
-    q = serializers.CharField(
-        max_length=SEARCH_QUERY_MAX_CHARS, help_text="Words to find, all of them, whole words, any case."
-    )
-    room = serializers.IntegerField(
-        required=False, min_value=1, max_value=BIGINT_MAX, help_text="Search this room only (you must be in it)."
-    )
-    before = serializers.IntegerField(
-        required=False, min_value=1, max_value=BIGINT_MAX, help_text="The `next_before` of the previous page."
-    )
-    limit = serializers.IntegerField(
-        required=False, min_value=1, max_value=SEARCH_PAGE_SIZE_MAX, default=SEARCH_PAGE_SIZE
-    )
-
-
-class SearchSenderSerializer(serializers.Serializer):
-    id = serializers.IntegerField(allow_null=True, help_text="Null once the sender's account is deleted.")
-    username = serializers.CharField()
-
-
-class SearchHitSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The message's id (save it to the drawer with it).")
-    room = serializers.IntegerField()
-    seq = serializers.IntegerField(help_text="Open the room's history with `anchor=<seq>` to show it in context.")
-    sender = SearchSenderSerializer()
-    body = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    edited_at = serializers.DateTimeField(allow_null=True)
-
-
-class SearchPageSerializer(serializers.Serializer):
-    hits = SearchHitSerializer(many=True, help_text="Newest first.")
-    next_before = serializers.IntegerField(
-        allow_null=True, help_text="Pass as `before` for older hits; null at the end."
-    )

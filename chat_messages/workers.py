@@ -66,18 +66,3 @@ class PersistWorker(Worker):
         refused.extend(result.rejected)
         if result.duplicates:
             log.info("chat-persist: %d already stored (replay or re-send)", result.duplicates)
-
-
-class IndexWorker(Worker):
-    """``chat-index``: the log of every chat event, in each room's order."""
-
-    group_id = "chat-index"
-    topics = (kafka.MESSAGES,)
-
-    def consume(self, records: list[Record]) -> None:
-        for record in records:
-            value = record.value
-            log.info(
-                "chat-index: %s room=%s sender=%s event=%s",
-                value.get("kind"), value.get("room"), value.get("sender"), value.get("event_id"),
-            )  # fmt: skip

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "attachments",
     "chat_messages.apps.MessagesConfig",
     "drawer",
+    "search",
     "backup",
 ]
 
@@ -181,6 +182,11 @@ CHAT_ATTACHMENT_THUMBNAIL_PX = env_int("CHAT_ATTACHMENT_THUMBNAIL_PX", 320)
 CHAT_ATTACHMENT_UNATTACHED_TTL_S = env_int("CHAT_ATTACHMENT_UNATTACHED_TTL_S", 24 * 3600)
 # Files deleted per run of the attachments.purge task (it queues itself again until none is left).
 CHAT_ATTACHMENT_PURGE_CHUNK = env_int("CHAT_ATTACHMENT_PURGE_CHUNK", 500)
+# Message search (search/, docs/search.md): the index the chat-index consumer keeps.
+# "postgres" (a table of this database) or "elasticsearch" (SEARCH_ELASTICSEARCH_URL).
+CHAT_SEARCH_BACKEND = env_str("CHAT_SEARCH_BACKEND", "postgres")
+CHAT_SEARCH_ELASTICSEARCH_URL = env_str("SEARCH_ELASTICSEARCH_URL", "")
+CHAT_SEARCH_ELASTICSEARCH_INDEX = env_str("SEARCH_ELASTICSEARCH_INDEX", "chat-messages")
 # Where files are stored: a folder under the data directory, or an S3-compatible bucket
 # (django-storages) when S3_BUCKET is set. Never served as static media: no MEDIA_URL.
 MEDIA_ROOT = env_str("MEDIA_ROOT", "") or str(BASE_DIR / ".devstack" / "media")
@@ -235,7 +241,7 @@ KAFKA_BATCH_INTERVAL_MS = env_int("KAFKA_BATCH_INTERVAL_MS", 10)
 KAFKA_FETCH_MAX_WAIT_MS = env_int("KAFKA_FETCH_MAX_WAIT_MS", 20)
 KAFKA_CONSUMERS = {
     "persist": "chat_messages.workers.PersistWorker",
-    "index": "chat_messages.workers.IndexWorker",
+    "index": "search.workers.IndexWorker",
     "backup": "backup.workers.BackupWorker",
 }
 

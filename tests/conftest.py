@@ -255,6 +255,15 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory, kafka_topics):
 
 
 @pytest.fixture
+def indexing(server):
+    """The session's server with the search index consumer (chat-index) running too."""
+    process = server.processes.get("index")
+    if process is None or process.poll() is not None:
+        server.start("index")
+    return server
+
+
+@pytest.fixture
 def own_server(server, tmp_path):
     """A server of the test's own (web + persist), on Kafka topics and consumer groups of its own.
 

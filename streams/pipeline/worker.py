@@ -43,6 +43,8 @@ MAX_ATTEMPTS = 5
 # BREAKER_WINDOW_S) is not: the stream is held instead (a bug or a schema mismatch, not bad data).
 BREAKER_SAME = 3
 BREAKER_WINDOW_S = 60.0
+# How long a worker that follows another group waits before it looks at that group's offsets again.
+FOLLOW_WAIT_S = 0.05
 
 # How a failure is handled (see Worker.process).
 TRANSIENT = "transient"  # retry the batch in place until it passes
@@ -91,10 +93,14 @@ class Worker(ABC):
     # First pause before an unknown failure of one record is tried again (then doubled).
     retry_backoff_s: float = 0.1
     max_records: int = 500
+    # Another group this one trails: a record is processed only once that group has committed
+    # it (chat-index reads what chat-persist stored). None: no such wait.
+    follows: str | None = None
 
     def __init__(self) -> None:
         self.running = True
         self.consumer = None
+        self.leader = None  # a consumer of the followed group's offsets (see _followed)
         # (error, when) of the last records set aside, for the breaker (see process()).
         self.set_aside: deque[tuple[str, float]] = deque(maxlen=BREAKER_SAME)
 
@@ -141,6 +147,8 @@ class Worker(ABC):
         try:
             while self.running:
                 raws = self.fetch(timeout=0.2)
+                if raws and self.follows:
+                    raws = self._followed(raws)
                 if not raws:
                     continue
                 started = time.monotonic()
@@ -150,6 +158,8 @@ class Worker(ABC):
                     self._pace(started)
         finally:
             self.consumer.close()
+            if self.leader is not None:
+                self.leader.close()
             log.info("%s: stopped", self.group_id)
 
     def fetch(self, *, timeout: float) -> list[Raw]:
@@ -168,6 +178,36 @@ class Worker(ABC):
                 continue
             raws.append(Raw(message.topic(), message.partition(), message.offset(), message.key(), message.value()))
         return raws
+
+    def _followed(self, raws: list[Raw]) -> list[Raw]:
+        """The records the followed group has committed; the rest are fetched again later.
+
+        One OffsetFetch per batch. While the followed group is behind (or down), this one waits
+        at its heels rather than read rows that are not there yet; ``FOLLOW_WAIT_S`` between looks.
+        """
+        from confluent_kafka import Consumer, TopicPartition
+
+        if self.leader is None:
+            self.leader = Consumer({
+                "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+                "group.id": kafka.topic(self.follows), "enable.auto.commit": False,
+                "socket.nagle.disable": True, "logger": log,
+            })  # fmt: skip
+        places = sorted({(raw.topic, raw.partition) for raw in raws})
+        try:
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in self.leader.committed([TopicPartition(t, p) for t, p in places], timeout=10)
+            }
+        except Exception as exc:  # noqa: BLE001 - the broker's words, logged; the batch is fetched again
+            log.warning("%s: offsets of %s unknown (%s); waiting", self.group_id, self.follows, exc)
+            committed = {}
+        ready = [raw for raw in raws if raw.offset < committed.get((raw.topic, raw.partition), -1)]
+        if len(ready) < len(raws):
+            self._rewind([raw for raw in raws if raw.offset >= committed.get((raw.topic, raw.partition), -1)])
+            if not ready:
+                time.sleep(FOLLOW_WAIT_S)
+        return ready
 
     def commit(self, raws: list[Raw]) -> None:
         """Commit the batch's offsets (the next one to read, per partition), synchronously."""

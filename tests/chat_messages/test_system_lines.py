@@ -8,7 +8,6 @@ import uuid
 import pytest
 
 from chat_messages.models import Message
-from chat_messages.search import message_search
 from chat_messages.selectors import history_page
 from chat_messages.services import (
     message_delete_request,
@@ -164,10 +163,3 @@ def test_an_erased_account_leaves_no_name_in_system_lines(make_user, make_room):
     assert Message.objects.get(room=room, seq=2).system["user"] == {"id": None, "username": DELETED_USER}
     room.refresh_from_db()
     assert room.last_message_preview == f"{DELETED_USER} left"
-
-
-def test_search_does_not_find_system_lines(make_user, make_room):
-    alice, bob = make_user("alice"), make_user("bob")
-    room = make_room(owner=alice, members=[bob])
-    messages_store(sends=[room_event(room, "invited", bob, by=alice), say(room, bob, "bob added a file")])
-    assert [hit["body"] for hit in message_search(user_id=alice.pk, query="added").hits] == ["bob added a file"]

@@ -1,0 +1,52 @@
+"""The ``chat-index`` consumer group: the search index's only writer on the live path. Thin:
+collect what each record names, ask search.services to look at those messages again."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from streams.pipeline import kafka
+from streams.pipeline.worker import Record, Worker
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+
+class IndexWorker(Worker):
+    """``chat-index``: the search index and the log of every chat event, in each room's order."""
+
+    group_id = "chat-index"
+    topics = (kafka.MESSAGES,)
+    # A record is read only once chat-persist committed it: its rows are in the database by then.
+    follows = "chat-persist"
+    max_records = 2000
+
+    def consume(self, records: list[Record]) -> None:
+        send_keys: list[tuple[int, str]] = []
+        room_seqs: list[tuple[int, int]] = []
+        for record in records:
+            value = record.value
+            kind = value.get("kind")
+            log.debug(
+                "chat-index: %s room=%s sender=%s event=%s",
+                kind, value.get("room"), value.get("sender"), value.get("event_id"),
+            )  # fmt: skip
+            try:
+                if kind == "message.send":
+                    send_keys.append((int(value["sender"]), str(uuid.UUID(str(value["client_msg_id"])))))
+                elif kind in ("message.edit", "message.delete"):
+                    room_seqs.append((int(value["room"]), int(value["seq"])))
+                elif kind == "room.deleted":
+                    services.room_docs_delete(room_id=int(value["room"]))
+                elif kind == "account.erased":
+                    services.sender_docs_forget(
+                        user_id=int(value["user"]), erase_messages=bool(value["erase_messages"])
+                    )
+            except (KeyError, TypeError, ValueError) as exc:
+                # chat-persist refused it already (and dead-lettered it): it stored nothing to index.
+                log.debug("chat-index: skipped a malformed %s: %r", kind, exc)
+            # Other kinds (system lines, anything newer) are not searchable: nothing to index.
+        upserted, deleted = services.docs_sync(send_keys=send_keys, room_seqs=room_seqs)
+        log.info("chat-index: %d records, %d documents written, %d removed", len(records), upserted, deleted)
