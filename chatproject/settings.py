@@ -305,6 +305,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "kafka": {"level": "WARNING"},
+        # The Elasticsearch client logs every request at INFO.
+        "elastic_transport": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
     },
 }
