@@ -7,7 +7,6 @@ the final counts.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from django.core.management.base import BaseCommand
@@ -27,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, clear: bool, batch: int, **options):
         started = time.monotonic()
-        tty = sys.stderr.isatty()
+        tty = self.stderr.isatty()
         shown = {"tenth": -1}
 
         def progress(done: int, total: int) -> None:
@@ -36,17 +35,17 @@ class Command(BaseCommand):
             bar = "#" * int(share * 30)
             line = f"[{bar:<30}] {done:,} / {total:,} messages ({share:.0%}), {rate:,.0f}/s"
             if tty:
-                sys.stderr.write("\r" + line)
-                sys.stderr.flush()
+                self.stderr.write("\r" + line, style_func=str, ending="")
+                self.stderr.flush()
             elif int(share * 10) > shown["tenth"]:  # a log, not a terminal: a line per tenth
                 shown["tenth"] = int(share * 10)
-                sys.stderr.write(line + "\n")
+                self.stderr.write(line, style_func=str)
 
         backend = get_backend()
         self.stdout.write(f"Rebuilding the {backend.name} search index{' from empty' if clear else ''}...")
         result = services.index_rebuild(clear=clear, batch=batch, progress=progress)
         if tty:
-            sys.stderr.write("\n")
+            self.stderr.write("")
         stats = backend.stats()
         self.stdout.write(
             f"Indexed {result.indexed:,} messages in {result.seconds:.1f} s"
