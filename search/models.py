@@ -33,6 +33,8 @@ class MessageDoc(models.Model):
             # An erased account's documents; the sender filter.
             models.Index(fields=["sender_id"], name="search_doc_sender"),
         ]
+        verbose_name = "search index document"
+        verbose_name_plural = "search index"
 
     def __str__(self) -> str:
         return f"doc of message {self.message_id}"

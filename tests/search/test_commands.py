@@ -59,3 +59,27 @@ def test_status_shows_the_backend_the_documents_and_the_lag(make_user, make_room
     text = io.StringIO()
     call_command("search_status", stdout=text)
     assert "backend: postgres; documents: 2" in text.getvalue() and "lag: chat-index" in text.getvalue()
+
+
+@pytest.mark.kafka
+def test_the_admin_shows_the_index_and_its_lag_not_its_rows(admin_client, make_user, make_room):
+    me = make_user()
+    store(make_room(owner=me), me, "one", "two", "three")
+    call_command("search_rebuild", stdout=io.StringIO(), stderr=io.StringIO())
+
+    page = admin_client.get("/admin/search/messagedoc/")
+
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Search index" in text and "postgres" in text
+    assert '<th scope="row">Documents</th><td>3</td>' in text
+    assert "chat-index behind the topic" in text
+    assert admin_client.get("/admin/search/messagedoc/add/").status_code == 403
+
+
+def test_the_admin_page_is_for_staff_with_the_permission(client, make_user):
+    user = make_user()
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    assert client.get("/admin/search/messagedoc/").status_code == 403
