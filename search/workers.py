@@ -8,10 +8,18 @@ import uuid
 
 from streams.pipeline import kafka
 from streams.pipeline.worker import Record, Worker
+from streams.realtime.protocol import is_json_int
 
 from . import services
 
 log = logging.getLogger(__name__)
+
+
+def _id(value) -> int:
+    """A positive bigint from an envelope (an id or a seq), else ValueError."""
+    if not is_json_int(value, minimum=1):
+        raise ValueError(f"not an id: {value!r}")
+    return value
 
 
 class IndexWorker(Worker):

@@ -251,7 +251,17 @@ def test_a_send_persist_refused_indexes_nothing(make_user, make_room):
     me = make_user()
     room = make_room(owner=me)
     never_stored = send_envelope(room_id=room.pk, sender_id=me.pk, client_msg_id=uuid.uuid4(), body="ghost words")
-    consume(never_stored, {"v": 1, "kind": "message.send", "room": room.pk, "sender": "x", "client_msg_id": "y"})
+    hostile = [
+        {"v": 1, "kind": "message.send", "room": room.pk, "sender": "x", "client_msg_id": "y"},
+        {"v": 1, "kind": "message.send", "room": room.pk, "sender": 10**30, "client_msg_id": str(uuid.uuid4())},
+        {"v": 1, "kind": "message.edit", "room": room.pk, "seq": True, "sender": me.pk, "body": "x"},
+        {"v": 1, "kind": "message.delete", "room": -1, "seq": 1},
+        {"v": 1, "kind": "room.deleted", "room": "1 OR 1=1"},
+        {"v": 1, "kind": "account.erased", "user": None, "erase_messages": True},
+        {"v": 1, "kind": "message.send"},
+    ]
+    # Persist refused them all (and dead-lettered them): the index skips them, without failing.
+    consume(never_stored, *hostile)
     assert not MessageDoc.objects.exists()
     assert found(me, "ghost") == []
 
