@@ -43,14 +43,14 @@ class IndexWorker(Worker):
             )  # fmt: skip
             try:
                 if kind == "message.send":
-                    send_keys.append((int(value["sender"]), str(uuid.UUID(str(value["client_msg_id"])))))
+                    send_keys.append((_id(value["sender"]), str(uuid.UUID(str(value["client_msg_id"])))))
                 elif kind in ("message.edit", "message.delete"):
-                    room_seqs.append((int(value["room"]), int(value["seq"])))
+                    room_seqs.append((_id(value["room"]), _id(value["seq"])))
                 elif kind == "room.deleted":
-                    services.room_docs_delete(room_id=int(value["room"]))
+                    services.room_docs_delete(room_id=_id(value["room"]))
                 elif kind == "account.erased":
                     services.sender_docs_forget(
-                        user_id=int(value["user"]), erase_messages=bool(value["erase_messages"])
+                        user_id=_id(value["user"]), erase_messages=bool(value["erase_messages"])
                     )
             except (KeyError, TypeError, ValueError) as exc:
                 # chat-persist refused it already (and dead-lettered it): it stored nothing to index.
