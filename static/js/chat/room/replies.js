@@ -2,7 +2,7 @@
  * Replies: a Reply action on each stored message puts it in the bar above the composer; the
  * next message sent quotes it (reply_to on message.send). A reply shows the quote above its body
  * as the server stored it (sender, the start of the text, or "Message deleted"); a click on it
- * goes to the quoted message: here if it is on the page, else the room opened at it (?at=seq).
+ * goes to the quoted message (timeline.jumpTo: here if it is on the page, else the room opened at it).
  */
 import { byId, part } from "../util.js";
 
@@ -30,7 +30,7 @@ export function drawQuote(element, quote) {
 }
 
 export function createReplies(view) {
-  const { roomId, el } = view;
+  const { el } = view;
   const bar = byId("reply-bar");
   let replyingTo = null; // the quote of the message being replied to
 
@@ -39,23 +39,12 @@ export function createReplies(view) {
     drawQuote(part(bar, "quote"), replyingTo);
   }
 
-  function jump(seq) {
-    const entry = view.timeline.shown.get(seq);
-    if (!entry) {
-      window.location.assign(`/rooms/${roomId}/?at=${seq}`);
-      return;
-    }
-    entry.element.scrollIntoView({ block: "center", behavior: "smooth" });
-    entry.element.classList.add("is-focused");
-    setTimeout(() => entry.element.classList.remove("is-focused"), 2000);
-  }
-
   return {
     /** The Reply button and the quote of a new message's element. */
     wire(entry) {
       const quote = part(entry.element, "quote");
       drawQuote(quote, entry.message.reply_to);
-      quote.addEventListener("click", () => jump(Number(quote.dataset.seq)));
+      quote.addEventListener("click", () => view.timeline.jumpTo(Number(quote.dataset.seq)));
       const reply = part(entry.element, "reply");
       reply.hidden = Boolean(entry.message.deleted);
       reply.addEventListener("click", () => this.start(entry.message));

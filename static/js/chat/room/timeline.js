@@ -2,8 +2,14 @@
  * The open room's messages, in seq order, each once: a message.new whose seq is already shown
  * is dropped, one that skips a seq waits while `sync` fetches what is missing (paging over REST
  * when the server answers `sync.gap`). Also older history (the "load older" button and scrolling
- * up), the "New messages" divider, and the user's own read position (room.read when the latest
- * message is on screen).
+ * up), the "New messages" divider, the user's own read position (room.read when the latest
+ * message is on screen), and going to one message (a link to it, a quote, a search result).
+ *
+ * Opened at a message far up (?at=seq), the page holds the history around it; the first sync
+ * brings everything after it (a sync, then REST pages on `sync.gap`), so the shown messages stay
+ * one unbroken run up to the newest and live ones append as usual. Until the user goes to the
+ * bottom themselves (Newer messages ↓, sending, scrolling there), nothing that arrives scrolls
+ * the message they came for away.
  */
 import { isSystemLine, makeDivider, makeInvitePrompt, messageElement, regroup, systemLineElement } from "./messages.js";
 
@@ -33,6 +39,9 @@ export function createTimeline(view, state) {
     syncing: false,
     syncAgain: false,
     gapFilling: false,
+    focused: null, // the element of the message gone to (highlighted)
+    holdScroll: false, // opened at a message: what arrives never scrolls to the bottom by itself
+    caughtUp: false, // the first sync of the page finished: the newest message is shown
 
     element(message) {
       if (isSystemLine(message)) return systemLineElement(message);
@@ -114,14 +123,53 @@ export function createTimeline(view, state) {
       return timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < NEAR_BOTTOM_PX;
     },
 
+    /** To the newest message; what arrives after follows again (the user left the message gone to). */
     scrollToBottom() {
+      this.holdScroll = false;
       timeline.scrollTop = timeline.scrollHeight;
+    },
+
+    /** Highlight ``entry``'s message (the previous one no longer) and bring it to the middle of the timeline. */
+    focus(entry) {
+      if (this.focused) this.focused.classList.remove("is-focused");
+      this.focused = entry.element;
+      // The class again, after a reflow, restarts its flash (app.css) on a message already focused.
+      void entry.element.offsetWidth;
+      entry.element.classList.add("is-focused");
+      // At once, not smoothly: older history loaded meanwhile sets scrollTop, which would stop a
+      // smooth scroll halfway. The flash shows where the eye should go.
+      entry.element.scrollIntoView({ block: "center" });
+    },
+
+    /** Whether the message gone to is (partly) in the timeline's visible part. */
+    focusedInView() {
+      if (!this.focused || !this.focused.isConnected) return false;
+      const box = timeline.getBoundingClientRect();
+      const rect = this.focused.getBoundingClientRect();
+      return rect.bottom > box.top && rect.top < box.bottom;
+    },
+
+    /**
+     * Go to message ``seq``: here when it is shown, else the page opened at it (the server renders
+     * the history around it). The one way to go to a message: quotes and search results use it.
+     */
+    jumpTo(seq) {
+      const entry = this.shown.get(seq);
+      if (!entry) {
+        window.location.assign(`/rooms/${roomId}/?at=${seq}`);
+        return;
+      }
+      this.holdScroll = true;
+      this.focus(entry);
+      if (!this.nearBottom()) jumpLatest.hidden = false;
     },
 
     onNew(message) {
       if (message.room !== roomId || !view.active) return;
       view.typing.stop(message.sender.id);
-      const stick = this.nearBottom() || message.sender.id === me.id;
+      // One's own message (sent here or elsewhere) follows to the bottom, except while the page
+      // shows a message gone to: the sync after the page loads replays one's own older ones too.
+      const stick = !this.holdScroll && (this.nearBottom() || message.sender.id === me.id);
       const before = this.lastSeq;
       this.receive(message);
       if (this.lastSeq === before) return;
@@ -160,6 +208,7 @@ export function createTimeline(view, state) {
 
     syncFinished() {
       this.syncing = false;
+      this.caughtUp = true;
       delivery.roomSynced(roomId); // the first one on this connection lets the outbox go
       if (this.ahead.size) {
         // Seqs have no holes, so this should not happen; never keep messages hidden for it.
@@ -178,7 +227,7 @@ export function createTimeline(view, state) {
     async fillGap() {
       // More was missed than one sync frame carries: page through REST.
       this.gapFilling = true;
-      const stick = this.nearBottom();
+      const stick = !this.holdScroll && this.nearBottom();
       try {
         for (;;) {
           const page = await api("GET", `/api/v1/rooms/${roomId}/messages/?after=${this.lastSeq}&limit=200`);
@@ -191,6 +240,7 @@ export function createTimeline(view, state) {
       } finally {
         this.gapFilling = false;
         if (stick) this.scrollToBottom();
+        else if (!this.nearBottom()) jumpLatest.hidden = false;
         this.syncFinished();
       }
     },
@@ -264,8 +314,10 @@ export function createTimeline(view, state) {
       if (this.firstSeq === null) this.setHasOlder(state.last_seq > 0);
       const focus = at ? this.shown.get(at) : null;
       if (focus) {
-        focus.element.classList.add("is-focused");
-        focus.element.scrollIntoView({ block: "center" });
+        this.holdScroll = true;
+        this.focus(focus);
+        // Newer messages below it, or on their way (the first sync brings those after the page).
+        jumpLatest.hidden = this.nearBottom() && this.lastSeq >= state.last_seq;
       } else if (this.divider) {
         // The divider near the top, with a little of what was read before it for context.
         timeline.scrollTop = this.divider.offsetTop - Math.min(120, timeline.clientHeight / 5);
@@ -282,6 +334,10 @@ export function createTimeline(view, state) {
         scrollQueued = true;
         requestAnimationFrame(() => {
           scrollQueued = false;
+          // At the bottom, all shown, the message gone to out of sight: the user came down from it.
+          if (this.holdScroll && this.caughtUp && !this.gapFilling && this.nearBottom() && !this.focusedInView()) {
+            this.holdScroll = false;
+          }
           this.markRead();
           if (timeline.scrollTop < 80) this.loadOlder();
         });
