@@ -8,17 +8,24 @@
  *   outbox.js    the pending messages, in localStorage
  *   delivery.js  sending the outbox after each sync, settling and failing its items
  *   rooms.js     the sidebar's room list (badges, order, unread title) and "New" panel
+ *   search.js    message search in the sidebar: results that open the room at the message
  *   room/        the open room (room/index.js says which part does what)
  *   drawer.js    the drawer page
  *   api.js, people.js, format.js, util.js  REST calls, user lookups, shared helpers
  */
 import { start } from "./app.js";
 import { openRoom } from "./room/index.js";
-import { readConfig } from "./util.js";
+import { createSearch } from "./search.js";
+import { byId, readConfig } from "./util.js";
 
 const config = readConfig();
 if (config) {
   const app = start(config);
-  if (config.room) openRoom(app);
+  const view = config.room ? openRoom(app) : null;
+  const room = view && { id: view.roomId, jumpTo: (seq) => view.timeline.jumpTo(seq) };
+  const search = createSearch({ api: app.api, roomList: app.roomList, room });
+  search.attach();
+  const opener = byId("search-open");
+  if (opener) opener.addEventListener("click", () => search.focus());
   app.socket.connect();
 }
