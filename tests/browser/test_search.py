@@ -28,17 +28,6 @@ FILLERS_AFTER = 55  # more than a page (CHAT_PAGE_SIZE, 50) after the meeting: n
 # with the 5 before it, 60 messages say "진행 상황": three pages of search hits
 
 
-@pytest.fixture(scope="module")
-def indexing(server):
-    """The session server with the index consumer (chat-index) running: what is sent becomes searchable."""
-    started = "index" not in server.processes
-    if started:
-        server.start("index")
-    yield server
-    if started:
-        server.stop("index")
-
-
 def by_seq(page, seq: int):
     return page.locator(f'#messages .message[data-seq="{seq}"]')
 
@@ -71,7 +60,7 @@ def keep_screenshot(page, name: str) -> None:
 
 
 @pytest.fixture
-def planning(indexing, make_user, make_room):
+def planning(indexing, make_user, make_room):  # indexing (tests/conftest.py): the chat-index consumer runs
     """``alice, bob, planning, meeting``: the meeting message buried under a page and more of later ones,
     the last one Bob's "Lunch at noon?"; Random holds another 회의 (with markup in it) and nothing else."""
     alice, bob = make_user("alice"), make_user("bob")
