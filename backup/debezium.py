@@ -32,27 +32,29 @@ import base64
 import json
 import math
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
-from .pgoutput import UNCHANGED, Begin, Binary, Commit, Delete, Insert, PgOutputMessage, Relation, TupleData, Update
+from .pgoutput import (
+    UNCHANGED,
+    Begin,
+    Binary,
+    Commit,
+    Delete,
+    Insert,
+    PgOutputMessage,
+    Relation,
+    TupleData,
+    Update,
+    unix_us,
+)
 
 VERSION = "2.7.0.Final"
 CONNECTOR = "postgresql"
 SERVER_NAME = "chat"  # Debezium's topic.prefix: the topic chat.public.<table> is routed to chat.cdc
 UNAVAILABLE = "__debezium_unavailable_value"
 
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
-
-
-def unix_ms(moment: datetime) -> int:
-    """An aware datetime -> whole milliseconds since 1970 (exact: no float on the way)."""
-    return (moment - UNIX_EPOCH) // timedelta(milliseconds=1)
-
-
-def unix_us(moment: datetime) -> int:
-    return (moment - UNIX_EPOCH) // timedelta(microseconds=1)
 
 
 def _bool(text: str, typmod: int) -> bool:
@@ -216,8 +218,12 @@ def to_json(type_oid: int, text: str, *, typmod: int = -1) -> Any:
     return SCALARS.get(type_oid, _string)(text, typmod)
 
 
-def row(relation: Relation, data: TupleData) -> dict[str, Any]:
-    """One decoded tuple -> ``{column: JSON value}`` in the relation's column order."""
+def row(relation: Relation, data: TupleData | Sequence[str | None]) -> dict[str, Any]:
+    """One decoded tuple -> ``{column: JSON value}`` in the relation's column order.
+
+    Values may also be ``str`` (the text format already decoded): rows a snapshot read with
+    ``column::text``.
+    """
     if len(data) != len(relation.columns):
         raise ValueError(f"{relation.name}: {len(data)} values for {len(relation.columns)} columns")
     values: dict[str, Any] = {}
@@ -229,7 +235,8 @@ def row(relation: Relation, data: TupleData) -> dict[str, Any]:
         elif isinstance(datum, Binary):
             raise ValueError(f"{relation.name}.{column.name}: binary values are not converted (decode with text)")
         else:
-            values[column.name] = to_json(column.type_oid, datum.decode(), typmod=column.typmod)
+            text = datum if isinstance(datum, str) else datum.decode()
+            values[column.name] = to_json(column.type_oid, text, typmod=column.typmod)
     return values
 
 
@@ -237,11 +244,11 @@ def event(
     *,
     relation: Relation,
     op: str,
-    new_tuple: TupleData | None,
-    old_tuple: TupleData | None,
-    xid: int,
+    new: TupleData | Sequence[str | None] | None,
+    old: TupleData | Sequence[str | None] | None,
+    xid: int | None,
     lsn: int,
-    commit_ts: datetime,
+    commit_ms: int,
     db_name: str,
     captured_ms: int,
     last_commit_lsn: int | None = None,
@@ -250,19 +257,20 @@ def event(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One row change -> Debezium's ``(key, value)``, both to be serialized as JSON.
 
-    ``op``: "c" insert, "u" update, "d" delete, "r" snapshot read. ``new_tuple`` is the row
-    after (None for "d"), ``old_tuple`` the key or old row pgoutput sent (a delete's; an
-    update's only when its key changed or the identity is FULL, else None: ``before`` is then
-    null, as with Debezium). ``lsn`` is the change's own LSN, ``commit_ts`` and ``xid`` its
-    transaction's (from Begin). ``last_commit_lsn`` fills the first slot of ``source.sequence``
+    ``op``: "c" insert, "u" update, "d" delete, "r" snapshot read. ``new`` is the row after
+    (None for "d"), ``old`` the key or old row pgoutput sent (a delete's; an update's only when
+    its key changed or the identity is FULL, else None: ``before`` is then null, as with
+    Debezium). ``lsn`` is the change's own LSN (Debezium's ``source.lsn``: XLogData's
+    ``data_start``, or the slot function's ``lsn``); ``commit_ms`` and ``xid`` its transaction's
+    (``Begin.commit_ms``, ``Begin.xid``; for a snapshot read: the read time, and the xid or None). ``last_commit_lsn`` fills the first slot of ``source.sequence``
     (Debezium: the LSN of the last commit it had stored; null when not known).
     ``key_columns``: the key, by default the relation's replica identity columns (its primary
     key under REPLICA IDENTITY DEFAULT; pass the primary key's names under FULL).
     """
     if op not in ("c", "u", "d", "r"):
         raise ValueError(f"op must be c, u, d or r, not {op!r}")
-    before = row(relation, old_tuple) if old_tuple is not None else None
-    after = row(relation, new_tuple) if new_tuple is not None else None
+    before = row(relation, old) if old is not None else None
+    after = row(relation, new) if new is not None else None
     keyed = after if after is not None else before
     if keyed is None:
         raise ValueError("an event needs a new or an old tuple")
@@ -272,12 +280,12 @@ def event(
         "version": VERSION,
         "connector": CONNECTOR,
         "name": server_name,
-        "ts_ms": unix_ms(commit_ts),
+        "ts_ms": commit_ms,
         "snapshot": "true" if op == "r" else "false",
         "db": db_name,
         "sequence": json.dumps([None if last_commit_lsn is None else str(last_commit_lsn), str(lsn)]),
-        "ts_us": unix_us(commit_ts),
-        "ts_ns": unix_us(commit_ts) * 1000,
+        "ts_us": commit_ms * 1000,
+        "ts_ns": commit_ms * 1_000_000,
         "schema": relation.namespace or "pg_catalog",
         "table": relation.name,
         "txId": xid,
@@ -309,19 +317,18 @@ class EventStream:
         self.db_name = db_name
         self.server_name = server_name
         self.relations: dict[int, Relation] = {}
-        self.xid: int | None = None
-        self.commit_ts: datetime | None = None
+        self.begin: Begin | None = None
         self.last_commit_lsn: int | None = None
 
     def feed(self, lsn: int, message: PgOutputMessage, *, captured_ms: int) -> tuple[dict, dict] | None:
         if isinstance(message, Relation):
             self.relations[message.oid] = message  # a later Relation replaces it (the table changed)
         elif isinstance(message, Begin):
-            self.xid, self.commit_ts = message.xid, message.commit_ts
+            self.begin = message
         elif isinstance(message, Commit):
-            self.xid, self.commit_ts, self.last_commit_lsn = None, None, message.commit_lsn
+            self.begin, self.last_commit_lsn = None, message.commit_lsn
         elif isinstance(message, Insert | Update | Delete):
-            if self.xid is None or self.commit_ts is None:
+            if self.begin is None:
                 raise ValueError(f"a row change at {lsn} outside a transaction")
             relation = self.relations.get(message.relation_oid)
             if relation is None:
@@ -335,11 +342,11 @@ class EventStream:
             return event(
                 relation=relation,
                 op=op,
-                new_tuple=new,
-                old_tuple=old,
-                xid=self.xid,
+                new=new,
+                old=old,
+                xid=self.begin.xid,
                 lsn=lsn,
-                commit_ts=self.commit_ts,
+                commit_ms=self.begin.commit_ms,
                 db_name=self.db_name,
                 captured_ms=captured_ms,
                 last_commit_lsn=self.last_commit_lsn,

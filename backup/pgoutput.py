@@ -13,7 +13,8 @@ psycopg2 *and* pydantic, bundles its own replication reader and is unmaintained;
 candidates are a single 0.0.x release or a Rust extension. The format is small and stable, so
 a ~200-line struct reader with its own tests is less to trust than any of them.
 
-Values stay as the plugin sent them: a column of a :data:`TupleData` is ``None`` (SQL NULL),
+:func:`relation_of` reads the Relation pgoutput would send from the catalog (for rows read by
+a snapshot, outside the stream). Values stay as the plugin sent them: a column of a :data:`TupleData` is ``None`` (SQL NULL),
 :data:`UNCHANGED` (a TOASTed value the update did not touch, so not sent), ``bytes`` (the
 value in the text format, UTF-8) or :class:`Binary` (only when ``binary 'true'`` was asked).
 Turning the text into JSON values by the column's type is :mod:`backup.debezium`'s job.
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Relation.replica_identity values (pg_class.relreplident).
 IDENTITY_DEFAULT, IDENTITY_NOTHING, IDENTITY_FULL, IDENTITY_INDEX = "d", "n", "f", "i"
@@ -65,15 +67,24 @@ Datum = bytes | Binary | _Unchanged | None
 TupleData = tuple[Datum, ...]
 
 
+class _CommitTime:
+    commit_ts: datetime
+
+    @property
+    def commit_ms(self) -> int:
+        """The commit time in whole milliseconds since 1970 (Debezium's ``source.ts_ms``)."""
+        return unix_us(self.commit_ts) // 1000
+
+
 @dataclass(frozen=True)
-class Begin:
+class Begin(_CommitTime):
     final_lsn: int  # the LSN of the transaction's commit record
     commit_ts: datetime
     xid: int
 
 
 @dataclass(frozen=True)
-class Commit:
+class Commit(_CommitTime):
     flags: int  # unused, 0
     commit_lsn: int
     end_lsn: int  # the LSN just past the commit record: what to confirm as flushed
@@ -208,6 +219,42 @@ def lsn_to_str(lsn: int) -> str:
 def pg_timestamp(micros: int) -> datetime:
     """Microseconds since 2000-01-01 UTC (PostgreSQL's epoch) -> aware UTC datetime."""
     return PG_EPOCH + timedelta(microseconds=micros)
+
+
+def unix_us(moment: datetime) -> int:
+    """An aware datetime -> whole microseconds since 1970 (exact: no float on the way)."""
+    return (moment - UNIX_EPOCH) // timedelta(microseconds=1)
+
+
+def relation_of(cursor, table: str) -> Relation:
+    """The Relation message pgoutput would send for ``table``, read from the catalog.
+
+    For rows read outside the stream (the initial snapshot), before any Relation arrived: the
+    same columns in the same order (dropped and generated ones left out, as pgoutput leaves
+    them), flagged as key the way pgoutput flags them (the primary key under REPLICA IDENTITY
+    DEFAULT, the identity index's columns under INDEX, every column under FULL). ``cursor``: any
+    DB-API cursor on the database.
+    """
+    cursor.execute(
+        "SELECT c.oid, n.nspname, c.relname, c.relreplident FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s::regclass",
+        [table],
+    )
+    oid, namespace, name, identity = cursor.fetchone()
+    cursor.execute(
+        "SELECT a.attname, a.atttypid, a.atttypmod, c.relreplident = 'f' OR EXISTS ("
+        "   SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND a.attnum = ANY(i.indkey)"
+        "   AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident)))"
+        " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''"
+        " ORDER BY a.attnum",
+        [oid],
+    )
+    columns = tuple(
+        Column(flags=1 if key else 0, name=attname, type_oid=type_oid, typmod=typmod)
+        for attname, type_oid, typmod, key in cursor.fetchall()
+    )
+    return Relation(oid, "" if namespace == "pg_catalog" else namespace, name, identity, columns)
 
 
 class _Reader:

@@ -162,6 +162,9 @@ def test_inserts_updates_and_deletes_decode_and_become_debezium_events(probe):
     )
     assert [(c.name, c.type_oid) for c in relation.columns] == [(name, oid) for _, name, oid in catalog]
     assert [c.name for c in relation.columns if c.key] == ["id"]
+    # The catalog gives the same Relation, for rows a snapshot reads outside the stream.
+    with connection.cursor() as cursor:
+        assert pgoutput.relation_of(cursor, table) == relation
     assert relation.columns[-1].typmod == 3 and relation.columns[6].typmod == -1
 
     insert = changes[2][2]
@@ -193,9 +196,9 @@ def test_inserts_updates_and_deletes_decode_and_become_debezium_events(probe):
     begin = changes[0][2]
     assert value["source"] == {
         "version": "2.7.0.Final", "connector": "postgresql", "name": "chat",
-        "ts_ms": debezium.unix_ms(begin.commit_ts), "snapshot": "false", "db": "test_chat",
+        "ts_ms": begin.commit_ms, "snapshot": "false", "db": "test_chat",
         "sequence": json.dumps([None, str(changes[2][0])]),
-        "ts_us": debezium.unix_us(begin.commit_ts), "ts_ns": debezium.unix_us(begin.commit_ts) * 1000,
+        "ts_us": begin.commit_ms * 1000, "ts_ns": begin.commit_ms * 1_000_000,
         "schema": "public", "table": table, "txId": begin.xid, "lsn": changes[2][0], "xmin": None,
     }  # fmt: skip
 
@@ -314,8 +317,17 @@ def test_the_chat_tables_changes_become_events_keyed_by_id(make_user, make_room)
         messages_store(sends=[send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=KEY,
                                             body=f"@{bob.username} 회의는 3시")])  # fmt: skip
         message = ChatMessage.objects.get(room=room)
+        # What a snapshot reads (the columns as text, by the catalog's Relation) gives the same row.
+        with connection.cursor() as cursor:
+            relation = pgoutput.relation_of(cursor, "chat_messages_message")
+            names = ", ".join(f'"{c.name}"::text' for c in relation.columns)
+            cursor.execute(f"SELECT {names} FROM chat_messages_message WHERE id = %s", [message.pk])
+            text_row = cursor.fetchone()
+        read_key, read = debezium.event(relation=relation, op="r", new=text_row, old=None, xid=None, lsn=7,
+                                        commit_ms=CAPTURED_MS, db_name="test_chat", captured_ms=CAPTURED_MS)  # fmt: skip
         ChatMessage.objects.filter(pk=message.pk).delete()
-        found = events(slot.changes())
+        changes = slot.changes()
+        found = events(changes)
     finally:
         slot.drop()
 
@@ -335,6 +347,10 @@ def test_the_chat_tables_changes_become_events_keyed_by_id(make_user, make_room)
     expected = message.created_at.astimezone(UTC)
     assert after["created_at"] == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert after["edited_at"] is None and after["deleted_at"] is None
+    assert read_key == {"id": message.pk} and read["after"] == after and read["before"] is None
+    assert (read["op"], read["source"]["snapshot"], read["source"]["txId"]) == ("r", "true", None)
+    streamed = next(m for _, _, m in changes if isinstance(m, Relation) and m.name == "chat_messages_message")
+    assert streamed == relation
     gone = [v for _, v in found if v["source"]["table"] == "chat_messages_message" and v["op"] == "d"]
     assert [v["before"]["id"] for v in gone] == [message.pk] and gone[0]["after"] is None
 
@@ -424,7 +440,9 @@ def test_lsn_and_timestamp_helpers():
     assert pgoutput.lsn_to_int("16/B374D848") == (0x16 << 32) + 0xB374D848
     assert pgoutput.lsn_to_str((0x16 << 32) + 0xB374D848) == "16/B374D848"
     assert pgoutput.pg_timestamp(0) == datetime(2000, 1, 1, tzinfo=UTC)
-    assert debezium.unix_ms(datetime(2000, 1, 1, 0, 0, 0, 1999, tzinfo=UTC)) == 946_684_800_001
+    assert pgoutput.unix_us(datetime(2000, 1, 1, 0, 0, 0, 1999, tzinfo=UTC)) == 946_684_800_001_999
+    begin = Begin(final_lsn=1, commit_ts=datetime(2000, 1, 1, 0, 0, 0, 1999, tzinfo=UTC), xid=1)
+    assert begin.commit_ms == 946_684_800_001
 
 
 @pytest.mark.parametrize(
