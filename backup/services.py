@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 
+from streams import codec
 from streams.pipeline import kafka
 
 from .models import ChangeEvent
@@ -72,7 +76,11 @@ def changes_publish(*, limit: int = 1000) -> int:
 
 
 def backup_apply(*, changes: list[dict]) -> None:
-    """Apply ``row.upsert`` / ``row.delete`` envelopes to the backup database, idempotently.
+    """Apply row changes to the backup database, idempotently and in the order given.
+
+    A change is a Debezium PostgreSQL event (``op``, ``before``, ``after``, ``source``; bare or
+    schema-wrapped; see ``debezium_event``) or a ``row.upsert`` / ``row.delete`` envelope of the
+    trigger outbox.
 
     Foreign keys are not enforced while applying (``session_replication_role = replica``, as
     PostgreSQL's own logical replication does): rows of different tables travel on different
@@ -110,6 +118,9 @@ def _apply_deferring(changes: list[dict]) -> None:
 
 
 def _apply(cursor, change: dict) -> None:
+    if "op" in change or "payload" in change:  # a Debezium event (WAL capture, or Kafka Connect)
+        _apply_debezium(cursor, change)
+        return
     table = change.get("table")
     if table not in CAPTURED_TABLES:
         raise ValueError(f"not a captured table: {table!r}")
@@ -125,6 +136,183 @@ def _apply(cursor, change: dict) -> None:
         )
     else:
         raise ValueError(f"unknown change kind {change['kind']!r}")
+
+
+# -- Debezium events ---------------------------------------------------------------------------
+# The consumer side of WAL capture speaks Debezium's PostgreSQL event format, so the same
+# ``chat-backup`` applies what the app's own capture publishes and what Debezium on Kafka Connect
+# (docker/debezium/chat-backup.json) writes to the same topic.
+
+# What Debezium writes for a TOASTed column an UPDATE left unchanged (``unavailable.value.placeholder``):
+# the value is not in the WAL record, so the backup keeps its own.
+DEBEZIUM_UNAVAILABLE = "__debezium_unavailable_value"
+# The same placeholder as a bytea (base64 in JSON) and as an int/bigint/date array (its bytes as numbers).
+_UNAVAILABLE_BYTES = base64.b64encode(DEBEZIUM_UNAVAILABLE.encode()).decode()
+_UNAVAILABLE_CODES = list(DEBEZIUM_UNAVAILABLE.encode())
+_EPOCH = datetime(1970, 1, 1)  # Debezium's Date and MicroTimestamp count from it (no zone)
+# The column types whose Debezium values need converting back (arrays: by their element type).
+_CONVERTED = frozenset({"json", "jsonb", "bytea", "date", "timestamp", "time", "interval"})
+
+
+class SchemaDrift(ValueError):
+    """An event carries a column the backup's table does not have (the backup needs migrating)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A backup column as the conversion needs it: its type (``udt_name``: ``_int8`` for int8[])
+    and, for times, the fractional digits, which tell Debezium's milliseconds from microseconds."""
+
+    type: str
+    precision: int | None = None
+
+
+# The backup tables' columns, read once per process; refreshed when an event names a column
+# that is not there (the backup was migrated while this process ran).
+_columns: dict[str, dict[str, Column]] = {}
+
+
+def debezium_event(value: dict | None) -> dict | None:
+    """The envelope of a Debezium record value: the bare form as it is, the ``{"schema",
+    "payload"}`` form (JsonConverter with ``schemas.enable=true``) unwrapped; None for a tombstone."""
+    if value is not None and "payload" in value and "op" not in value:
+        value = value["payload"]
+    return value
+
+
+def backup_columns(*, table: str, refresh: bool = False) -> dict[str, Column]:
+    """The backup table's columns by name (cached; ``refresh`` reads them again)."""
+    if refresh or not _columns:
+        with connections[BACKUP].cursor() as cursor:
+            cursor.execute(
+                "SELECT table_name, column_name, udt_name, datetime_precision FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+                [list(CAPTURED_TABLES)],
+            )
+            read: dict[str, dict[str, Column]] = {}
+            for table_name, column, udt, precision in cursor.fetchall():
+                read.setdefault(table_name, {})[column] = Column(udt, precision)
+        _columns.clear()
+        _columns.update(read)
+    return _columns.get(table, {})
+
+
+def debezium_row(*, table: str, row: dict) -> dict:
+    """A Debezium ``after`` image as values ``jsonb_populate_record`` stores right in ``table``.
+
+    Debezium writes json/jsonb as a string of JSON text, dates as days since the epoch,
+    timestamps without a zone as micro- (or milli-) seconds, bytea as base64; timestamptz
+    (ISO 8601 in UTC), numbers, text, uuid and arrays go as they are. Columns holding the
+    unavailable-value placeholder are left out, so the update keeps what the backup has. A column
+    the backup does not have raises ``SchemaDrift``: dropping it would lose data silently.
+    """
+    columns = backup_columns(table=table)
+    if not row.keys() <= columns.keys():
+        columns = backup_columns(table=table, refresh=True)
+        missing = sorted(row.keys() - columns.keys())
+        if missing:
+            what = f"{table}.{', '.join(missing)}" if columns else f"table {table}"
+            raise SchemaDrift(f"schema drift: {what} not in the backup database (migrate it)")
+    return {
+        name: debezium_value(value, columns[name])
+        for name, value in row.items()
+        if not _unavailable(value, columns[name])
+    }
+
+
+def _unavailable(value, column: Column) -> bool:
+    if value == DEBEZIUM_UNAVAILABLE:
+        return True
+    if column.type == "bytea":
+        return value == _UNAVAILABLE_BYTES
+    if column.type.startswith("_") and isinstance(value, list):
+        return value == [DEBEZIUM_UNAVAILABLE] or value == _UNAVAILABLE_CODES
+    return False
+
+
+def debezium_value(value, column: Column):
+    """One Debezium column value as a literal PostgreSQL reads into ``column`` (see ``debezium_row``)."""
+    kind = column.type
+    if value is None or (kind not in _CONVERTED and not kind.startswith("_")):
+        return value  # numbers, booleans, text, uuid, timestamptz, numeric (a string): as they are
+    if isinstance(value, list):  # an array: its elements by the element type
+        element = Column(kind.removeprefix("_"), column.precision)
+        return [debezium_value(v, element) for v in value]
+    if kind in ("json", "jsonb"):
+        return codec.loads(value) if isinstance(value, str) else value
+    if kind == "bytea":
+        return "\\x" + base64.b64decode(value).hex() if isinstance(value, str) else value
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value  # already a literal PostgreSQL reads
+    if kind == "date":
+        return (_EPOCH + timedelta(days=value)).date().isoformat()
+    if kind == "interval":  # io.debezium.time.MicroDuration
+        return f"{value} microseconds"
+    # time.precision.mode=adaptive: (0)..(3) fractional digits in milliseconds, more in microseconds.
+    millis = column.precision is not None and column.precision <= 3
+    unit = timedelta(milliseconds=1) if millis else timedelta(microseconds=1)
+    moment = _EPOCH + value * unit
+    return moment.isoformat() if kind == "timestamp" else moment.time().isoformat()
+
+
+def _apply_debezium(cursor, change: dict) -> None:
+    event = debezium_event(change)
+    if event is None:
+        return  # a tombstone: the delete before it did the work
+    op = event.get("op")
+    source = event.get("source") or {}
+    table = source.get("table")
+    if op == "t":
+        # A truncate has no rows, and the backup is not emptied on a word that carries no key:
+        # nothing the app does truncates a chat table, so it is someone's maintenance.
+        log.warning("chat-backup: ignored a truncate of %s at LSN %s", table, source.get("lsn"))
+        return
+    if table not in CAPTURED_TABLES:
+        raise ValueError(f"not a captured table: {table!r}")
+    if op in ("c", "r", "u"):
+        after = event.get("after")
+        if not isinstance(after, dict) or after.get("id") is None:
+            raise ValueError(f"{table}: an {op!r} event without the row (after.id)")
+        row = debezium_row(table=table, row=after)
+        if len(row) == len(after):
+            _upsert(cursor, table, row)
+        else:
+            _update(cursor, table, row)
+    elif op == "d":
+        before = event.get("before")
+        if not isinstance(before, dict) or before.get("id") is None:
+            raise ValueError(f"{table}: a delete without the row's id (before.id)")
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [before["id"]])
+    else:
+        raise ValueError(f"unknown Debezium op {op!r} on {table}")
+
+
+def _upsert(cursor, table: str, row: dict) -> None:
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in row if c != "id")
+    cursor.execute(
+        f"INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, %s::jsonb)"
+        f" ON CONFLICT (id) DO {'UPDATE SET ' + updates if updates else 'NOTHING'}",
+        [codec.dumps(row).decode()],
+    )
+
+
+def _update(cursor, table: str, row: dict) -> None:
+    """Apply a row image some columns of which were unavailable: an UPDATE of the others.
+
+    Not an upsert: PostgreSQL checks NOT NULL on the row an INSERT proposes before it finds the
+    conflict, and the missing columns would be null there. A row the backup does not have
+    cannot be made from part of it: that fails, naming the row.
+    """
+    sets = ", ".join(f'"{c}" = r."{c}"' for c in row if c != "id") or '"id" = r."id"'
+    cursor.execute(
+        f"UPDATE {table} t SET {sets} FROM jsonb_populate_record(NULL::{table}, %s::jsonb) r WHERE t.id = r.id",
+        [codec.dumps(row).decode()],
+    )
+    if cursor.rowcount == 0:
+        raise ValueError(
+            f"{table} #{row['id']}: an update without its unavailable (TOASTed) columns, for a row"
+            " the backup does not have"
+        )
 
 
 def backup_compare() -> list[dict]:

@@ -96,6 +96,12 @@ class Worker(ABC):
     # Another group this one trails: a record is processed only once that group has committed
     # it (chat-index reads what chat-persist stored). None: no such wait.
     follows: str | None = None
+    # A decoded value is processed when it holds one of these keys, else it is dead-lettered as
+    # undecodable (a group that reads another format, such as Debezium's ``op``, names its own).
+    envelope_keys: tuple[str, ...] = ("kind",)
+    # A null value is a deletion marker (a tombstone, as Debezium writes after a delete) this
+    # group may skip, instead of dead-lettering it as undecodable.
+    tombstones: bool = False
 
     def __init__(self) -> None:
         self.running = True
@@ -250,9 +256,11 @@ class Worker(ABC):
         """Decode, dead-letter what cannot be decoded, and process the rest of the batch."""
         records = []
         for raw in raws:
+            if raw.value is None and self.tombstones:
+                continue
             try:
                 value = codec.loads(raw.value)
-                if not isinstance(value, dict) or "kind" not in value:
+                if not isinstance(value, dict) or value.keys().isdisjoint(self.envelope_keys):
                     raise ValueError("not an envelope")
             except (TypeError, ValueError) as exc:  # TypeError: a null value (a tombstone)
                 self.dead_letter(raw.key, raw.value, reason=f"undecodable: {exc}")
