@@ -35,6 +35,14 @@ class PostgresBackend(SearchBackend):
     def upsert(self, docs: list[Doc]) -> None:
         if not docs:
             return
+        # One INSERT ... ON CONFLICT may not touch a row twice, and a batch can name a message
+        # twice (its send and its edit): the highest version of each goes. In id order, so that
+        # two writers (the consumer and a rebuild) lock rows they share in one order, not in a deadlock.
+        newest: dict[int, Doc] = {}
+        for doc in docs:
+            if doc.message_id not in newest or doc.version >= newest[doc.message_id].version:
+                newest[doc.message_id] = doc
+        docs = [newest[pk] for pk in sorted(newest)]
         folded = [text.fold(d.body) for d in docs]
         with connection.cursor() as cursor:
             # Lexemes are \w runs' pieces: no spaces, so one space-joined string per row carries them

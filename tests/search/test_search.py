@@ -226,6 +226,22 @@ def test_edits_and_deletions_reach_the_index_through_the_consumer(make_user, mak
     assert found(me, "dinner") == ["meet at dinner"]
 
 
+def test_a_send_and_its_edit_in_one_batch_are_indexed(make_user, make_room):
+    """A typo fixed at once: the send and the edit reach chat-index in one batch and name the same
+    row twice (by its send key and by its seq); it is written once, with its newest words."""
+    me = make_user()
+    room = make_room(owner=me)
+    send = send_envelope(room_id=room.pk, sender_id=me.pk, client_msg_id=uuid.uuid4(), body="meet at noom")
+    (message,) = messages_store(sends=[send]).stored
+    edit = kafka.envelope("message.edit", room=room.pk, seq=message.seq, sender=me.pk, body="meet at noon")
+    message_services.message_apply_edit(env=edit)
+
+    consume(send, edit)
+
+    assert found(me, "noon") == ["meet at noon"]
+    assert found(me, "noom") == []
+
+
 def test_a_deleted_room_and_an_erased_account_leave_the_index(make_user, make_room):
     me, bob, carol = make_user(), make_user(), make_user()
     gone = make_room(owner=me, members=[bob])
