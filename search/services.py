@@ -63,7 +63,8 @@ def docs_sync(
     """Bring these messages' documents in line with their rows: by id, by (sender, client_msg_id)
     as a send names them, or by (room, seq) as an edit or a deletion does. Returns (upserted, deleted).
 
-    One query per kind of key, each served by a unique index of the message table.
+    One query per kind of key (two for sends: the sender may be gone), each served by a unique
+    index of the message table.
     """
     message_ids, send_keys, room_seqs = list(message_ids), list(send_keys), list(room_seqs)
     rows: list = []
@@ -76,6 +77,13 @@ def docs_sync(
                 f"SELECT {_COLUMNS} FROM {MESSAGES} WHERE (sender_id, client_msg_id) IN"
                 " (SELECT * FROM unnest(%s::bigint[], %s::uuid[]))",
                 [[k[0] for k in send_keys], [k[1] for k in send_keys]],
+            )
+            rows.extend(cursor.fetchall())
+            # The sender's account deleted since: the message stays, without its sender, and must
+            # still be indexed. (Another sender's message with the same id is just looked at again.)
+            cursor.execute(
+                f"SELECT {_COLUMNS} FROM {MESSAGES} WHERE sender_id IS NULL AND client_msg_id = ANY(%s::uuid[])",
+                [[k[1] for k in send_keys]],
             )
             rows.extend(cursor.fetchall())
         if room_seqs:

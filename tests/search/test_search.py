@@ -242,6 +242,22 @@ def test_a_send_and_its_edit_in_one_batch_are_indexed(make_user, make_room):
     assert found(me, "noom") == []
 
 
+def test_a_message_whose_sender_was_deleted_before_it_was_indexed_is_still_found(make_user, make_room):
+    """The account went (its messages kept, without a sender) before chat-index read the send:
+    the message is still in the room for everyone else, so it is still found."""
+    from accounts.services import account_delete
+
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    send = send_envelope(room_id=room.pk, sender_id=bob.pk, client_msg_id=uuid.uuid4(), body="handover notes")
+    messages_store(sends=[send])
+    account_delete(user=bob, erase_messages=False)
+
+    consume(send, kafka.envelope("account.erased", room=room.pk, user=bob.pk, erase_messages=False))
+
+    assert found(alice, "handover") == ["handover notes"]
+
+
 def test_a_deleted_room_and_an_erased_account_leave_the_index(make_user, make_room):
     me, bob, carol = make_user(), make_user(), make_user()
     gone = make_room(owner=me, members=[bob])
