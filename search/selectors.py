@@ -22,7 +22,7 @@ from chat_messages.models import Message
 from rooms.models import Participant, Room
 from rooms.selectors import participant_get
 from streams.errors import INVALID, ChatError
-from streams.realtime.protocol import BIGINT_MAX, DELETED_USER
+from streams.realtime.protocol import BIGINT_MAX, DELETED_USER, is_json_int
 
 from . import text
 from .backends.base import Query, get_backend
@@ -54,7 +54,8 @@ def _cursor_decode(cursor: str, *, order: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         value = data["v"]
-        if data["o"] != order or not isinstance(value, int) or not 0 <= value <= BIGINT_MAX:
+        # is_json_int: a tampered ``true`` is an int to Python, and a boolean to the database.
+        if data["o"] != order or not is_json_int(value):
             raise ValueError
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
         raise ChatError(INVALID, "`cursor` is not one this search gave (take `next_cursor` as it is).") from None

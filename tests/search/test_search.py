@@ -6,6 +6,7 @@ with the same envelopes, as the two consumer groups do with one topic.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
 
@@ -365,6 +366,15 @@ def test_pages_with_next_cursor_and_the_older_next_before(make_user, make_room):
     # A cursor of one order is refused by the other.
     wrong = api(me).get(URL, {"q": "ping", "order": "relevance", "cursor": first["next_cursor"]})
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (400, "invalid")
+
+
+def test_a_tampered_cursor_is_refused_not_a_server_error(make_user, make_room):
+    me = make_user()
+    say(make_room(owner=me), me, "ping")
+    for value in ("true", "1.5", '"7"', "null"):
+        raw = base64.urlsafe_b64encode(f'{{"o":"recent","v":{value}}}'.encode()).decode()
+        response = api(me).get(URL, {"q": "ping", "cursor": raw})
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid"), value
 
 
 @pytest.mark.parametrize(
