@@ -9,7 +9,10 @@ chat-like messages (bench/corpus.py) by COPY, then builds and queries, side by s
   document table shaped like the search app's, one ``LIKE '%term%'`` per term;
 - ``ngram``: the search app's own PostgreSQL backend (search/backends/postgres.py: character
   bigrams in a tsvector, then a LIKE on the folded text), filled by ``search.services.index_rebuild``
-  and queried through ``backend.search``: the product's code path.
+  and queried through ``backend.search``: the product's code path;
+- ``bitri``: a what-if beside it, not the product: the same table and query shape with each
+  word's trigrams indexed too, and terms of 3 or more characters looked up by their trigrams
+  (2-character terms by their bigram, as ``ngram`` does).
 
 For each: index build time and size, query p50/p99 (recent first, 20 hits, over a user's rooms and
 over one room) for a few kinds of term, and recall against a substring count in Python. Timings
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import random
+import re
 import shlex
 import signal
 import statistics
@@ -52,7 +56,7 @@ QUERIES = (
     ("en_rare", "telnet", "rare English word"),
     ("two_terms", "법률 헌법", "two Korean terms ('law' and 'constitution'), both required"),
 )
-METHODS = ("simple", "trgm", "ngram")
+METHODS = ("simple", "trgm", "ngram", "bitri")
 SCOPES = ("user", "room")  # all of a user's rooms (about 10), one room
 LIMIT = 20  # one page, as the REST default
 TIMEOUT_S = 120  # a statement running longer is recorded as a timeout
@@ -339,6 +343,86 @@ def build_ngram(pop: Population, log) -> dict:
     }
 
 
+_WORD = re.compile(r"\w+")
+
+
+def bitri_tokens(folded: str) -> list[str]:
+    """search.text.tokens plus each word's trigrams (the what-if "bitri")."""
+    lexemes: set[str] = set()
+    for word in _WORD.findall(folded):
+        lexemes.add(word[-1])
+        lexemes.update(word[i : i + 2] for i in range(len(word) - 1))
+        lexemes.update(word[i : i + 3] for i in range(len(word) - 2))
+    return sorted(lexemes)
+
+
+def bitri_tsquery(terms: list[str]) -> str | None:
+    """Each word of a term by its trigrams when it has 3 or more characters, else as ngram asks it."""
+    parts: list[str] = []
+    for term in terms:
+        for word in _WORD.findall(term):
+            if len(word) == 1:
+                parts.append(f"{_quote(word)}:*")
+            else:
+                n = 3 if len(word) >= 3 else 2
+                parts.extend(_quote(word[i : i + n]) for i in range(len(word) - n + 1))
+    return " & ".join(dict.fromkeys(parts)) or None
+
+
+def _quote(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def build_bitri(pop: Population, log) -> dict:
+    """The what-if: a table like the search app's, its tsvector holding bigrams and trigrams."""
+    from django.db import connection
+
+    count = len(pop.folded)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE bench_bitri_doc (message_id bigint PRIMARY KEY, room_id bigint NOT NULL, sender_id bigint,"
+            " created_at timestamptz NOT NULL, version bigint NOT NULL, folded text NOT NULL, tokens tsvector)"
+        )
+        started = time.perf_counter()
+        rows = (
+            (
+                str(pop.first_id + i),
+                str(pop.room_of[i]),
+                str(pop.sender_of[i]),
+                pop.created_of[i].isoformat(),
+                str(int(pop.created_of[i].timestamp() * 1_000_000)),
+                _copy_escape(pop.folded[i]),
+                _copy_escape(" ".join(_quote(lexeme) for lexeme in bitri_tokens(pop.folded[i]))),
+            )
+            for i in range(count)
+        )
+        cursor.copy_expert(
+            "COPY bench_bitri_doc (message_id, room_id, sender_id, created_at, version, folded, tokens) FROM STDIN",
+            _CopySource(rows),
+        )
+        cursor.execute("CREATE INDEX bench_bitri_room ON bench_bitri_doc (room_id, message_id)")
+        cursor.execute("CREATE INDEX bench_bitri_sender ON bench_bitri_doc (sender_id)")
+        load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        cursor.execute("CREATE INDEX bench_bitri_tokens ON bench_bitri_doc USING gin (tokens)")
+        seconds = time.perf_counter() - started
+        cursor.execute("VACUUM (ANALYZE) bench_bitri_doc")
+        sizes = _table_sizes(cursor, "bench_bitri_doc")
+    gin = sizes["indexes"]["bench_bitri_tokens"]
+    log(
+        f"search | bitri: documents made and loaded in {load_s:.1f} s, GIN built in {seconds:.1f} s"
+        f" ({count / seconds:,.0f} messages/s), {gin / 2**20:.0f} MiB (all {sizes['total'] / 2**20:.0f} MiB)"
+    )
+    return {
+        "load_s": load_s,
+        "build_s": seconds,
+        "build_rate": count / seconds,
+        "index_bytes": gin,
+        "total_bytes": sizes["total"],
+        "sizes": sizes,
+    }
+
+
 # -- queries ---------------------------------------------------------------------------------------
 def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -361,6 +445,17 @@ def sql_for(method: str, q: str, room_ids: list[int], limit: int) -> tuple[str, 
             f"SELECT message_id FROM bench_trgm_doc WHERE room_id = ANY(%s::bigint[]) AND {likes}"
             " ORDER BY message_id DESC LIMIT %s",
             [room_ids, *[_like(t) for t in terms], limit + 1],
+        )
+    if method == "bitri":
+        terms = _terms(q)
+        matcher = bitri_tsquery(terms)
+        likes = "".join(" AND folded LIKE %s" for _ in terms)
+        return (
+            "SELECT message_id FROM bench_bitri_doc WHERE room_id = ANY(%s::bigint[])"
+            + (" AND tokens @@ %s::tsquery" if matcher else "")
+            + likes
+            + " ORDER BY message_id DESC LIMIT %s",
+            [room_ids, *([matcher] if matcher else []), *[_like(t) for t in terms], limit + 1],
         )
     raise ValueError(method)
 
@@ -519,6 +614,13 @@ def measure_recall(pop: Population, *, methods: list[str], log) -> dict:
                 elif method == "trgm":
                     likes = " AND ".join("folded LIKE %s" for _ in terms)
                     cursor.execute(f"SELECT count(*) FROM bench_trgm_doc WHERE {likes}", [_like(t) for t in terms])
+                    found = cursor.fetchone()[0]
+                elif method == "bitri":
+                    likes = "".join(" AND folded LIKE %s" for _ in terms)
+                    cursor.execute(
+                        f"SELECT count(*) FROM bench_bitri_doc WHERE tokens @@ %s::tsquery{likes}",
+                        [bitri_tsquery(terms), *[_like(t) for t in terms]],
+                    )
                     found = cursor.fetchone()[0]
                 else:
                     from search import text
@@ -888,7 +990,7 @@ def main(argv: list[str] | None = None) -> int:
         results["timings"] = pop.timings
         results["member_rooms"] = statistics.fmean(len(r) for r in pop.users.values())
         results["terms"] = term_ranks(pop)
-        builders = {"simple": build_simple, "trgm": build_trgm, "ngram": build_ngram}
+        builders = {"simple": build_simple, "trgm": build_trgm, "ngram": build_ngram, "bitri": build_bitri}
         results["build"] = {m: builders[m](pop, log) for m in methods}
         bench.settle_database()
         results["queries"] = measure_queries(pop, repetitions=args.queries, methods=methods, seed=args.seed, log=log)
