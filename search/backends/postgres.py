@@ -109,10 +109,16 @@ class PostgresBackend(SearchBackend):
             where.append("message_id < %s")
             params.append(query.before_id)
         condition = " AND ".join(where)
+        # One room: newest first by (room_id, message_id), an order only the search_doc_room index
+        # gives, so its hits come from that room's entries. By message_id alone the planner may walk
+        # the primary key down every room's newer messages, taking the room's to be spread evenly
+        # among them: a quiet room's are not, and the walk grows with the whole table. ANY, not "=",
+        # keeps room_id in the order (against a constant the planner drops it, and the walk is back).
+        order = "room_id DESC, message_id DESC" if len(query.room_ids) == 1 else "message_id DESC"
         with connection.cursor() as cursor:
             if query.order == "relevance":
                 cursor.execute(
-                    f"SELECT message_id, folded FROM {TABLE} WHERE {condition} ORDER BY message_id DESC LIMIT %s",
+                    f"SELECT message_id, folded FROM {TABLE} WHERE {condition} ORDER BY {order} LIMIT %s",
                     [*params, RELEVANCE_WINDOW],
                 )
                 ranked = sorted(
@@ -120,7 +126,7 @@ class PostgresBackend(SearchBackend):
                 )
                 return [row[0] for row in ranked[query.offset : query.offset + query.limit + 1]]
             cursor.execute(
-                f"SELECT message_id FROM {TABLE} WHERE {condition} ORDER BY message_id DESC LIMIT %s",
+                f"SELECT message_id FROM {TABLE} WHERE {condition} ORDER BY {order} LIMIT %s",
                 [*params, query.limit + 1],
             )
             return [row[0] for row in cursor.fetchall()]
