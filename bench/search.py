@@ -905,7 +905,7 @@ def markdown(results: dict) -> str:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages to store (1,000,000)")
-    parser.add_argument("--queries", type=int, default=30, help="repetitions of every query, scope and method (30)")
+    parser.add_argument("--queries", type=int, default=100, help="repetitions of every query, scope and method (100)")
     parser.add_argument("--rooms", type=int, default=200, help="group rooms (200)")
     parser.add_argument("--users", type=int, default=500, help="users (500)")
     parser.add_argument("--rooms-per-user", type=int, default=10, help="rooms each user is in (10)")
