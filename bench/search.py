@@ -438,12 +438,15 @@ def sql_for(method: str, q: str, room_ids: list[int], limit: int) -> tuple[str, 
             " ORDER BY id DESC LIMIT %s",
             [room_ids, q, limit + 1],
         )
+    # One room: in the order of the (room_id, message_id) index, as the search app's backend asks
+    # it (see search/backends/postgres.py), so that the ways of matching are compared, not orders.
+    order = "room_id DESC, message_id DESC" if len(room_ids) == 1 else "message_id DESC"
     if method == "trgm":
         terms = _terms(q)
         likes = " AND ".join("folded LIKE %s" for _ in terms)
         return (
             f"SELECT message_id FROM bench_trgm_doc WHERE room_id = ANY(%s::bigint[]) AND {likes}"
-            " ORDER BY message_id DESC LIMIT %s",
+            f" ORDER BY {order} LIMIT %s",
             [room_ids, *[_like(t) for t in terms], limit + 1],
         )
     if method == "bitri":
@@ -454,7 +457,7 @@ def sql_for(method: str, q: str, room_ids: list[int], limit: int) -> tuple[str, 
             "SELECT message_id FROM bench_bitri_doc WHERE room_id = ANY(%s::bigint[])"
             + (" AND tokens @@ %s::tsquery" if matcher else "")
             + likes
-            + " ORDER BY message_id DESC LIMIT %s",
+            + f" ORDER BY {order} LIMIT %s",
             [room_ids, *([matcher] if matcher else []), *[_like(t) for t in terms], limit + 1],
         )
     raise ValueError(method)
