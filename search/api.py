@@ -19,9 +19,10 @@ class SearchView(ChatAPIView):
         description="Messages holding every term of `q` anywhere (part of a word too: `반갑` finds `반갑습니다`, "
         "`meet` finds `Meeting`), any case, from the rooms I am in now; deleted messages are never found. "
         "With `room`, that room only: a room I am not in answers 403 `not_member`, like a room that does not "
-        "exist. Each hit has a `snippet` with the terms marked.",
+        "exist. Each hit has a `snippet` with the terms marked. 503 `unavailable` when the search index (Elasticsearch) "
+        "cannot be reached.",
         parameters=[SearchQuerySerializer],
-        responses={200: SearchPageSerializer, **error_responses(400, 403)},
+        responses={200: SearchPageSerializer, **error_responses(400, 403, 503)},
     )
     def get(self, request):
         data = validated(SearchQuerySerializer, request.query_params)

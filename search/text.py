@@ -26,6 +26,7 @@ MAX_TERMS = 8
 # A term is a run of non-space characters, or a "quoted phrase" (spaces and all).
 _TERM = re.compile(r'"([^"]+)"|(\S+)')
 _WORD = re.compile(r"\w+")
+_OTHER = re.compile(r"[^\w\s]")
 ELLIPSIS = "…"
 
 
@@ -50,12 +51,15 @@ def query_terms(q: str) -> list[str]:
 
 
 def tokens(folded: str) -> list[str]:
-    """The lexemes indexed for a folded text: each word's bigrams, and its last character alone.
+    """The lexemes indexed for a folded text: each word's bigrams, and its last character alone;
+    and each other character but spaces alone (punctuation, emoji).
 
     The last character alone lets a one-character term match at the end of a word (a prefix
-    query ``c:*`` finds it everywhere else). Sorted and distinct, as a tsvector keeps them.
+    query ``c:*`` finds it everywhere else). The other characters let a query without a letter
+    or digit ("🚀", "?!") narrow by the index too, instead of reading all of it. Sorted and
+    distinct, as a tsvector keeps them.
     """
-    lexemes: set[str] = set()
+    lexemes: set[str] = set(_OTHER.findall(folded))
     for word in _WORD.findall(folded):
         lexemes.add(word[-1])
         lexemes.update(word[i : i + 2] for i in range(len(word) - 1))
@@ -63,13 +67,11 @@ def tokens(folded: str) -> list[str]:
 
 
 def tsquery(terms: list[str]) -> str | None:
-    """A PostgreSQL tsquery finding the documents whose lexemes can contain every term.
-
-    None when no term has a word character (punctuation, emoji): the index cannot narrow such a
-    query, and the substring check alone decides.
-    """
+    """A PostgreSQL tsquery finding the documents whose lexemes can contain every term (None for
+    no term, which the selector refuses before asking)."""
     parts: list[str] = []
     for term in terms:
+        parts.extend(_quote(char) for char in _OTHER.findall(term))
         for word in _WORD.findall(term):
             if len(word) == 1:
                 parts.append(f"{_quote(word)}:*")

@@ -82,7 +82,10 @@ class PostgresBackend(SearchBackend):
             if drop:
                 cursor.execute(f"DELETE FROM {TABLE} WHERE sender_id = %s", [user_id])
             else:
-                cursor.execute(f"UPDATE {TABLE} SET sender_id = NULL WHERE sender_id = %s", [user_id])
+                # A version up: a rebuild that read the row before the deletion cannot bring the sender back.
+                cursor.execute(
+                    f"UPDATE {TABLE} SET sender_id = NULL, version = version + 1 WHERE sender_id = %s", [user_id]
+                )
 
     def search(self, query: Query) -> list[int]:
         if not query.room_ids or not query.terms:

@@ -7,12 +7,20 @@ the final counts.
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from django.core.management.base import BaseCommand
 
 from search import services
 from search.backends.base import get_backend
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 class Command(BaseCommand):
@@ -22,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--clear", action="store_true", help="Empty the index first (searches find less until it is done)."
         )
-        parser.add_argument("--batch", type=int, default=services.REBUILD_BATCH, help="Messages per batch.")
+        parser.add_argument("--batch", type=_positive, default=services.REBUILD_BATCH, help="Messages per batch.")
 
     def handle(self, *args, clear: bool, batch: int, **options):
         started = time.monotonic()
