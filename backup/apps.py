@@ -3,15 +3,15 @@ from django.db.models.signals import post_migrate
 
 
 def capture_follow_configuration(sender, using, **kwargs) -> None:
-    """After ``migrate``: capture changes if and only if a backup database is configured.
+    """After ``migrate`` with a backup database configured: the publication change capture reads.
 
-    ``migrate`` runs at every deploy with the deploy's settings, so the primary captures exactly
-    while a deploy has a backup; ``capture_changes`` switches it on too when it starts.
+    Only the publication: it costs nothing by itself. The slot, which retains WAL, is made by
+    ``capture_changes`` when it starts (backup/slot.py).
     """
-    from . import services
+    from . import services, slot
 
-    if using == "default":
-        services.capture_set(enabled=services.backup_configured())
+    if using == "default" and services.backup_configured():
+        slot.publication_ensure()
 
 
 class BackupConfig(AppConfig):

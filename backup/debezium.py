@@ -58,7 +58,9 @@ _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def _bool(text: str, typmod: int) -> bool:
-    return text == "t"
+    # "t" from pgoutput (the type's output function); "true" from a snapshot's ``column::text``
+    # (the bool-to-text cast spells it out).
+    return text in ("t", "true")
 
 
 def _int(text: str, typmod: int) -> int:

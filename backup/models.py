@@ -1,21 +1,25 @@
-"""Change capture: row changes recorded by database triggers, in commit order per row."""
+"""Change capture keeps no table of its own: it reads the write-ahead log (backup/capture.py).
+
+``ReplicationSlot`` is PostgreSQL's view of the replication slots, unmanaged (no table is made):
+the admin's "Change capture" page hangs from it.
+"""
 
 from django.db import models
 
 
-class ChangeEvent(models.Model):
-    """One captured row change, waiting to be published on ``chat.cdc``.
+class ReplicationSlot(models.Model):
+    """A row of ``pg_replication_slots`` (read only; backup/slot.py reads the one capture uses)."""
 
-    Written by statement-level triggers in the same transaction as the change (a transactional
-    outbox), so a change is captured if and only if it commits. ``capture_changes`` publishes
-    and deletes them in id order.
-    """
+    slot_name = models.TextField(primary_key=True)
+    plugin = models.TextField(null=True)
+    database = models.TextField(null=True)
+    active = models.BooleanField()
 
-    table_name = models.CharField(max_length=63)
-    op = models.CharField(max_length=6)  # "upsert" | "delete"
-    row_id = models.BigIntegerField()
-    row = models.JSONField(null=True)
-    captured_at = models.DateTimeField()
+    class Meta:
+        managed = False
+        db_table = "pg_replication_slots"
+        verbose_name = "change capture"
+        verbose_name_plural = "change capture"
 
     def __str__(self) -> str:
-        return f"{self.op} {self.table_name}#{self.row_id}"
+        return self.slot_name

@@ -1,9 +1,12 @@
-"""Change capture into Kafka and its application to the backup database."""
+"""The backup database: applying change events (Debezium's shape) to it, and comparing it with the primary.
+
+The events come from ``capture_changes`` (backup/capture.py, the write-ahead log) or from Debezium
+on Kafka Connect (docker/debezium/), on ``chat.cdc``.
+"""
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,9 +15,8 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 
 from streams import codec
-from streams.pipeline import kafka
+from streams.pipeline.worker import SystemicError
 
-from .models import ChangeEvent
 from .tables import CAPTURED_TABLES
 
 log = logging.getLogger(__name__)
@@ -26,61 +28,11 @@ def backup_configured() -> bool:
     return BACKUP in settings.DATABASES
 
 
-def capture_enabled() -> dict[str, bool]:
-    """Whether each captured table's change-capture triggers are on (tables without them: absent)."""
-    with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname, bool_and(t.tgenabled <> 'D') FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-            " WHERE t.tgname LIKE 'backup\\_capture\\_%%' AND c.relname = ANY(%s) GROUP BY c.relname",
-            [list(CAPTURED_TABLES)],
-        )
-        return dict(cursor.fetchall())
-
-
-def capture_set(*, enabled: bool) -> list[str]:
-    """Switch change capture on or off for every captured table; returns the tables switched.
-
-    Capture without a backup fills ``backup_changeevent`` with rows nobody publishes, and costs
-    every write a JSON copy of its rows and a second insert. Only tables whose state differs are
-    altered: ALTER TABLE takes a lock that a busy chat table should not wait for.
-    """
-    switched = [table for table, on in capture_enabled().items() if on != enabled]
-    action = "ENABLE" if enabled else "DISABLE"
-    with transaction.atomic(using="default"), connections["default"].cursor() as cursor:
-        for table in switched:
-            for op in ("insert", "update", "delete"):
-                cursor.execute(f"ALTER TABLE {table} {action} TRIGGER backup_capture_{op}")
-    if switched:
-        log.warning("change capture %s for %s", "on" if enabled else "off", ", ".join(switched))
-    return switched
-
-
-def changes_publish(*, limit: int = 1000) -> int:
-    """Publish the oldest captured changes on ``chat.cdc`` (key ``table:id``), then forget them.
-
-    Rows are locked with SKIP LOCKED so a second capture process cannot publish them twice at
-    once, and deleted only after the broker acknowledged every one: a crash publishes some
-    again, which the backup consumer applies idempotently.
-    """
-    with transaction.atomic():
-        events = list(ChangeEvent.objects.select_for_update(skip_locked=True).order_by("id")[:limit])
-        if not events:
-            return 0
-        kafka.produce_many(kafka.CDC, [
-            (f"{e.table_name}:{e.row_id}",
-             kafka.encode(kafka.envelope("row." + e.op, table=e.table_name, pk=e.row_id, row=e.row)))
-            for e in events
-        ])  # fmt: skip
-        ChangeEvent.objects.filter(id__in=[e.id for e in events]).delete()
-    return len(events)
-
-
 def backup_apply(*, changes: list[dict]) -> None:
     """Apply row changes to the backup database, idempotently and in the order given.
 
     A change is a Debezium PostgreSQL event (``op``, ``before``, ``after``, ``source``; bare or
-    schema-wrapped; see ``debezium_event``) or a ``row.upsert`` / ``row.delete`` envelope of the
-    trigger outbox.
+    schema-wrapped; see ``debezium_event``).
 
     Foreign keys are not enforced while applying (``session_replication_role = replica``, as
     PostgreSQL's own logical replication does): rows of different tables travel on different
@@ -118,24 +70,7 @@ def _apply_deferring(changes: list[dict]) -> None:
 
 
 def _apply(cursor, change: dict) -> None:
-    if "op" in change or "payload" in change:  # a Debezium event (WAL capture, or Kafka Connect)
-        _apply_debezium(cursor, change)
-        return
-    table = change.get("table")
-    if table not in CAPTURED_TABLES:
-        raise ValueError(f"not a captured table: {table!r}")
-    if change["kind"] == "row.delete":
-        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [change["pk"]])
-    elif change["kind"] == "row.upsert":
-        columns = list(change["row"])
-        updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "id")
-        cursor.execute(
-            f"INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, %s::jsonb)"
-            f" ON CONFLICT (id) DO UPDATE SET {updates}",
-            [json.dumps(change["row"])],
-        )
-    else:
-        raise ValueError(f"unknown change kind {change['kind']!r}")
+    _apply_debezium(cursor, change)
 
 
 # -- Debezium events ---------------------------------------------------------------------------
@@ -154,8 +89,12 @@ _EPOCH = datetime(1970, 1, 1)  # Debezium's Date and MicroTimestamp count from i
 _CONVERTED = frozenset({"json", "jsonb", "bytea", "date", "timestamp", "time", "interval"})
 
 
-class SchemaDrift(ValueError):
-    """An event carries a column the backup's table does not have (the backup needs migrating)."""
+class SchemaDrift(SystemicError, ValueError):
+    """An event carries a column the backup's table does not have (the backup needs migrating).
+
+    Systemic: every later event of that table fails alike, and dead-lettering them would lose
+    their order; the stream is held until the backup is migrated.
+    """
 
 
 @dataclass(frozen=True)

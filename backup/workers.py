@@ -11,14 +11,15 @@ class BackupWorker(Worker):
     topics = (kafka.CDC,)
     databases = ("backup",)
     retry_topic = None  # an older row image re-driven later would overwrite a newer one
-    # Debezium events (``op``; ``payload`` when the converter wraps them with their schema) and
-    # the trigger outbox's envelopes (``kind``).
-    envelope_keys = ("op", "payload", "kind")
+    # Debezium events (``op``; ``payload`` when the converter wraps them with their schema).
+    envelope_keys = ("op", "payload")
     tombstones = True  # Debezium's null value after a delete: the delete did the work
 
     def consume(self, records: list[Record]) -> None:
         changes = [r.value for r in records]
         try:
             services.backup_apply(changes=changes)
+        except services.SchemaDrift:
+            raise  # systemic: hold the stream until the backup is migrated
         except ValueError as exc:
             raise PermanentError(str(exc)) from exc

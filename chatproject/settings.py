@@ -80,6 +80,11 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 # A backup database kept in sync by change capture (`capture_changes` + `consume backup`);
 # `make run` makes one beside its embedded PostgreSQL; unset = no backup.
 BACKUP_DATABASE_URL = service_url("BACKUP_DATABASE_URL", "")
+# Change capture reads this logical replication slot (pgoutput) over this publication (backup/slot.py);
+# past this much WAL retained by the slot, capture_changes and the admin warn.
+CHAT_CAPTURE_SLOT = env_str("CAPTURE_SLOT", "chat_backup")
+CHAT_CAPTURE_PUBLICATION = env_str("CAPTURE_PUBLICATION", "chat_backup")
+CHAT_CAPTURE_WAL_WARN_BYTES = env_int("CAPTURE_WAL_WARN_BYTES", 1024**3)
 if BACKUP_DATABASE_URL:
     DATABASES["backup"] = dj_database_url.parse(BACKUP_DATABASE_URL, conn_max_age=60, conn_health_checks=True)
     DATABASES["backup"].setdefault("OPTIONS", {})["connect_timeout"] = 5

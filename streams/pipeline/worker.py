@@ -45,6 +45,7 @@ BREAKER_SAME = 3
 BREAKER_WINDOW_S = 60.0
 # How long a worker that follows another group waits before it looks at that group's offsets again.
 FOLLOW_WAIT_S = 0.05
+FOLLOW_SAY_EVERY_S = 30.0
 
 # How a failure is handled (see Worker.process).
 TRANSIENT = "transient"  # retry the batch in place until it passes
@@ -60,6 +61,10 @@ _TRANSIENT_SQLSTATES = ("08", "40", "53", "57", "58", "55P03")
 
 class PermanentError(Exception):
     """A record that can never be processed (bad shape, unknown kind): dead-letter it."""
+
+
+class SystemicError(Exception):
+    """The code and the data's schema disagree (no record of its kind can pass): hold the stream."""
 
 
 class Raw(NamedTuple):
@@ -107,6 +112,7 @@ class Worker(ABC):
         self.running = True
         self.consumer = None
         self.leader = None  # a consumer of the followed group's offsets (see _followed)
+        self.follow_said = 0.0
         # (error, when) of the last records set aside, for the breaker (see process()).
         self.set_aside: deque[tuple[str, float]] = deque(maxlen=BREAKER_SAME)
 
@@ -212,6 +218,12 @@ class Worker(ABC):
         if len(ready) < len(raws):
             self._rewind([raw for raw in raws if raw.offset >= committed.get((raw.topic, raw.partition), -1)])
             if not ready:
+                now = time.monotonic()
+                if now - self.follow_said >= FOLLOW_SAY_EVERY_S:
+                    # Otherwise silent: a followed group that is down (or never committed) shows only as lag.
+                    log.info("%s: waiting for %s to commit what it reads (%d records held)",
+                             self.group_id, self.follows, len(raws))  # fmt: skip
+                    self.follow_said = now
                 time.sleep(FOLLOW_WAIT_S)
         return ready
 
@@ -458,6 +470,8 @@ def classify(exc: BaseException) -> str:
 
     if isinstance(exc, PermanentError):
         return PERMANENT
+    if isinstance(exc, SystemicError):
+        return SYSTEMIC
     code = getattr(getattr(exc, "__cause__", None), "pgcode", None) or getattr(exc, "pgcode", None) or ""
     if isinstance(exc, DatabaseError):
         if code.startswith(_TRANSIENT_SQLSTATES) or isinstance(exc, InterfaceError):

@@ -1,15 +1,29 @@
-"""Change capture keeps the backup database equal to the primary, replays included."""
+"""Change capture from the WAL keeps the backup database equal to the primary, replays included.
+
+Each test reads a replication slot and a publication of its own (slot names are shared by the
+whole PostgreSQL cluster), on Kafka topics of its own, and drops them after.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
-from backup import services
+from backup import services, slot
+from backup.capture import capture_until_current
 from backup.workers import BackupWorker
 from chat_messages.services import message_apply_delete, message_apply_edit, messages_store, send_envelope
 from rooms.services import participant_leave, room_delete
@@ -23,27 +37,45 @@ pytestmark = [
     pytest.mark.skipif(not services.backup_configured(), reason="no BACKUP_DATABASE_URL (make test provides one)"),
 ]
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def cdc():
-    """A tap on the capture topic, on Kafka topics of the test's own.
+    """A slot, a publication and Kafka topics of the test's own; a tap on the capture topic.
 
     Own topics: a leave produces a system line to the message topic, and a persist consumer some
     other test of this worker started (the session's server) would store it while the backup is
     being compared, changing the primary after the capture was read.
     """
-    with override_settings(KAFKA_TOPIC_PREFIX=f"backup-{uuid.uuid4().hex[:8]}-"):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with override_settings(KAFKA_TOPIC_PREFIX=f"backup-{name}-", CHAT_CAPTURE_SLOT=name, CHAT_CAPTURE_PUBLICATION=name):
         kafka.ensure_topics()
         tap = KafkaTap(kafka.CDC)
-        yield tap
-        tap.close()
+        try:
+            yield tap
+        finally:
+            tap.close()
+            _slot_gone()
+
+
+def _slot_gone() -> None:
+    """Drop the test's slot (it would retain WAL for ever) once no capture holds it."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            slot.slot_drop()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    slot.publication_drop()
 
 
 def sync(tap: KafkaTap) -> list:
-    """Publish everything captured, read it back from Kafka, apply it to the backup."""
-    published = 0
-    while (count := services.changes_publish()) > 0:
-        published += count
+    """Capture everything committed, read it back from Kafka, apply it to the backup."""
+    published = capture_until_current()
     records = tap.records(published)
     assert len(records) == published
     if records:
@@ -69,6 +101,7 @@ def test_the_backup_follows_inserts_updates_and_deletes_and_replays_converge(cdc
     message_apply_delete(env={"room": room.pk, "seq": 2, "sender": bob.pk})
     participant_leave(user_id=carol.pk, room_id=room.pk)
     second = sync(cdc)
+    assert {r.value["op"] for r in second} >= {"u", "d"}
     assert_same()
 
     # A consumer that crashed before committing gets everything again, in order: no change.
@@ -81,6 +114,49 @@ def test_the_backup_follows_inserts_updates_and_deletes_and_replays_converge(cdc
     with connections["backup"].cursor() as cursor:
         cursor.execute("SELECT count(*) FROM chat_messages_message")
         assert cursor.fetchone() == (0,)
+
+
+def test_rows_there_before_capture_began_arrive_by_the_snapshot(cdc, make_user, make_room):
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=bob.pk, client_msg_id=uuid.uuid4(), body="회의")])
+    assert not slot.slot_exists()
+
+    records = sync(cdc)  # the slot is created now, with its snapshot
+
+    assert {r.value["op"] for r in records} == {"r"}
+    assert {r.value["source"]["table"] for r in records} >= {"accounts_user", "rooms_room", "chat_messages_message"}
+    assert json.loads(records[0].key) == {"id": records[0].value["after"]["id"]}
+    assert_same()
+    assert sync(cdc) == []  # nothing new since: the stream starts where the snapshot ended
+
+
+def test_an_account_deletion_reaches_the_backup(cdc, make_user, make_room):
+    from accounts.services import account_delete
+
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=bob.pk, client_msg_id=uuid.uuid4(), body="bye")])
+    sync(cdc)
+
+    account_delete(user=bob, erase_messages=True)
+    sync(cdc)
+
+    assert_same()
+    with connections["backup"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM accounts_user WHERE id = %s", [bob.pk])
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT sender_id, body FROM chat_messages_message")
+        assert cursor.fetchall() == [(None, "")]
+
+
+def test_capture_costs_the_write_path_nothing(cdc):
+    """No trigger and no outbox table on the chat tables: the WAL is written anyway."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'backup\\_capture\\_%%'")
+        assert cursor.fetchone() == (0,)
+        cursor.execute("SELECT to_regclass('backup_changeevent')")
+        assert cursor.fetchone() == (None,)
 
 
 def test_backup_verify_exits_0_when_equal_and_1_when_not(cdc, make_user, capsys):
@@ -98,41 +174,20 @@ def test_backup_verify_exits_0_when_equal_and_1_when_not(cdc, make_user, capsys)
 
 
 def test_a_change_for_an_unknown_table_is_dead_lettered_not_applied(cdc):
-    bad = kafka.envelope("row.upsert", table="pg_authid", pk=1, row={"id": 1})
+    bad = {
+        "before": None,
+        "after": {"id": 1},
+        "op": "c",
+        "ts_ms": 1,
+        "source": {"table": "pg_authid", "schema": "public"},
+    }
     dlq = KafkaTap(kafka.DLQ)
     try:
-        BackupWorker().process([Record("chat.cdc", 0, 0, b"x", bad)])
+        BackupWorker().process([Record("chat.cdc", 0, 0, b'{"id":1}', bad)])
         dead = dlq.records(1)
     finally:
         dlq.close()
     assert dead and "not a captured table" in dead[0].value["reason"]
-
-
-@pytest.fixture
-def capture_restored():
-    yield
-    services.capture_set(enabled=True)
-
-
-def test_capture_off_records_nothing_and_migrate_turns_it_back_on_when_a_backup_is_configured(
-    capture_restored, make_user, make_room
-):
-    from backup.models import ChangeEvent
-
-    alice = make_user()
-    room = make_room(owner=alice)
-    ChangeEvent.objects.all().delete()
-
-    assert sorted(services.capture_set(enabled=False)) == sorted(services.CAPTURED_TABLES)
-    assert set(services.capture_enabled().values()) == {False}
-    assert services.capture_set(enabled=False) == []  # nothing left to switch: no lock taken
-    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body="x")])
-    assert not ChangeEvent.objects.exists()
-
-    call_command("migrate", verbosity=0)  # a deploy with BACKUP_DATABASE_URL set
-    assert set(services.capture_enabled().values()) == {True}
-    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body="y")])
-    assert ChangeEvent.objects.filter(table_name="chat_messages_message").count() == 1
 
 
 def test_changes_that_arrive_out_of_order_across_a_unique_key_still_converge(cdc, make_user):
@@ -145,17 +200,126 @@ def test_changes_that_arrive_out_of_order_across_a_unique_key_still_converge(cdc
     sync(cdc)
     users.filter(pk=old.pk).update(username="beta", username_skeleton=None)
     newcomer = make_user("alpha")
-    records = [r for r in _captured(cdc) if r.value.get("table") == "accounts_user"]
-    rename = next(r for r in records if r.value["pk"] == old.pk)
-    arrival = next(r for r in records if r.value["pk"] == newcomer.pk)
+    records = [r for r in cdc.records(capture_until_current()) if r.value["source"]["table"] == "accounts_user"]
+    rename = next(r for r in records if r.value["after"]["id"] == old.pk)
+    arrival = next(r for r in records if r.value["after"]["id"] == newcomer.pk)
 
     BackupWorker().process([arrival, rename])  # the newcomer first
 
     assert_same()
 
 
-def _captured(tap: KafkaTap) -> list:
-    published = 0
-    while (count := services.changes_publish()) > 0:
-        published += count
-    return tap.records(published)
+def test_the_slot_reports_its_retained_wal_and_warns_past_the_limit(cdc, make_user, caplog):
+    make_user()
+    sync(cdc)
+    make_user()  # written, not captured yet
+
+    status = slot.slot_status()
+    assert status.exists and not status.active
+    assert status.lag_bytes > 0 and status.retained_bytes >= status.lag_bytes
+    with override_settings(CHAT_CAPTURE_WAL_WARN_BYTES=0), caplog.at_level(logging.WARNING, logger="backup.slot"):
+        assert slot.slot_warn_if_over().over_limit
+    assert "retains" in caplog.text and "capture_slot drop" in caplog.text
+
+    sync(cdc)
+    assert slot.slot_status().lag_bytes < status.lag_bytes
+    call_command("capture_slot", "drop", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert not slot.slot_exists()
+
+
+# -- processes killed, the backup away -------------------------------------------------------------
+def _env(name: str) -> dict:
+    db, backup = settings.DATABASES["default"], settings.DATABASES["backup"]
+    url = "postgres://{USER}@{HOST}:{PORT}/{NAME}"
+    return {
+        **os.environ,
+        "DATABASE_URL": url.format(**db),
+        "BACKUP_DATABASE_URL": url.format(**backup),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "KAFKA_TOPIC_PREFIX": settings.KAFKA_TOPIC_PREFIX,
+        "CAPTURE_SLOT": name,
+        "CAPTURE_PUBLICATION": name,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _start(kind: str, env: dict, log: Path) -> subprocess.Popen:
+    argv = {"capture": ["capture_changes"], "backup": ["consume", "backup"]}[kind]
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *argv], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+def _write(rooms, users, n: int) -> None:
+    for i in range(n):
+        room = rooms[i % len(rooms)]
+        sender = users[i % len(users)]
+        messages_store(sends=[send_envelope(room_id=room.pk, sender_id=sender.pk, client_msg_id=uuid.uuid4(),
+                                            body=f"m {i}") for _ in range(5)])  # fmt: skip
+
+
+def _same_within(seconds: float) -> list:
+    deadline = time.monotonic() + seconds
+    while True:
+        report = services.backup_compare()
+        different = [r for r in report if not r["same"]]
+        if not different or time.monotonic() > deadline:
+            return different
+        time.sleep(0.5)
+
+
+def test_kill_9_of_capture_and_of_the_backup_consumer_and_the_backup_away_converge(cdc, make_user, make_room, tmp_path):
+    users = [make_user() for _ in range(3)]
+    rooms = [make_room(owner=users[0], members=users[1:]) for _ in range(3)]
+    env = _env(settings.CHAT_CAPTURE_SLOT)
+    processes = {kind: _start(kind, env, tmp_path / f"{kind}.log") for kind in ("capture", "backup")}
+    try:
+        _write(rooms, users, 20)
+        for kind in ("capture", "backup"):  # mid-stream: writes go on while each is down
+            processes[kind].send_signal(signal.SIGKILL)
+            processes[kind].wait(10)
+            _write(rooms, users, 20)
+            processes[kind] = _start(kind, env, tmp_path / f"{kind}.log")
+            _write(rooms, users, 20)
+
+        # The backup database refuses connections for a while: the consumer waits, loses nothing.
+        backup_name = settings.DATABASES["backup"]["NAME"]
+        with connections["default"].cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{backup_name}" ALLOW_CONNECTIONS false')
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [backup_name],
+            )
+        connections["backup"].close()
+        try:
+            _write(rooms, users, 20)
+            time.sleep(3)
+        finally:
+            with connections["default"].cursor() as cursor:
+                cursor.execute(f'ALTER DATABASE "{backup_name}" ALLOW_CONNECTIONS true')
+        _write(rooms, users, 20)
+
+        different = _same_within(90)
+        logs = {kind: (tmp_path / f"{kind}.log").read_text()[-3000:] for kind in processes}
+        assert different == [], logs
+    finally:
+        for process in processes.values():
+            process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_the_admin_page_shows_the_slot_and_warns_past_the_limit(cdc, admin_client, make_user):
+    make_user()
+    sync(cdc)
+    page = admin_client.get("/admin/backup/replicationslot/").content.decode()
+    assert "Change capture" in page and settings.CHAT_CAPTURE_SLOT in page and "WAL retained" in page
+    assert "more than" not in page
+    with override_settings(CHAT_CAPTURE_WAL_WARN_BYTES=0):
+        make_user()  # WAL the slot has not confirmed
+        page = admin_client.get("/admin/backup/replicationslot/").content.decode()
+    assert "is <code>manage.py capture_changes</code> running?" in page
+    assert admin_client.get("/admin/backup/replicationslot/add/").status_code == 403

@@ -5,8 +5,9 @@ consumers": `make run`'s supervisor runs it after the web processes exited, and 
 it before stopping consumers or a broker in production. It waits, in this order, for
 
 1. ``chat-persist`` and ``chat-index``: committed offset = high watermark on ``chat.messages``;
-2. the change-capture outbox (``backup_changeevent``) to be empty, i.e. published by
-   ``capture_changes`` (only when a backup database is configured);
+2. change capture (``capture_changes``) to have confirmed the write-ahead log up to where it was
+   when this step began, i.e. published every committed change (only when a backup database is
+   configured);
 3. ``chat-backup``: committed offset = high watermark on ``chat.cdc``.
 
 Exit status 0 when drained; 1 when the time ran out, after saying how many records were left.
@@ -38,7 +39,7 @@ from streams.pipeline.broker import Broker
 
 # The consumer groups that store what they read (KAFKA_CONSUMERS names), in drain order.
 STORING = ("persist", "index", "backup")
-OUTBOX_TABLE = "backup_changeevent"
+CAPTURE_SLOT_DEFAULT = "chat_backup"
 PROGRESS_EVERY_S = 2.0
 
 
@@ -54,16 +55,17 @@ def storing_groups() -> list[tuple[str, tuple[str, ...]]]:
 
 
 def messages_group_last(groups) -> str | None:
-    """The last group reading chat.messages (the outbox is reported after it)."""
+    """The last group reading chat.messages (change capture is reported after it)."""
     names = [g for g, topics in groups if kafka.topic(kafka.MESSAGES) in topics]
     return names[-1] if names else None
 
 
-def outbox_count(timeout: float) -> int | str:
-    """Rows waiting in the change-capture outbox, or why they could not be counted in time.
+def capture_behind(target: str | None, timeout: float) -> tuple[int | str, str | None]:
+    """Bytes of WAL up to ``target`` (an LSN; None: the current one, returned) that change
+    capture has not confirmed, or why they could not be counted in time.
 
     Asked from a thread: a paused (SIGSTOP) server accepts the connection and never answers, and
-    the drain must keep its deadline.
+    the drain must keep its deadline. A missing slot counts as nothing left (capture never ran).
     """
     result: list = []
 
@@ -72,17 +74,26 @@ def outbox_count(timeout: float) -> int | str:
 
         try:
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT count(*) FROM {OUTBOX_TABLE}")
-                result.append(cursor.fetchone()[0])
+                cursor.execute("SELECT coalesce(%s, pg_current_wal_lsn()::text)", [target])
+                lsn = cursor.fetchone()[0]
+                cursor.execute(
+                    "SELECT greatest(pg_wal_lsn_diff(%s::pg_lsn, confirmed_flush_lsn), 0)::bigint"
+                    " FROM pg_replication_slots WHERE slot_name = %s",
+                    [lsn, getattr(settings, "CHAT_CAPTURE_SLOT", CAPTURE_SLOT_DEFAULT)],
+                )
+                row = cursor.fetchone()
+                result.append((row[0] if row else 0, lsn))
         except Exception as exc:  # noqa: BLE001 - down or paused: the caller asks again
-            result.append(f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+            result.append(
+                (f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", target)
+            )
         finally:
             connection.close()
 
     thread = threading.Thread(target=ask, daemon=True)
     thread.start()
     thread.join(timeout)
-    return result[0] if result else f"PostgreSQL did not answer in {timeout:g} s"
+    return result[0] if result else (f"PostgreSQL did not answer in {timeout:g} s", target)
 
 
 # Exit codes: 0 drained, 1 timed out (what is left is counted), 3 a spill could not keep everything.
@@ -132,7 +143,7 @@ class Command(BaseCommand):
             )
         steps = [lambda: self._lags(broker, messages_groups)]
         if backup:
-            steps += [self._outbox, lambda: self._lags(broker, cdc_groups)]
+            steps += [self._capture, lambda: self._lags(broker, cdc_groups)]
         said = 0.0
         for step in steps:
             while True:
@@ -166,11 +177,13 @@ class Command(BaseCommand):
                     parts.append(f"{group}: {count} {noun} left on {topic}")
         return total, "; ".join(parts)
 
-    def _outbox(self) -> tuple[int, str]:
-        count = outbox_count(timeout=2.0)
-        if isinstance(count, str):
-            return 1, f"the change-capture outbox to be readable ({count})"
-        return count, f"capture_changes: {count} changes left in the outbox ({OUTBOX_TABLE})"
+    def _capture(self) -> tuple[int, str]:
+        # The target is where the WAL was when this step first asked: the web processes are
+        # stopped, so every change worth capturing is before it.
+        behind, self.capture_target = capture_behind(getattr(self, "capture_target", None), timeout=2.0)
+        if isinstance(behind, str):
+            return 1, f"the write-ahead log position to be readable ({behind})"
+        return behind, f"capture_changes: {behind:,} bytes of WAL not yet published (up to {self.capture_target})"
 
     def _left_total(self, broker: Broker, groups, backup: bool) -> str:
         """What is left, e.g. "608 messages left unstored on chat.messages (chat-persist), ..."."""
@@ -184,9 +197,10 @@ class Command(BaseCommand):
                 noun = "changes" if topic == kafka.topic(kafka.CDC) else "messages"
                 parts.append(f"{count} {noun} left unstored on {topic} ({group})")
                 if topic == kafka.topic(kafka.MESSAGES) and backup and group == messages_group_last(groups):
-                    count = outbox_count(timeout=2.0)
+                    behind, _ = capture_behind(getattr(self, "capture_target", None), timeout=2.0)
                     parts.append(
-                        f"{'?' if isinstance(count, str) else count} changes left in the outbox (kept in PostgreSQL)"
+                        f"{'?' if isinstance(behind, str) else behind} bytes of WAL not yet captured"
+                        " (kept by the replication slot in PostgreSQL)"
                     )
         return ", ".join(parts)
 

@@ -1,0 +1,236 @@
+"""Change capture from the write-ahead log: the slot, decoded by pgoutput, to ``chat.cdc``.
+
+What Debezium's PostgreSQL connector does on Kafka Connect, in one process of ours
+(``manage.py capture_changes``): read the logical replication slot over a replication
+connection, decode each ``pgoutput`` message (backup/pgoutput.py), turn each row change into a
+Debezium change event (backup/debezium.py) keyed ``{"id": pk}``, publish them, and only once the
+broker acknowledged them confirm the transactions' end positions to PostgreSQL. A crash before the
+confirmation replays those transactions from the slot; the backup consumer applies a replay
+idempotently. Nothing is written on the chat tables' write path: the WAL is written anyway.
+
+A new slot starts with a snapshot, as Debezium's ``snapshot.mode=initial``: the slot is created
+with an exported snapshot, every captured row as of that snapshot is published as a read event
+(``op: "r"``), then streaming starts exactly where the snapshot ends, so the backup misses
+nothing that was there before capture began.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connections
+
+from streams.pipeline import kafka
+
+from . import debezium, pgoutput, slot
+from .tables import CAPTURED_TABLES
+
+log = logging.getLogger(__name__)
+
+# Publish once this many events wait, or as soon as the slot has nothing more to give.
+BATCH_EVENTS = 5000
+# How often a running capture checks the slot's retained WAL against the warning threshold.
+WARN_EVERY_S = 60.0
+SNAPSHOT_CHUNK = 5000
+
+
+def _dsn() -> str:
+    db = settings.DATABASES["default"]
+    parts = {
+        "dbname": db["NAME"], "user": db.get("USER") or "", "password": db.get("PASSWORD") or "",
+        "host": db.get("HOST") or "", "port": str(db.get("PORT") or ""),
+    }  # fmt: skip
+    return " ".join(f"{k}='{v}'" for k, v in parts.items() if v)
+
+
+def _lsn_text(lsn: int) -> str:
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
+def _lsn_int(text: str) -> int:
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+class Capture:
+    """One capture process's connection to the slot, and what it has read but not yet confirmed."""
+
+    def __init__(self, *, batch_events: int = BATCH_EVENTS) -> None:
+        self.batch_events = batch_events
+        self.connection = None
+        self.cursor = None
+        self.relations: dict[int, pgoutput.Relation] = {}
+        self.db_name = settings.DATABASES["default"]["NAME"]
+        # Events of whole transactions read, not yet published, and the end of the last of them.
+        self.ready: list[tuple[str, bytes]] = []
+        self.ready_end: int | None = None
+        # The transaction being read: its Begin and its events so far.
+        self.begin: pgoutput.Begin | None = None
+        self.open: list[tuple[str, bytes]] = []
+        self.confirmed = 0
+        self.published = 0
+        self.last_commit: int | None = None  # Debezium's source.sequence names the previous commit
+
+    # -- the slot -----------------------------------------------------------------------------
+    def connect(self) -> None:
+        import psycopg2
+        import psycopg2.extras
+
+        self.connection = psycopg2.connect(_dsn(), connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        self.cursor = self.connection.cursor()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = self.cursor = None
+
+    def prepare(self) -> bool:
+        """The publication, and the slot with its initial snapshot if it is new. True if it was new."""
+        slot.publication_ensure()
+        if slot.slot_exists():
+            return False
+        self.cursor.execute(f"CREATE_REPLICATION_SLOT \"{slot.slot_name()}\" LOGICAL pgoutput (SNAPSHOT 'export')")
+        _name, consistent_point, snapshot, _plugin = self.cursor.fetchone()
+        log.info("change capture: slot %s created at %s; publishing its snapshot", slot.slot_name(), consistent_point)
+        count = self.snapshot_publish(snapshot=snapshot, lsn=_lsn_int(consistent_point))
+        self.published += count
+        log.info("change capture: snapshot of %d rows published", count)
+        return True
+
+    def snapshot_publish(self, *, snapshot: str, lsn: int) -> int:
+        """Publish every captured row as of the slot's exported snapshot, as read events."""
+        published = 0
+        now_ms = int(time.time() * 1000)
+        with connections["default"].cursor() as cursor:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+                for table in CAPTURED_TABLES:
+                    relation = pgoutput.relation_of(cursor, table)
+                    names = ", ".join(f'"{c.name}"::text' for c in relation.columns)
+                    after = 0
+                    while True:
+                        cursor.execute(
+                            f"SELECT {names} FROM {table} WHERE id > %s ORDER BY id LIMIT %s", [after, SNAPSHOT_CHUNK]
+                        )
+                        rows = cursor.fetchall()
+                        if not rows:
+                            break
+                        records = []
+                        for row in rows:
+                            key, value = debezium.event(
+                                relation=relation, op="r", new=list(row), old=None, xid=None, lsn=lsn,
+                                commit_ms=now_ms, db_name=self.db_name, captured_ms=now_ms,
+                            )  # fmt: skip
+                            records.append((kafka.encode(key).decode(), kafka.encode(value)))
+                        kafka.produce_many(kafka.CDC, records)
+                        published += len(records)
+                        after = int(rows[-1][0])
+            finally:
+                cursor.execute("COMMIT")
+        return published
+
+    def start(self) -> None:
+        self.cursor.start_replication(
+            slot_name=slot.slot_name(),
+            decode=False,
+            options={"proto_version": "1", "publication_names": slot.publication_name()},
+            status_interval=10,
+        )
+
+    # -- the stream ---------------------------------------------------------------------------
+    def run(self, *, running: Callable[[], bool], until_lsn: int | None = None) -> None:
+        """Stream until ``running()`` turns false, or (tests, the drain) until everything up to
+        ``until_lsn`` is confirmed."""
+        warned_at = 0.0
+        while running():
+            message = self.cursor.read_message()
+            if message is not None:
+                self._take(message.payload, lsn=message.data_start)
+                if len(self.ready) >= self.batch_events:
+                    self.flush()
+                continue
+            self.flush()
+            if until_lsn is not None and self.confirmed >= until_lsn:
+                return
+            if time.monotonic() - warned_at > WARN_EVERY_S:
+                warned_at = time.monotonic()
+                slot.slot_warn_if_over()
+            select.select([self.cursor], [], [], 0.2)
+
+    def _take(self, payload: bytes, *, lsn: int) -> None:
+        message = pgoutput.decode(payload)
+        if isinstance(message, pgoutput.Relation):
+            self.relations[message.oid] = message
+        elif isinstance(message, pgoutput.Begin):
+            self.begin, self.open = message, []
+        elif isinstance(message, pgoutput.Commit):
+            self.ready.extend(self.open)
+            self.ready_end = message.end_lsn
+            self.last_commit = message.commit_lsn
+            self.begin, self.open = None, []
+        elif isinstance(message, (pgoutput.Insert, pgoutput.Update, pgoutput.Delete)):
+            self.open.append(self._event(message, lsn=lsn))
+        elif isinstance(message, pgoutput.Truncate):
+            # Nothing of ours truncates a chat table; a truncate by hand is not replayed on the
+            # backup (Debezium skips them by default too): say so.
+            log.warning("change capture: a TRUNCATE of relations %s was not captured", message.relation_oids)
+
+    def _event(self, message, *, lsn: int) -> tuple[str, bytes]:
+        relation = self.relations[message.relation_oid]
+        op = {pgoutput.Insert: "c", pgoutput.Update: "u", pgoutput.Delete: "d"}[type(message)]
+        key, value = debezium.event(
+            relation=relation, op=op, new=getattr(message, "new", None), old=getattr(message, "old", None),
+            xid=self.begin.xid if self.begin else None, lsn=lsn, last_commit_lsn=self.last_commit,
+            commit_ms=self.begin.commit_ms if self.begin else int(time.time() * 1000),
+            db_name=self.db_name, captured_ms=int(time.time() * 1000),
+        )  # fmt: skip
+        return kafka.encode(key).decode(), kafka.encode(value)
+
+    def flush(self) -> None:
+        """Publish the whole transactions read, then confirm their end to PostgreSQL.
+
+        With nothing read and no transaction open, the position the server has sent is
+        confirmed instead, so an idle slot does not hold WAL that other databases' writes made.
+        """
+        if self.ready:
+            kafka.produce_many(kafka.CDC, self.ready)
+            self.published += len(self.ready)
+            self.ready = []
+        end = self.ready_end
+        if end is None and self.begin is None and not self.open:
+            end = self.cursor.wal_end
+        self.ready_end = None
+        if end and end > self.confirmed:
+            self.cursor.send_feedback(flush_lsn=end, write_lsn=end, apply_lsn=end, force=True)
+            self.confirmed = end
+
+
+def current_lsn() -> int:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        return _lsn_int(cursor.fetchone()[0])
+
+
+def capture_until_current(*, timeout: float = 30.0) -> int:
+    """Capture everything committed so far, then stop (tests, ``capture_changes --once``).
+
+    Returns how many events were published.
+    """
+    target = current_lsn()
+    capture = Capture()
+    capture.connect()
+    try:
+        capture.prepare()
+        capture.start()
+        deadline = time.monotonic() + timeout
+        capture.run(running=lambda: time.monotonic() < deadline, until_lsn=target)
+        if capture.confirmed < target:
+            raise TimeoutError(f"change capture reached {_lsn_text(capture.confirmed)} of {_lsn_text(target)}")
+        return capture.published
+    finally:
+        capture.close()
