@@ -37,6 +37,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--asgi", choices=["daphne", "uvicorn"], default="daphne", help="the ASGI server of both targets (daphne)"
     )
+    parser.add_argument(
+        "--backup",
+        action="store_true",
+        help="the product with a backup database configured: change capture and the backup consumer run beside"
+        " persist (S3 also reports how long the backup took to catch up)",
+    )
     parser.add_argument("--s1-rates", help="comma-separated offered deliveries/s for S1")
     parser.add_argument("--s2-rates", help="comma-separated offered deliveries/s for S2")
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; report the median runs")
@@ -111,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     if not pin:
         print("warning: fewer than two cores; nothing is pinned and results will not compare", file=sys.stderr)
     bench = BenchStack(
-        args.data, server_cpu=args.server_cpu, client_cpu=args.client_cpu, pin=pin, nice=args.nice, asgi=args.asgi
+        args.data,
+        server_cpu=args.server_cpu,
+        client_cpu=args.client_cpu,
+        pin=pin,
+        nice=args.nice,
+        asgi=args.asgi,
+        backup=args.backup,
     )
     started = datetime.now(UTC)
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -126,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             "client_cpu": args.client_cpu,
             "pinned": pin,
             "nice": args.nice,
+            "backup": args.backup,
         },
         "config": config.__dict__,
         "repeat": args.repeat,

@@ -32,6 +32,16 @@ def _fmt_best(run: dict | None) -> tuple[str, float | None, float | None]:
     return f"{best['delivered_per_s']:,.0f}/s (p99 {best['p99_ms']:.0f} ms)", best["delivered_per_s"], None
 
 
+def _backup_note(s3: dict) -> str:
+    """With ``--backup``: when the backup equalled the primary after S3's window."""
+    backup = s3.get("backup")
+    if not backup:
+        return ""
+    if backup["catch_up_s"] is None:
+        return ", backup NOT caught up"
+    return f", backup equal {backup['catch_up_s']:.1f} s later"
+
+
 def _ratio(
     product: float | None, tutorial: float | None, tutorial_floor: float | None = None
 ) -> tuple[str, float | None]:
@@ -102,7 +112,9 @@ def _rows(scenarios: dict, config) -> list[Row]:
                 "S3",
                 "durable ingest, rows/s (tutorial column: one ORM insert per message)",
                 f"{orm['rows_per_s']:,.0f}/s" if orm else "-",
-                f"{persist['rows_per_s']:,.0f}/s" + ("" if persist["stored"]["exact"] else " NOT EXACT")
+                f"{persist['rows_per_s']:,.0f}/s"
+                + ("" if persist["stored"]["exact"] else " NOT EXACT")
+                + _backup_note(persist)
                 if persist
                 else "-",
                 ratio,

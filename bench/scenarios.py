@@ -3,7 +3,9 @@
 S1  10 rooms x 10 members, offered rate stepped up until p99 passes the limit: the highest
     deliveries/s held with zero loss.
 S2  one room of 500 members: the same.
-S3  durable ingest: rows/s stored by the persistence consumer vs one ORM insert per message.
+S3  durable ingest: rows/s stored by the persistence consumer vs one ORM insert per message
+    (with ``--backup``, change capture and the backup consumer run meanwhile; then how long the
+    backup took to catch up).
 S4  1,000 idle connections: server memory per connection.
 S5  500 clients connecting at the same instant (the product's with ``sync``): time until all
     are whole.
@@ -260,7 +262,9 @@ class Runner:
         while stored_rows(room_ids=room_ids) - base < c.s3_count and time.perf_counter() < deadline:
             time.sleep(0.02)
         seconds = time.perf_counter() - start
-        by_process, rest = core_shares(core0, core_snapshot(watched, self.bench.server_cpu), seconds)
+        core1 = core_snapshot(watched, self.bench.server_cpu)
+        by_process, rest = core_shares(core0, core1, seconds)
+        backup = self._backup_catch_up(watched, core1) if self.bench.backup else None
         if profiler:
             self._report_profiles(profiler.stop())
         stored = stored_rows(room_ids=room_ids) - base
@@ -281,7 +285,38 @@ class Runner:
             f" produced at {result['produce_per_s']:,.0f}/s); database: {check.__dict__}"
         )
         self.log("   core: " + " ".join(f"{name} {share:.0%}" for name, share in result["core_share"].items()))
+        if backup:
+            result["backup"] = backup
+            self.log(
+                f"   backup: {backup['behind_at_end']:,} messages behind when persist was done; "
+                + (
+                    f"equal {backup['catch_up_s']:.1f} s later (its last backup_compare {backup['compare_s']:.1f} s)"
+                    if backup["catch_up_s"] is not None
+                    else f"NOT equal within the timeout ({', '.join(backup['differs'])} differ)"
+                )
+                + ";"
+                " core meanwhile: " + " ".join(f"{name} {share:.0%}" for name, share in backup["core_share"].items())
+            )
         return result
+
+    def _backup_catch_up(self, watched: dict[str, int], core0) -> dict:
+        """After S3's window: how far behind the backup was, and how long until it equalled the
+        bench database (``backup_verify``'s comparison), with the core's use meanwhile."""
+        from .loadgen import core_shares, core_snapshot
+
+        behind = self.bench.backup_behind()
+        start = time.perf_counter()
+        waited = self.bench.backup_wait()
+        by_process, rest = core_shares(
+            core0, core_snapshot(watched, self.bench.server_cpu), time.perf_counter() - start
+        )
+        return {
+            "behind_at_end": behind,
+            "catch_up_s": waited["seconds"],
+            "compare_s": waited["compare_seconds"],
+            "differs": waited.get("differs", []),
+            "core_share": by_process | rest,
+        }
 
     def _persist_ready(self, room_id: int, sender_id: int, timeout: float = 90.0) -> str:
         """Wait until the persistence consumer stores a probe (it may still be joining its group).
@@ -472,7 +507,8 @@ def round_figure(scenario: str, run: dict) -> str:
         best = run.get("best")
         return f"{best['delivered_per_s']:,.0f}/s" if best else "none held"
     if scenario == "S3":
-        return f"{run['rows_per_s']:,.0f} rows/s"
+        backup = run.get("backup")
+        return f"{run['rows_per_s']:,.0f} rows/s" + (f" (backup +{_seconds(backup['catch_up_s'])})" if backup else "")
     if scenario == "S4":
         return f"{run['bytes_per_connection'] / 1024:.1f} KB"
     if scenario == "S6":
@@ -491,6 +527,10 @@ def median_run(scenario: str, runs: list[dict]) -> dict:
         return runs[-1]
     ordered = sorted(finished, key=KEY_METRICS[scenario])
     return ordered[(len(ordered) - 1) // 2]
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
 
 
 def _ok(step: dict, p99_ms: float) -> bool:

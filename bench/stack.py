@@ -23,6 +23,9 @@ from devstack.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "bench"
+# With ``--backup``: the backup database change capture keeps in sync, on the same server (as
+# `make run` has it), fresh with the bench database.
+BACKUP_DB = "bench_backup"
 
 
 @dataclass
@@ -52,9 +55,18 @@ class BenchStack:
     """Embedded services in ``data`` (fresh database per run) and the servers under test."""
 
     def __init__(
-        self, data: Path, *, server_cpu: int, client_cpu: int, pin: bool = True, nice: int = 0, asgi: str = "daphne"
+        self,
+        data: Path,
+        *,
+        server_cpu: int,
+        client_cpu: int,
+        pin: bool = True,
+        nice: int = 0,
+        asgi: str = "daphne",
+        backup: bool = False,
     ) -> None:
         self.data = Path(data).resolve()
+        self.backup = backup
         self.asgi = asgi
         self.nice = nice
         self.server_cpu = server_cpu
@@ -82,14 +94,16 @@ class BenchStack:
                 set_niceness(pid, self.nice)  # each service runs in its own session
         self.logs.mkdir(parents=True, exist_ok=True)
         database_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
+        backup_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BACKUP_DB
         self._fresh_database(urls["DATABASE_URL"])
         shutil.rmtree(self.data / "media", ignore_errors=True)
         self.env = {
             **environ,
             **urls,
             "DATABASE_URL": database_url,
-            # web + persist only: no change capture to a backup database (it is not under test).
-            "BACKUP_DATABASE_URL": "",
+            # web + persist only, unless --backup: then also change capture to a backup database
+            # (its capture_changes and backup consumer run beside persist, start_product).
+            "BACKUP_DATABASE_URL": backup_url if self.backup else "",
             "RATE_LIMITS": "off",
             # S6's uploads, in the bench's folder and emptied with its database.
             "MEDIA_ROOT": str(self.data / "media"),
@@ -98,13 +112,21 @@ class BenchStack:
         }
         os.environ.update(self.env)
         import django
-        from django.core.management import call_command
+        from django.core.management import call_command, get_commands
 
         django.setup()
+        # With a backup configured, migrate switches capture on (the publication; before issue
+        # 20, the outbox triggers), as `make run`'s bootstrap does, and the backup gets the schema.
         call_command("migrate", interactive=False, verbosity=0)
+        if self.backup:
+            call_command("migrate", database="backup", interactive=False, verbosity=0)
         from streams.pipeline import kafka
 
         kafka.ensure_topics()
+        if self.backup and "capture_slot" in get_commands():
+            # WAL capture (issue 20 on): the slot and its snapshot now, not whenever capture_changes
+            # first gets to it, which could be in a timed window. The outbox needs nothing more.
+            call_command("capture_slot", "create", verbosity=0)
 
     def _fresh_database(self, admin_url: str) -> None:
         import psycopg2
@@ -113,8 +135,17 @@ class BenchStack:
         conn.autocommit = True
         try:
             with conn.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+                # A replication slot of the last run (--backup) would refuse the DROP DATABASE and
+                # hold WAL for good: drop it first (its capture process is gone with that run).
+                cursor.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s",
+                    [BENCH_DB],
+                )
+                for name in (BENCH_DB, BACKUP_DB):
+                    cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 cursor.execute(f'CREATE DATABASE "{BENCH_DB}"')
+                if self.backup:
+                    cursor.execute(f'CREATE DATABASE "{BACKUP_DB}"')
         finally:
             conn.close()
 
@@ -125,11 +156,44 @@ class BenchStack:
         run on the servers' core during whatever comes next; settling first makes each step
         start from the same state, for both targets.
         """
-        from django.db import connection
+        from django.db import connections
 
-        with connection.cursor() as cursor:  # autocommit: VACUUM cannot run in a transaction
-            cursor.execute("VACUUM (ANALYZE)")
+        # autocommit: VACUUM cannot run in a transaction. The backup took every row too.
+        for alias in ("backup", "default") if self.backup else ("default",):
+            with connections[alias].cursor() as cursor:
+                cursor.execute("VACUUM (ANALYZE)")
+        with connections["default"].cursor() as cursor:
             cursor.execute("CHECKPOINT")
+
+    def backup_wait(self, *, timeout: float = 600.0) -> dict:
+        """Wait until the backup database equals the bench database, as ``backup_verify`` checks it.
+
+        Polls both message counts (cheap) and runs the full comparison (row counts and a digest of
+        every row of every captured table: PostgreSQL work on the server core) only once they
+        agree, so that checking takes little from the catch-up it times. Returns ``seconds`` until
+        the backup matched (None: not within ``timeout``) and ``compare_seconds``, the last full
+        comparison's own time (included in ``seconds``).
+        """
+        from backup.services import backup_compare
+
+        start = time.perf_counter()
+        differs: list[str] = []
+        compares = 0
+        while time.perf_counter() < start + timeout:
+            if _messages("backup") >= _messages("default"):
+                began = time.perf_counter()
+                report = backup_compare()
+                compares += 1
+                differs = [row["table"] for row in report if not row["same"]]
+                if not differs:
+                    end = time.perf_counter()
+                    return {"seconds": end - start, "compare_seconds": end - began, "compares": compares}
+            time.sleep(0.1)
+        return {"seconds": None, "compare_seconds": None, "compares": compares, "differs": differs}
+
+    def backup_behind(self) -> int:
+        """How many messages the bench database holds that the backup does not yet."""
+        return _messages("default") - _messages("backup")
 
     def stop(self) -> None:
         for server in self.servers:
@@ -198,10 +262,16 @@ class BenchStack:
         return port, web
 
     def start_product(self) -> Server:
-        """Daphne with the chat ASGI app and the ``persist`` consumer, as `make run` runs them."""
+        """Daphne with the chat ASGI app and the ``persist`` consumer, as `make run` runs them;
+        with ``--backup`` also ``capture_changes`` and the backup consumer, on the same core."""
         port, web = self._web("product-web", "chatproject.asgi:application", self.env)
         persist = self._spawn("product-persist", [sys.executable, "manage.py", "consume", "persist"], self.env)
-        server = Server("product", port, web, [persist], ["persist"], self.asgi)
+        extra, names = [persist], ["persist"]
+        if self.backup:
+            extra.append(self._spawn("product-capture", [sys.executable, "manage.py", "capture_changes"], self.env))
+            extra.append(self._spawn("product-backup", [sys.executable, "manage.py", "consume", "backup"], self.env))
+            names += ["capture", "backup"]
+        server = Server("product", port, web, extra, names, self.asgi)
         self.servers.append(server)
         return server
 
@@ -217,6 +287,11 @@ class BenchStack:
         """A fresh server process (memory and caches as after a deploy), optionally on an empty
         broker (stopped first: a consumer that rejoins the new broker and is then killed in the
         middle of its group's rebalance left Tansu's group waiting for it for good)."""
+        if fresh_broker and self.backup and server.name == "product":
+            # What the old broker still holds for the backup consumer would go with it.
+            waited = self.backup_wait(timeout=120)
+            if waited["seconds"] is None:
+                print(f"bench | warning: the backup still differs in {waited['differs']}", file=sys.stderr)
         self.servers.remove(server)
         for process in [server.web, *server.extra]:
             _terminate(process)
@@ -253,6 +328,15 @@ class BenchStack:
             if code != 0:
                 raise RuntimeError(f"{module} exited with {code}")
             return json.loads(out_path.read_text())
+
+
+def _messages(alias: str) -> int:
+    """The stored messages in one database (``default``, or ``backup``)."""
+    from django.db import connections
+
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM chat_messages_message")
+        return cursor.fetchone()[0]
 
 
 def _terminate(process: subprocess.Popen) -> None:
