@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "chat_messages.apps.MessagesConfig",
     "drawer",
     "search",
+    "audit",
     "backup",
 ]
 
