@@ -64,3 +64,17 @@ def _address(ip: str | None) -> str | None:
         return str(ipaddress.ip_address(str(ip).strip()))
     except ValueError:
         return None
+
+
+def audit_values(obj, *, fields: list[str] | tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()) -> dict:
+    """The model instance's concrete field values as ``before`` / ``after`` take them.
+
+    A foreign key is given by its id (``user_id``). ``fields`` picks some (by name), ``exclude``
+    leaves some out: a password hash or a token's key must never reach the log.
+    """
+    values = {}
+    for field in obj._meta.concrete_fields:
+        if field.name in exclude or (fields is not None and field.name not in fields):
+            continue
+        values[field.attname] = field.value_from_object(obj)
+    return values
