@@ -43,6 +43,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="the product with a backup database configured: change capture and the backup consumer run beside"
         " persist (S3 also reports how long the backup took to catch up)",
     )
+    parser.add_argument(
+        "--backup-cpu",
+        type=int,
+        help="with --backup: the core of change capture, the backup consumer and a PostgreSQL of the backup's"
+        " own (default: the server core, the backup database then on the primary's PostgreSQL)",
+    )
     parser.add_argument("--s1-rates", help="comma-separated offered deliveries/s for S1")
     parser.add_argument("--s2-rates", help="comma-separated offered deliveries/s for S2")
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; report the median runs")
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         nice=args.nice,
         asgi=args.asgi,
         backup=args.backup,
+        backup_cpu=args.backup_cpu,
     )
     started = datetime.now(UTC)
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             "pinned": pin,
             "nice": args.nice,
             "backup": args.backup,
+            "backup_cpu": bench.backup_cpu if args.backup else None,
         },
         "config": config.__dict__,
         "repeat": args.repeat,

@@ -253,7 +253,7 @@ class Runner:
                 profiler.start({"persist": persist.pid})
         finally:
             os.kill(persist.pid, signal.SIGCONT)
-        from .loadgen import core_shares, core_snapshot
+        from .loadgen import core_snapshot
 
         watched = self._watch(server)
         core0 = core_snapshot(watched, self.bench.server_cpu)
@@ -263,7 +263,7 @@ class Runner:
             time.sleep(0.02)
         seconds = time.perf_counter() - start
         core1 = core_snapshot(watched, self.bench.server_cpu)
-        by_process, rest = core_shares(core0, core1, seconds)
+        by_process, rest = self._core_shares(core0, core1, seconds)
         backup = self._backup_catch_up(watched, core1) if self.bench.backup else None
         if profiler:
             self._report_profiles(profiler.stop())
@@ -302,12 +302,12 @@ class Runner:
     def _backup_catch_up(self, watched: dict[str, int], core0) -> dict:
         """After S3's window: how far behind the backup was, and how long until it equalled the
         bench database (``backup_verify``'s comparison), with the core's use meanwhile."""
-        from .loadgen import core_shares, core_snapshot
+        from .loadgen import core_snapshot
 
         behind = self.bench.backup_behind()
         start = time.perf_counter()
         waited = self.bench.backup_wait()
-        by_process, rest = core_shares(
+        by_process, rest = self._core_shares(
             core0, core_snapshot(watched, self.bench.server_cpu), time.perf_counter() - start
         )
         return {
@@ -317,6 +317,19 @@ class Runner:
             "differs": waited.get("differs", []),
             "core_share": by_process | rest,
         }
+
+    def _core_shares(self, before, after, seconds: float) -> tuple[dict[str, float], dict[str, float]]:
+        """``loadgen.core_shares``, with "others" counted against the processes on the server core
+        only (with ``--backup-cpu``, capture and the backup run on another)."""
+        from .loadgen import core_shares
+
+        by_process, rest = core_shares(before, after, seconds)
+        apart = self.bench.off_server_core()
+        if apart:
+            busy = (after[1][0] - before[1][0]) / seconds
+            ours = sum(share for name, share in by_process.items() if name not in apart)
+            rest["others"] = round(max(0.0, busy - ours), 3)
+        return by_process, rest
 
     def _persist_ready(self, room_id: int, sender_id: int, timeout: float = 90.0) -> str:
         """Wait until the persistence consumer stores a probe (it may still be joining its group).

@@ -64,9 +64,14 @@ class BenchStack:
         nice: int = 0,
         asgi: str = "daphne",
         backup: bool = False,
+        backup_cpu: int | None = None,
     ) -> None:
         self.data = Path(data).resolve()
         self.backup = backup
+        # The core of change capture, the backup consumer and, when it is not the server core, of
+        # a PostgreSQL of the backup's own (a backup server apart from the primary).
+        self.backup_cpu = server_cpu if backup_cpu is None else backup_cpu
+        self.backup_server = None
         self.asgi = asgi
         self.nice = nice
         self.server_cpu = server_cpu
@@ -96,6 +101,8 @@ class BenchStack:
         database_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
         backup_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BACKUP_DB
         self._fresh_database(urls["DATABASE_URL"])
+        if self.backup and self.backup_apart:
+            backup_url = self._backup_server_start()
         shutil.rmtree(self.data / "media", ignore_errors=True)
         self.env = {
             **environ,
@@ -144,10 +151,52 @@ class BenchStack:
                 for name in (BENCH_DB, BACKUP_DB):
                     cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 cursor.execute(f'CREATE DATABASE "{BENCH_DB}"')
-                if self.backup:
+                if self.backup and not self.backup_apart:
                     cursor.execute(f'CREATE DATABASE "{BACKUP_DB}"')
         finally:
             conn.close()
+
+    @property
+    def backup_apart(self) -> bool:
+        """Whether the backup side runs on a core of its own (``--backup-cpu``)."""
+        return self.pin and self.backup_cpu != self.server_cpu
+
+    def off_server_core(self) -> set[str]:
+        """The watched processes that do not run on the server core."""
+        return {"capture", "backup", "backup-postgres"} if self.backup and self.backup_apart else set()
+
+    def _backup_server_start(self) -> str:
+        """A PostgreSQL of the backup's own on the backup core, with a fresh backup database; its URL.
+
+        Its backends inherit the core it is started on. The primary's side of capture (the
+        outbox triggers before issue 20; the WAL sender decoding the slot after it) stays on the
+        server core, where it costs the write path.
+        """
+        import psycopg2
+
+        from devstack.services import Postgres
+
+        server = Postgres(self.data / "postgres-backup", 0)
+        server.prepare()
+        server.port = free_port()
+        os.sched_setaffinity(0, {self.backup_cpu})
+        try:
+            server.start()
+        finally:
+            os.sched_setaffinity(0, {self.server_cpu})
+        self.backup_server = server
+        if self.nice:
+            set_niceness(server.pid, self.nice)
+        admin = server.url.rsplit("/", 1)[0]
+        conn = psycopg2.connect(admin + "/postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{BACKUP_DB}" WITH (FORCE)')
+                cursor.execute(f'CREATE DATABASE "{BACKUP_DB}"')
+        finally:
+            conn.close()
+        return admin + "/" + BACKUP_DB
 
     def settle_database(self) -> None:
         """Vacuum, analyse and checkpoint the bench database before the next measurement.
@@ -211,6 +260,8 @@ class BenchStack:
             pass
         if self.stack is not None:
             self.stack.stop()
+        if self.backup_server is not None:
+            self.backup_server.stop()
 
     def fresh_broker(self) -> None:
         """Restart Tansu empty and create the topics again.
@@ -232,16 +283,23 @@ class BenchStack:
         kafka.ensure_topics()
 
     def service_pids(self) -> dict[str, int]:
-        return self.stack.pids() if self.stack else {}
+        pids = self.stack.pids() if self.stack else {}
+        if self.backup_server is not None:
+            pids["backup-postgres"] = self.backup_server.pid
+        return pids
 
     # -- servers under test ----------------------------------------------------------------------
     def _pinned(self, argv: list[str], cpu: int) -> list[str]:
         return ["taskset", "-c", str(cpu), *argv] if self.pin else argv
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cpu: int | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
         return subprocess.Popen(
-            self._pinned(argv, self.server_cpu), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            self._pinned(argv, self.server_cpu if cpu is None else cpu),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def _web(self, name: str, app: str, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
@@ -263,13 +321,16 @@ class BenchStack:
 
     def start_product(self) -> Server:
         """Daphne with the chat ASGI app and the ``persist`` consumer, as `make run` runs them;
-        with ``--backup`` also ``capture_changes`` and the backup consumer, on the same core."""
+        with ``--backup`` also ``capture_changes`` and the backup consumer, on the backup core (the
+        server core unless ``--backup-cpu``)."""
         port, web = self._web("product-web", "chatproject.asgi:application", self.env)
         persist = self._spawn("product-persist", [sys.executable, "manage.py", "consume", "persist"], self.env)
         extra, names = [persist], ["persist"]
         if self.backup:
-            extra.append(self._spawn("product-capture", [sys.executable, "manage.py", "capture_changes"], self.env))
-            extra.append(self._spawn("product-backup", [sys.executable, "manage.py", "consume", "backup"], self.env))
+            capture = [sys.executable, "manage.py", "capture_changes"]
+            extra.append(self._spawn("product-capture", capture, self.env, self.backup_cpu))
+            consume = [sys.executable, "manage.py", "consume", "backup"]
+            extra.append(self._spawn("product-backup", consume, self.env, self.backup_cpu))
             names += ["capture", "backup"]
         server = Server("product", port, web, extra, names, self.asgi)
         self.servers.append(server)
