@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from attachments import services as attachment_services
 from attachments.selectors import attachment_ids_validate, attachments_sendable
+from audit.services import audit_record
 from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
@@ -197,9 +198,18 @@ def message_delete_by_moderator(*, message: Message, moderator) -> None:
     if message.deleted_at is not None:
         return
     log.info("moderator %s deleted message %s#%s", moderator.pk, message.room_id, message.seq)
-    kafka.produce(kafka.MESSAGES, key=message.room_id, value=kafka.envelope(
-        "message.delete", room=message.room_id, seq=message.seq, sender=message.sender_id,
-        moderator=moderator.pk))  # fmt: skip
+    # Recorded first, in a transaction the produce ends: a broker that refuses leaves no entry.
+    with transaction.atomic():
+        audit_record(
+            action="message.deleted_by_moderator", actor=moderator, target_type="message", target_id=message.pk,
+            before={"room": message.room_id, "seq": message.seq, "sender": message.sender_id,
+                    "sender_username": message.sender.username if message.sender_id else None,
+                    "body": message.body, "attachments": message.attachments},
+            after={"deleted": True}, detail=f"room {message.room_id}, message #{message.seq}",
+        )  # fmt: skip
+        kafka.produce(kafka.MESSAGES, key=message.room_id, value=kafka.envelope(
+            "message.delete", room=message.room_id, seq=message.seq, sender=message.sender_id,
+            moderator=moderator.pk))  # fmt: skip
 
 
 def reaction_set(*, user, room_id: int, seq, emoji, on: bool) -> bool:

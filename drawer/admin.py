@@ -48,9 +48,9 @@ class SavedMessageAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj: SavedMessage) -> None:
         # Through the service, so the owner's open sessions drop the entry too.
-        drawer_entry_remove(user=obj.user, entry_id=obj.pk)
+        drawer_entry_remove(user=obj.user, entry_id=obj.pk, moderator=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
         with transaction.atomic():
             for entry in queryset.select_related("user"):
-                drawer_entry_remove(user=entry.user, entry_id=entry.pk)
+                drawer_entry_remove(user=entry.user, entry_id=entry.pk, moderator=request.user)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from attachments.services import attachments_hold, attachments_unhold
+from audit.services import audit_record
 from chat_messages.models import Message
 from rooms.models import Participant, Room
 from streams.errors import INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
@@ -167,10 +168,22 @@ def drawer_entry_update(
     return entry
 
 
-def drawer_entry_remove(*, user, entry_id: int) -> None:
-    """Unsave: delete one of the user's entries (the message itself is untouched)."""
+def drawer_entry_remove(*, user, entry_id: int, moderator=None) -> None:
+    """Unsave: delete one of the user's entries (the message itself is untouched).
+
+    ``moderator``: a site moderator removing it from the admin, recorded in the audit log.
+    """
     with transaction.atomic():
         entry = _own_entry_locked(user_id=user.pk, entry_id=entry_id)
+        if moderator is not None:
+            audit_record(
+                action="drawer.entry_removed_by_moderator", actor=moderator, target_type="drawer_entry",
+                target_id=entry_id,
+                before={"user": user.pk, "username": user.username, "message": entry.message_id, "room": entry.room_id,
+                        "room_name": entry.room_name, "message_seq": entry.message_seq,
+                        "sender_name": entry.sender_name},
+                detail=f"{user.username}'s saved message #{entry.message_seq} of {entry.room_name or 'a room'}",
+            )  # fmt: skip
         entry.delete()
         if entry.attachments:
             attachments_unhold(holders=[hold_key(entry_id)])

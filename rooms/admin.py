@@ -71,7 +71,9 @@ class RoomAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Room, form, change) -> None:
         if change and form.changed_data:
             try:
-                services.room_update_by_moderator(room=obj, name=obj.name, topic=obj.topic, is_public=obj.is_public)
+                services.room_update_by_moderator(
+                    room=obj, name=obj.name, topic=obj.topic, is_public=obj.is_public, actor=request.user
+                )
             except ChatError as exc:
                 self.message_user(request, exc.detail, messages.ERROR)
 
@@ -82,15 +84,15 @@ class RoomAdmin(admin.ModelAdmin):
         with transaction.atomic():
             changed = formset.save(commit=False)
             for participant in formset.deleted_objects:
-                services.participant_remove_by_moderator(participant=participant)
+                services.participant_remove_by_moderator(participant=participant, actor=request.user)
             for participant in changed:
                 _save_participant(self, request, participant)
 
     def delete_model(self, request, obj: Room) -> None:
-        services.room_delete_by_moderator(room=obj)
+        services.room_delete_by_moderator(room=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
-        _each_atomically(queryset, lambda room: services.room_delete_by_moderator(room=room))
+        _each_atomically(queryset, lambda room: services.room_delete_by_moderator(room=room, actor=request.user))
 
 
 @admin.register(Participant)
@@ -111,11 +113,12 @@ class ParticipantAdmin(admin.ModelAdmin):
         _save_participant(self, request, obj)
 
     def delete_model(self, request, obj: Participant) -> None:
-        services.participant_remove_by_moderator(participant=obj)
+        services.participant_remove_by_moderator(participant=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
         _each_atomically(
-            queryset, lambda participant: services.participant_remove_by_moderator(participant=participant)
+            queryset,
+            lambda participant: services.participant_remove_by_moderator(participant=participant, actor=request.user),
         )
 
 
@@ -130,13 +133,13 @@ def _save_participant(model_admin, request, participant: Participant) -> None:
     """Add a new participant or apply a role change, through the services."""
     try:
         if participant.pk is None:
-            added = services.participant_add(room=participant.room, user_id=participant.user_id)
+            added = services.participant_add(room=participant.room, user_id=participant.user_id, moderator=request.user)
             if participant.role != added.role:
-                services.participant_role_set_by_moderator(participant=added, role=participant.role)
+                services.participant_role_set_by_moderator(participant=added, role=participant.role, actor=request.user)
             participant.pk = added.pk
         else:
             services.participant_role_set_by_moderator(
-                participant=Participant.objects.get(pk=participant.pk), role=participant.role
+                participant=Participant.objects.get(pk=participant.pk), role=participant.role, actor=request.user
             )
     except ChatError as exc:
         model_admin.message_user(request, exc.detail, messages.ERROR)

@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Value, When
 
+from audit.services import audit_record
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, frame, publish_on_commit, room_group, user_group
@@ -165,10 +166,21 @@ def room_update(
 
 @transaction.atomic
 def room_update_by_moderator(
-    *, room: Room, name: str | None = None, topic: str | None = None, is_public: bool | None = None
+    *, room: Room, name: str | None = None, topic: str | None = None, is_public: bool | None = None, actor=None
 ) -> Room:
-    """Like :func:`room_update`, for a moderator in the admin."""
-    return _room_change(room, name=name, topic=topic, is_public=is_public)
+    """Like :func:`room_update`, for a moderator in the admin (``actor``: recorded in the audit log)."""
+    with transaction.atomic():
+        # From the row: the admin hands in an instance its form has changed already.
+        before = Room.objects.filter(pk=room.pk).values("name", "topic", "is_public").first() or {}
+        room = _room_change(room, name=name, topic=topic, is_public=is_public)
+        changed = [f for f, old in before.items() if getattr(room, f) != old]
+        if changed:
+            audit_record(
+                action="room.updated_by_moderator", actor=actor, target_type="room", target_id=room.pk,
+                before={f: before[f] for f in changed}, after={f: getattr(room, f) for f in changed},
+                detail=f"room {room.pk}: {', '.join(changed)}",
+            )  # fmt: skip
+    return room
 
 
 def _room_change(
@@ -210,9 +222,16 @@ def room_delete(*, user_id: int, room_id: int) -> None:
         _room_destroy(participant.room)
 
 
-def room_delete_by_moderator(*, room: Room) -> None:
+def room_delete_by_moderator(*, room: Room, actor=None) -> None:
     """Delete any room from the admin, with the same effects as its owner deleting it."""
     with transaction.atomic():
+        members = Participant.objects.filter(room_id=room.pk).count()
+        audit_record(
+            action="room.deleted_by_moderator", actor=actor, target_type="room", target_id=room.pk,
+            before={"kind": room.kind, "name": room.name, "topic": room.topic, "is_public": room.is_public,
+                    "members": members, "last_seq": room.last_seq},
+            detail=f"room {room.pk} ({room}) with {members} member(s) and {room.last_seq} message(s)",
+        )  # fmt: skip
         _room_destroy(room)
 
 
@@ -332,9 +351,11 @@ def _lock_room(room_id: int) -> None:
 
 # -- participants ------------------------------------------------------------------------------------
 def participant_add(
-    *, room: Room, user_id: int, role: str = Participant.Role.MEMBER, by_id: int | None = None
+    *, room: Room, user_id: int, role: str = Participant.Role.MEMBER, by_id: int | None = None, moderator=None
 ) -> Participant:
     """Add a user to a room (no permission check: callers authorise); ``by_id`` invited them.
+
+    ``moderator``: a site moderator adding them from the admin, recorded in the audit log.
 
     A newcomer starts at the room's newest message: what was said before is not "unread" for
     them, and messages everyone had read do not get a "1" back. A group room gets the system
@@ -352,6 +373,8 @@ def participant_add(
             by = people.get(by_id)
             _announce_joined(room, [user_id], by=by)
             _line_on_commit(room, "invited" if by else "joined", user=people.get(user_id), by=by)
+            if moderator is not None:
+                _audit_membership("room.member_added_by_moderator", moderator, participant, after=True)
     return participant
 
 
@@ -431,11 +454,24 @@ def participant_leave(*, user_id: int, room_id: int) -> None:
         _participant_drop(participant_get(room_id=room_id, user_id=user_id))
 
 
-def participant_remove_by_moderator(*, participant: Participant) -> None:
+def participant_remove_by_moderator(*, participant: Participant, actor=None) -> None:
     """Remove a participant from the admin, with the same effects as a removal by the owner
     (the system line names nobody as having removed them)."""
     with transaction.atomic():
+        if Participant.objects.filter(pk=participant.pk).exists():  # else gone already: nothing to record
+            _audit_membership("room.member_removed", actor, participant, after=False)
         _participant_drop(participant, event="removed")
+
+
+def _audit_membership(action: str, actor, participant: Participant, *, after: bool) -> None:
+    """An audit entry of a moderator adding or removing ``participant`` (target: the room)."""
+    username = get_user_model().objects.filter(pk=participant.user_id).values_list("username", flat=True).first()
+    values = {"user": participant.user_id, "username": username, "role": participant.role}
+    audit_record(
+        action=action, actor=actor, target_type="room", target_id=participant.room_id,
+        before=None if after else values, after=values if after else None,
+        detail=f"{username} ({participant.user_id}) {'added to' if after else 'removed from'} room {participant.room_id}",
+    )  # fmt: skip
 
 
 def _participant_drop(participant: Participant, *, event: str = "left", by_id: int | None = None) -> None:
@@ -564,9 +600,19 @@ def participant_role_set(*, actor_id: int, room_id: int, user_id: int, role: str
 
 
 @transaction.atomic
-def participant_role_set_by_moderator(*, participant: Participant, role: str) -> Participant:
-    """Like :func:`participant_role_set`, for a moderator in the admin."""
-    return _role_change(participant, role)
+def participant_role_set_by_moderator(*, participant: Participant, role: str, actor=None) -> Participant:
+    """Like :func:`participant_role_set`, for a moderator in the admin (``actor``: recorded in the audit log)."""
+    with transaction.atomic():
+        before = participant.role
+        participant = _role_change(participant, role)
+        if participant.role != before:
+            audit_record(
+                action="room.member_role_changed_by_moderator", actor=actor, target_type="room",
+                target_id=participant.room_id, before={"user": participant.user_id, "role": before},
+                after={"user": participant.user_id, "role": participant.role},
+                detail=f"user {participant.user_id} in room {participant.room_id}: {before} -> {participant.role}",
+            )  # fmt: skip
+    return participant
 
 
 def _role_change(participant: Participant, role: str) -> Participant:
