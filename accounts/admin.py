@@ -1,10 +1,23 @@
-"""Admin of accounts: users (deleted only through the deletion service) and deletion progress."""
+"""Admin of accounts: users (deleted only through the deletion service) and deletion progress.
+
+Every change made here is in the audit log: through the account services where they do the
+work, else recorded by ``AuditedModelAdmin`` (users' fields, permission groups, devices, API tokens).
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import QuerySet
+from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
+
+from audit.admin import AuditedModelAdmin
+from audit.services import audit_record
 
 from . import services
 from .forms import UserAddForm, UserEditForm
@@ -12,7 +25,7 @@ from .models import AccountDeletion, Device, User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     """Django's user admin, where deleting and deactivating go through the account services.
 
     The stock delete would cascade without handing rooms on or announcing the change, and its
@@ -28,10 +41,28 @@ class UserAdmin(DjangoUserAdmin):
     actions = ["deactivate", "delete_keep_messages", "delete_erase_messages"]
 
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and not obj.is_active:
             # Saving is_active=False alone would leave their open tabs talking until they reconnect.
-            services.account_deactivate(user=obj)
+            # Before the save: the service then finds the account active, as the audit log should.
+            services.account_deactivate(user=obj, actor=request.user)
+        super().save_model(request, obj, form, change)
+
+    def user_change_password(self, request, id, form_url=""):
+        # Django's view, with the password set here recorded (never the hash): a moderator who can
+        # set anyone's password can become anyone.
+        with transaction.atomic():
+            user = self.get_object(request, unquote(id))
+            before = user.password if user is not None else None
+            response = super().user_change_password(request, id, form_url)
+            if user is not None and request.method == "POST":
+                user.refresh_from_db(fields=["password"])
+                if user.password != before:
+                    audit_record(
+                        action="user.password_set_by_admin", actor=request.user, target_type="user",
+                        target_id=user.pk, after={"usable_password": user.has_usable_password()},
+                        detail=f"password of {user.username} set in the admin",
+                    )  # fmt: skip
+        return response
 
     @admin.action(description="Deactivate account (sign out everywhere, close open sockets)", permissions=["change"])
     def deactivate(self, request, queryset: QuerySet) -> None:
@@ -40,7 +71,7 @@ class UserAdmin(DjangoUserAdmin):
             if user.pk == request.user.pk:
                 self.message_user(request, "You cannot deactivate your own account from here.", messages.WARNING)
                 continue
-            services.account_deactivate(user=user)
+            services.account_deactivate(user=user, actor=request.user)
             count += 1
         self.message_user(request, f"Deactivated {count} account(s).", messages.SUCCESS)
 
@@ -70,7 +101,7 @@ class UserAdmin(DjangoUserAdmin):
                 self.message_user(request, "You cannot delete your own account from here.", messages.WARNING)
                 continue
             deletion = services.account_delete_request(
-                user=user, erase_messages=erase_messages, requested_by=request.user.username
+                user=user, erase_messages=erase_messages, requested_by=request.user.username, actor=request.user
             )
             if deletion.status == AccountDeletion.Status.DONE:
                 done += 1
@@ -124,13 +155,21 @@ class AccountDeletionAdmin(admin.ModelAdmin):
     def run_again(self, request, queryset: QuerySet) -> None:
         unfinished = list(queryset.exclude(status=AccountDeletion.Status.DONE))
         for deletion in unfinished:
+            audit_record(
+                action="account.purge_rerun_by_admin", actor=request.user, target_type="user",
+                target_id=deletion.user_id, before={"deletion": deletion.pk, "status": deletion.status,
+                                                    "error": deletion.error},
+                detail=f"purge of {deletion.username} queued again",
+            )  # fmt: skip
             services.account_purge_enqueue(deletion=deletion)
         self.message_user(request, f"Queued {len(unfinished)} purge(s).", messages.INFO)
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(AuditedModelAdmin):
     """Devices registered for push: seen and removed here (a lost phone), never edited."""
+
+    audit_exclude = ("token",)  # it addresses the phone: not for the log
 
     list_display = ("id", "user", "platform", "name", "created_at", "last_seen_at")
     list_filter = ("platform",)
@@ -140,3 +179,38 @@ class DeviceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # a device registers itself, with a token only its push service knows
+
+
+# Permission groups decide who moderates: their changes are in the audit log too.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedModelAdmin, DjangoGroupAdmin):
+    pass
+
+
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class TokenAdmin(AuditedModelAdmin, DRFTokenAdmin):
+    """DRF's API token admin; deleting one is a revoke (the sockets opened with it close), and
+    the key, a password, never reaches the audit log."""
+
+    audit_name = "token"
+    audit_exclude = ("key",)
+
+    def audit_target(self, obj) -> tuple[str, str]:
+        return "user", str(obj.user_id)
+
+    def audit_describe(self, obj) -> str:
+        return f"API token of {obj.user}"
+
+    def delete_model(self, request, obj) -> None:
+        services.token_revoke(user=obj.user, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for token in queryset.select_related("user"):
+                services.token_revoke(user=token.user, actor=request.user)

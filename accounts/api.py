@@ -8,7 +8,7 @@ authentication, it asked for a token with bad ones.
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
@@ -50,6 +50,15 @@ class TokenView(ChatAPIView):
 
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    def throttled(self, request, wait):
+        if request.method == "POST":  # a password attempt refused (DELETE, revoking, is not one)
+            try:
+                username = request.data.get("username") if isinstance(request.data, dict) else None
+            except exceptions.APIException:  # a body that does not parse: refused as throttled all the same
+                username = None
+            services.login_throttled_record(username=username, ip=LoginThrottle().get_ident(request), via="API token")
+        super().throttled(request, wait)
 
     @extend_schema(
         operation_id="auth_token_create",

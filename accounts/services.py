@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.contrib.sessions.models import Session
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
@@ -23,6 +24,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from attachments.services import attachments_purge_on_commit, attachments_release
+from audit.services import audit_record
 from chat_messages.models import Message
 from chat_messages.services import messages_detach_sender, quotes_detach_sender
 from drawer.services import drawer_snapshots_detach_sender
@@ -87,11 +89,19 @@ def token_issue(*, username: str, password: str) -> Token:
     return token
 
 
-def token_revoke(*, user) -> bool:
-    """Delete the user's API token and close the sockets opened with it. False if there was none."""
+def token_revoke(*, user, actor=None) -> bool:
+    """Delete the user's API token and close the sockets opened with it. False if there was none.
+
+    Recorded in the audit log as done by ``actor`` (an admin), or by the user themself.
+    """
     with transaction.atomic():
         keys = list(Token.objects.filter(user=user).values_list("key", flat=True))
         Token.objects.filter(key__in=keys).delete()
+        if keys:  # the key itself never reaches the log: it was a password
+            audit_record(
+                action="auth.token_revoked", actor=user if actor is None else actor, target_type="user",
+                target_id=user.pk, detail=f"API token of {user.username} revoked; its sockets closed",
+            )  # fmt: skip
         publish_on_commit((token_group(key), None, CLOSE) for key in keys)
     return bool(keys)
 
@@ -125,21 +135,51 @@ def _sign_out_everywhere(*, user_id: int) -> None:
     publish_on_commit([(user_group(user_id), None, CLOSE)])
 
 
-def account_deactivate(*, user) -> None:
-    """Stop the account at once: no login, no token, no session, no open socket."""
+def account_deactivate(*, user, actor=None) -> None:
+    """Stop the account at once: no login, no token, no session, no open socket.
+
+    Recorded in the audit log as done by ``actor`` (None: the system).
+    """
     with transaction.atomic():
-        get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+        was_active = bool(get_user_model().objects.filter(pk=user.pk, is_active=True).update(is_active=False))
         _sign_out_everywhere(user_id=user.pk)
+        audit_record(
+            action="account.deactivated", actor=actor, target_type="user", target_id=user.pk,
+            before={"is_active": was_active}, after={"is_active": False},
+            detail=f"{user.username} signed out everywhere: token, sessions and push devices removed, sockets closed",
+        )  # fmt: skip
     user.is_active = False
 
 
+# -- log-in ---------------------------------------------------------------------------------------
+# One audit entry per client address and minute: a guessing script refused a thousand times a
+# minute must not write a thousand rows (the throttle's count says how hard it tried).
+LOGIN_THROTTLED_RECORD_EVERY_S = 60
+
+
+def login_throttled_record(*, username, ip: str | None, via: str) -> bool:
+    """Record a password attempt refused by the ``login`` throttle (``via``: "log-in page", "admin",
+    "API token"), at most once a minute per address; True when this one was recorded."""
+    if not cache.add(f"audit:login-throttled:{ip}", 1, timeout=LOGIN_THROTTLED_RECORD_EVERY_S):
+        return False
+    username = username[:150] if isinstance(username, str) else ""
+    audit_record(
+        action="auth.login_throttled", target_type="username" if username else "", target_id=username,
+        after={"via": via}, ip=ip,
+        detail=f"password attempt ({via}) refused by the login throttle; further refusals from this address "
+        f"within {LOGIN_THROTTLED_RECORD_EVERY_S} s are not recorded",
+    )  # fmt: skip
+    return True
+
+
 # -- account deletion -----------------------------------------------------------------------------
-def account_delete_request(*, user, erase_messages: bool, requested_by: str = "") -> AccountDeletion:
+def account_delete_request(*, user, erase_messages: bool, requested_by: str = "", actor=None) -> AccountDeletion:
     """Delete an account: now when it is small, else deactivate it now and purge it in the background.
 
     Accounts with more than ``ACCOUNT_PURGE_INLINE_MAX`` messages go to the ``account_purge``
     Celery task so that the request stays short; either way the user is signed out everywhere
-    before this returns. Returns the deletion record (status ``done``, or ``pending``).
+    before this returns. Returns the deletion record (status ``done``, or ``pending``). The audit
+    log records ``account.deleted`` by ``actor`` (an admin), or by the user themself.
     """
     ongoing = AccountDeletion.objects.filter(
         user_id=user.pk, status__in=[AccountDeletion.Status.PENDING, AccountDeletion.Status.RUNNING]
@@ -148,9 +188,9 @@ def account_delete_request(*, user, erase_messages: bool, requested_by: str = ""
         return ongoing
     total = Message.objects.filter(sender_id=user.pk).count()
     if total <= getattr(settings, "ACCOUNT_PURGE_INLINE_MAX", INLINE_MAX_DEFAULT):
-        return account_delete(user=user, erase_messages=erase_messages, requested_by=requested_by)
+        return account_delete(user=user, erase_messages=erase_messages, requested_by=requested_by, actor=actor)
     with transaction.atomic():
-        account_deactivate(user=user)
+        account_deactivate(user=user, actor=user if actor is None else actor)
         deletion = AccountDeletion.objects.create(
             user_id=user.pk,
             username=user.username,
@@ -158,6 +198,7 @@ def account_delete_request(*, user, erase_messages: bool, requested_by: str = ""
             requested_by=requested_by,
             messages_total=total,
         )
+        _audit_deleted(user=user, actor=actor, deletion=deletion, later=True)
         transaction.on_commit(lambda: account_purge_enqueue(deletion=deletion))
     return deletion
 
@@ -172,7 +213,7 @@ def account_purge_enqueue(*, deletion: AccountDeletion) -> None:
         log.exception("could not enqueue the purge of account %s (deletion %s)", deletion.user_id, deletion.pk)
 
 
-def account_delete(*, user, erase_messages: bool, requested_by: str = "") -> AccountDeletion:
+def account_delete(*, user, erase_messages: bool, requested_by: str = "", actor=None) -> AccountDeletion:
     """Delete the account now, in one transaction and a fixed number of queries.
 
     Removes the user's memberships, read positions, drawer, token and sessions; hands rooms
@@ -189,8 +230,26 @@ def account_delete(*, user, erase_messages: bool, requested_by: str = "") -> Acc
             requested_by=requested_by,
             status=AccountDeletion.Status.RUNNING,
         )
+        # Before the user row goes: the entry's actor link is then cleared with it, the username stays.
+        _audit_deleted(user=user, actor=actor, deletion=deletion, later=False)
         _account_remove(deletion=deletion)
     return deletion
+
+
+def _audit_deleted(*, user, actor, deletion: AccountDeletion, later: bool) -> None:
+    """``account.deleted`` in the audit log, by ``actor`` or (None) the user themself; ``later``:
+    deactivated now, purged by the Celery task."""
+    actor = user if actor is None else actor
+    by = "themself" if actor.pk == user.pk else actor.username
+    erase = deletion.erase_messages
+    audit_record(
+        action="account.deleted", actor=actor, target_type="user", target_id=user.pk,
+        before={"username": user.username, "is_staff": user.is_staff, "is_superuser": user.is_superuser,
+                "date_joined": user.date_joined},
+        after={"deletion": deletion.pk, "erase_messages": erase, "purged": "in the background" if later else "now"},
+        detail=f"{user.username} deleted by {by}, messages {'erased' if erase else 'kept as from deleted user'}"
+        + ("; deactivated now, the purge runs in the background" if later else ""),
+    )  # fmt: skip
 
 
 def account_purge(*, deletion_id: int) -> AccountDeletion:

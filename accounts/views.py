@@ -51,7 +51,11 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        if not LoginThrottle().allow_request(request, None):
+        throttle = LoginThrottle()
+        if not throttle.allow_request(request, None):
+            services.login_throttled_record(
+                username=request.POST.get("username"), ip=throttle.get_ident(request), via="log-in page"
+            )
             form = self.get_form()
             form.add_error(None, "Too many log-in attempts from your address; try again in a minute.")
             return self.render_to_response(self.get_context_data(form=form), status=429)

@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
+from accounts.services import login_throttled_record
 from streams.web.api import LoginThrottle
 
 THROTTLED = "Too many log-in attempts from your address; try again in a minute."
@@ -31,7 +32,10 @@ class ChatAdminSite(admin.AdminSite):
     login_form = ThrottledAdminAuthenticationForm
 
     def login(self, request, extra_context=None):
-        throttled = request.method == "POST" and not LoginThrottle().allow_request(request, None)
+        throttle = LoginThrottle()
+        throttled = request.method == "POST" and not throttle.allow_request(request, None)
+        if throttled:
+            login_throttled_record(username=request.POST.get("username"), ip=throttle.get_ident(request), via="admin")
         # The form reads it: Django's own view then renders the page with the error.
         request.login_throttled = throttled
         response = super().login(request, extra_context)
