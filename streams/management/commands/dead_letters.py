@@ -1,7 +1,8 @@
 """List what the consumer groups set aside on the dead-letter topic, newest last.
 
 Each line: when, which group, the record's kind and room, where it came from (topic/partition/
-offset) and why. ``--json`` prints the whole entries (the record included) one per line, for a
+offset) and why; a record an operator re-drove or discarded (the admin's Pipeline page) says so
+in brackets. ``--json`` prints the whole entries (the record included) one per line, for a
 script or for re-producing a record once its cause is fixed.
 """
 
@@ -13,8 +14,8 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from streams import codec
 from streams.pipeline import kafka
+from streams.pipeline.dead_letters import dead_letters_list
 
 
 class Command(BaseCommand):
@@ -27,64 +28,31 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, last: int, as_json: bool, **options):
-        entries = dead_letters(last=last)
-        if not entries:
+        try:
+            letters = dead_letters_list(last=last, handled=True)
+        except kafka.KafkaUnavailable as exc:
+            raise CommandError(f"Kafka at {settings.KAFKA_BOOTSTRAP_SERVERS} is unavailable: {exc}") from exc
+        if not letters:
             self.stdout.write("no dead letters")
             return
-        for entry in entries:
+        for letter in letters:
             if as_json:
-                self.stdout.write(_dumps(entry))
+                self.stdout.write(_dumps(letter.entry or {"reason": letter.reason, "raw": letter.record}))
                 continue
-            record = entry.get("record") if isinstance(entry.get("record"), dict) else {}
-            at = entry.get("at")
-            when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if isinstance(at, int | float) else "?"
-            origin = f"{entry.get('topic', '?')}[{entry.get('partition', '?')}]@{entry.get('offset', '?')}"
-            self.stdout.write(
-                f"{when} {entry.get('failed_group', '?')} {record.get('kind', '?')} room={record.get('room', '?')}"
-                f" from {origin}: {entry.get('reason', '?')}"
+            at = letter.at
+            when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if at is not None else "?"
+            origin = (
+                f"{letter.origin or '?'}[{_or_unknown(letter.origin_partition)}]@{_or_unknown(letter.origin_offset)}"
             )
-        self.stdout.write(f"{len(entries)} dead letter(s)")
+            handled = f" [{letter.handled}]" if letter.handled else ""
+            self.stdout.write(
+                f"{when} {letter.failed_group} {letter.kind} room={letter.room} from {origin}: {letter.reason}{handled}"
+            )
+        self.stdout.write(f"{len(letters)} dead letter(s)")
 
 
-def dead_letters(*, last: int) -> list[dict]:
-    """The newest ``last`` entries of each partition of the dead-letter topic, oldest first."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-            "group.id": "chat-dlq-reader",
-            "enable.auto.commit": False,
-        }
-    )
-    name = kafka.topic(kafka.DLQ)
-    try:
-        try:
-            metadata = consumer.list_topics(name, timeout=10)
-        except KafkaException as exc:
-            raise CommandError(f"Kafka at {settings.KAFKA_BOOTSTRAP_SERVERS} is unavailable: {exc}") from exc
-        partitions = list((metadata.topics.get(name) and metadata.topics[name].partitions) or {})
-        found: list[dict] = []
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=10)
-            start = max(low, high - last)
-            if start >= high:
-                continue
-            consumer.assign([TopicPartition(name, partition, start)])
-            while start < high:
-                message = consumer.poll(5)
-                if message is None:
-                    break
-                if message.error():
-                    continue
-                start = message.offset() + 1
-                try:
-                    found.append(codec.loads(message.value()))
-                except ValueError:
-                    found.append({"reason": "undecodable dead letter", "raw": repr(message.value()[:200])})
-        return sorted(found, key=lambda e: e.get("at") or 0)
-    finally:
-        consumer.close()
+def _or_unknown(value) -> str:
+    return "?" if value is None else str(value)
 
 
 def _dumps(entry: dict) -> str:
