@@ -35,6 +35,7 @@ from streams import codec
 from streams.runtime import gc_tune
 
 from . import kafka
+from .stats import BatchStats
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,8 @@ class Worker(ABC):
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.consumer = self.make_consumer()
+        # Batch sizes and rates for /metrics and the admin (streams/pipeline/stats.py).
+        stats = BatchStats(kafka.topic(self.group_id))
         gc_tune()
         log.info("%s: consuming %s", self.group_id, ", ".join(self.topics))
         try:
@@ -162,16 +165,19 @@ class Worker(ABC):
                 if raws and self.follows:
                     raws = self._followed(raws)
                 if not raws:
+                    stats.idle()
                     continue
                 started = time.monotonic()
                 self.handle(raws)
                 self.commit(raws)
+                stats.batch(len(raws), time.monotonic() - started)
                 if len(raws) < self.max_records:
                     self._pace(started)
         finally:
             self.consumer.close()
             if self.leader is not None:
                 self.leader.close()
+            stats.close()
             log.info("%s: stopped", self.group_id)
 
     def fetch(self, *, timeout: float) -> list[Raw]:
