@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "search",
     "audit",
     "backup",
+    # /metrics and the admin's Pipeline page (docs/operations.md).
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -327,13 +329,21 @@ if not DEBUG:
 # data to catch up with the broker before giving up (and, in `make run`, spilling what is left).
 DRAIN_TIMEOUT_S = env_float("DRAIN_TIMEOUT_S", 60.0)
 
+# --- Operations: /metrics and the admin's Pipeline page (ops/, docs/operations.md) ---------------
+# The bearer token Prometheus sends to /metrics; empty: only a signed-in staff member may read it.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# How long a scrape (and the Pipeline page) waits for each source; past it the source's figures
+# are reported unknown (chat_metric_up{source=...} 0) instead of hanging the scrape.
+METRICS_TIMEOUT_S = env_float("METRICS_TIMEOUT_S", 4.0)
+
 # --- Security: HTTPS, cookies, headers, hostile input (README.md, "Environment variables") ------
 # HTTPS=on (the docker/ deployment, behind nginx) turns on the whole secure set; each setting can
 # still be overridden by its own variable. Off by default: `make run` serves plain HTTP.
 HTTPS = env_bool("HTTPS", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
 # Health checks come over plain HTTP from inside the network (compose, load balancers).
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Prometheus scrapes /metrics from inside the network too (with its bearer token).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
