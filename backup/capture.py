@@ -8,10 +8,11 @@ broker acknowledged them confirm the transactions' end positions to PostgreSQL. 
 confirmation replays those transactions from the slot; the backup consumer applies a replay
 idempotently. Nothing is written on the chat tables' write path: the WAL is written anyway.
 
-A new slot starts with a snapshot, as Debezium's ``snapshot.mode=initial``: the slot is created
-with an exported snapshot, every captured row as of that snapshot is published as a read event
-(``op: "r"``), then streaming starts exactly where the snapshot ends, so the backup misses
-nothing that was there before capture began.
+A new slot starts with a snapshot, as Debezium's ``snapshot.mode=initial``: a temporary slot is
+created with an exported snapshot, every captured row as of that snapshot is published as a read
+event (``op: "r"``), then the temporary slot is copied to the capture slot and streaming starts
+exactly where the snapshot ends, so the backup misses nothing that was there before capture
+began, even when capture died during its snapshot (see ``Capture.prepare``).
 """
 
 from __future__ import annotations
@@ -89,17 +90,36 @@ class Capture:
             self.connection = self.cursor = None
 
     def prepare(self) -> bool:
-        """The publication, and the slot with its initial snapshot if it is new. True if it was new."""
+        """The publication, and the slot with its initial snapshot if it is new. True if it was new.
+
+        The snapshot is taken from a temporary slot, which PostgreSQL drops with this connection
+        however the process ends, and copied to the capture slot (same position) only once every
+        row is published. A slot that existed before its snapshot was complete would let the
+        next capture, after a crash, stream from it and never publish the rows not yet reached,
+        and let a second capture stream from it while the first still published older rows.
+        """
         slot.publication_ensure()
         if slot.slot_exists():
             return False
-        self.cursor.execute(f"CREATE_REPLICATION_SLOT \"{slot.slot_name()}\" LOGICAL pgoutput (SNAPSHOT 'export')")
+        pending = slot.snapshot_slot_name()
+        self.cursor.execute(f"CREATE_REPLICATION_SLOT \"{pending}\" TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')")
         _name, consistent_point, snapshot, _plugin = self.cursor.fetchone()
-        log.info("change capture: slot %s created at %s; publishing its snapshot", slot.slot_name(), consistent_point)
+        if slot.slot_exists():
+            # Another capture completed its snapshot since the check above (two cannot hold the
+            # temporary slot at once): stream from its slot rather than publish rows over its stream.
+            self._reconnect()
+            return False
+        log.info("change capture: slot %s at %s; publishing its snapshot", slot.slot_name(), consistent_point)
         count = self.snapshot_publish(snapshot=snapshot, lsn=_lsn_int(consistent_point))
         self.published += count
-        log.info("change capture: snapshot of %d rows published", count)
+        slot.slot_copy(source=pending)
+        self._reconnect()  # the temporary slot goes with the connection that made it
+        log.info("change capture: snapshot of %d rows published; slot %s created", count, slot.slot_name())
         return True
+
+    def _reconnect(self) -> None:
+        self.close()
+        self.connect()
 
     def snapshot_publish(self, *, snapshot: str, lsn: int) -> int:
         """Publish every captured row as of the slot's exported snapshot, as read events."""

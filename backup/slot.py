@@ -29,6 +29,17 @@ def publication_name() -> str:
     return settings.CHAT_CAPTURE_PUBLICATION
 
 
+def snapshot_slot_name() -> str:
+    """The temporary slot a new capture takes its snapshot from (backup/capture.py ``prepare``)."""
+    return f"{slot_name()[:54]}_snapshot"  # slot names have at most 63 characters
+
+
+def slot_copy(*, source: str) -> None:
+    """Make the capture slot as a copy of ``source`` (its position and the WAL it retains)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_copy_logical_replication_slot(%s, %s, false)", [source, slot_name()])
+
+
 def publication_ensure() -> bool:
     """Create the publication of the captured tables, or bring its table list up to date.
 

@@ -323,3 +323,57 @@ def test_the_admin_page_shows_the_slot_and_warns_past_the_limit(cdc, admin_clien
         page = admin_client.get("/admin/backup/replicationslot/").content.decode()
     assert "is <code>manage.py capture_changes</code> running?" in page
     assert admin_client.get("/admin/backup/replicationslot/add/").status_code == 403
+
+
+def _wait_for(check, what: str, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return found
+
+
+def test_a_capture_killed_during_its_snapshot_leaves_no_slot_and_the_next_snapshots_again(
+    cdc, make_user, make_room, tmp_path
+):
+    """Rows the snapshot had not published when capture died must still reach the backup: a slot
+    left behind would make the next capture stream from it and never publish them."""
+    from streams.management.commands.drain import capture_behind
+    from tests.conftest import free_port
+
+    alice, bob = make_user(), make_user()
+    room = make_room(owner=alice, members=[bob])
+    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=bob.pk, client_msg_id=uuid.uuid4(), body="before")])
+    # A broker nobody answers at: the slot is made, the snapshot's first rows wait for their acks.
+    env = {**_env(settings.CHAT_CAPTURE_SLOT), "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+           "KAFKA_PRODUCE_TIMEOUT_S": "300"}  # fmt: skip
+    capture = _start("capture", env, tmp_path / "capture.log")
+    try:
+
+        def slots() -> list:
+            with connections["default"].cursor() as cursor:
+                cursor.execute(
+                    "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE %s", [f"{slot.slot_name()}%"]
+                )
+                return cursor.fetchall()
+
+        _wait_for(slots, "capture to create its slot")
+        # Meanwhile the drain knows capture has not caught up, and a second capture does not start.
+        assert capture_behind(None, timeout=5)[0] > 0
+        with pytest.raises(Exception, match="already exists|is active"):
+            capture_until_current(timeout=5)
+
+        capture.send_signal(signal.SIGKILL)
+        capture.wait(10)
+    finally:
+        if capture.poll() is None:
+            capture.kill()
+            capture.wait(10)
+
+    _wait_for(lambda: not slots(), "the killed capture's slot to go")
+    tap = KafkaTap(kafka.CDC)
+    try:
+        sync(tap)
+    finally:
+        tap.close()
+    assert_same()

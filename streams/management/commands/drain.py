@@ -65,8 +65,11 @@ def capture_behind(target: str | None, timeout: float) -> tuple[int | str, str |
     capture has not confirmed, or why they could not be counted in time.
 
     Asked from a thread: a paused (SIGSTOP) server accepts the connection and never answers, and
-    the drain must keep its deadline. A missing slot counts as nothing left (capture never ran).
+    the drain must keep its deadline. A missing slot counts as nothing left (capture never ran);
+    a new slot's snapshot being published (its temporary slot, named as backup/slot.py's
+    ``snapshot_slot_name``) counts as at least one byte, whatever its position.
     """
+    name = getattr(settings, "CHAT_CAPTURE_SLOT", CAPTURE_SLOT_DEFAULT)
     result: list = []
 
     def ask() -> None:
@@ -77,12 +80,11 @@ def capture_behind(target: str | None, timeout: float) -> tuple[int | str, str |
                 cursor.execute("SELECT coalesce(%s, pg_current_wal_lsn()::text)", [target])
                 lsn = cursor.fetchone()[0]
                 cursor.execute(
-                    "SELECT greatest(pg_wal_lsn_diff(%s::pg_lsn, confirmed_flush_lsn), 0)::bigint"
-                    " FROM pg_replication_slots WHERE slot_name = %s",
-                    [lsn, getattr(settings, "CHAT_CAPTURE_SLOT", CAPTURE_SLOT_DEFAULT)],
+                    "SELECT max(greatest(pg_wal_lsn_diff(%s::pg_lsn, confirmed_flush_lsn), temporary::int))::bigint"
+                    " FROM pg_replication_slots WHERE slot_name IN (%s, %s)",
+                    [lsn, name, f"{name[:54]}_snapshot"],
                 )
-                row = cursor.fetchone()
-                result.append((row[0] if row else 0, lsn))
+                result.append((cursor.fetchone()[0] or 0, lsn))
         except Exception as exc:  # noqa: BLE001 - down or paused: the caller asks again
             result.append(
                 (f"PostgreSQL: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}", target)
