@@ -69,7 +69,7 @@ class Capture:
         # Events of whole transactions read, not yet published, and the end of the last of them.
         self.ready: list[tuple[str, bytes]] = []
         self.ready_end: int | None = None
-        # The transaction being read: its Begin and its events so far.
+        # The transaction being read: its Begin and its events read since the last publish.
         self.begin: pgoutput.Begin | None = None
         self.open: list[tuple[str, bytes]] = []
         self.confirmed = 0
@@ -171,7 +171,7 @@ class Capture:
             message = self.cursor.read_message()
             if message is not None:
                 self._take(message.payload, lsn=message.data_start)
-                if len(self.ready) >= self.batch_events:
+                if len(self.ready) + len(self.open) >= self.batch_events:
                     self.flush()
                 continue
             self.flush()
@@ -212,15 +212,19 @@ class Capture:
         return kafka.encode(key).decode(), kafka.encode(value)
 
     def flush(self) -> None:
-        """Publish the whole transactions read, then confirm their end to PostgreSQL.
+        """Publish the events read, then confirm the end of the whole transactions among them.
 
-        With nothing read and no transaction open, the position the server has sent is
-        confirmed instead, so an idle slot does not hold WAL that other databases' writes made.
+        The events of a transaction still being read go out too (they are committed: pgoutput
+        sends a transaction once it committed), so a transaction of millions of rows never has
+        to fit in memory; its end is confirmed only with its last event, so a crash before that
+        replays all of it. With nothing read and no transaction open, the position the server
+        has sent is confirmed instead, so an idle slot does not hold WAL that other databases'
+        writes made.
         """
-        if self.ready:
-            kafka.produce_many(kafka.CDC, self.ready)
-            self.published += len(self.ready)
-            self.ready = []
+        if self.ready or self.open:
+            kafka.produce_many(kafka.CDC, self.ready + self.open)
+            self.published += len(self.ready) + len(self.open)
+            self.ready, self.open = [], []
         end = self.ready_end
         if end is None and self.begin is None and not self.open:
             end = self.cursor.wal_end

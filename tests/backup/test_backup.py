@@ -380,3 +380,39 @@ def test_a_capture_killed_during_its_snapshot_leaves_no_slot_and_the_next_snapsh
     finally:
         tap.close()
     assert_same()
+
+
+def test_a_transaction_larger_than_a_batch_is_published_in_parts_and_confirmed_at_its_end(cdc, make_user, make_room):
+    """Capture holds at most a batch of events, so a transaction of millions of rows (a big room
+    deleted) need not fit in its memory; the transaction's end is confirmed only once all of it is
+    published, so capture dying in the middle replays it whole."""
+    from backup.capture import Capture
+
+    alice = make_user()
+    room = make_room(owner=alice)
+    sync(cdc)
+    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body=f"{i}")
+                          for i in range(40)])  # fmt: skip
+    target = current_lsn()
+    capture, held = Capture(batch_events=10), []
+    deadline = time.monotonic() + 30
+    capture.connect()
+    try:
+        capture.prepare()
+        capture.start()
+
+        def running() -> bool:
+            held.append(len(capture.ready) + len(capture.open))
+            # Stop (as a crash would) once part of the transaction is out, before its end.
+            return time.monotonic() < deadline and not (capture.published and capture.begin is not None)
+
+        capture.run(running=running, until_lsn=target)
+    finally:
+        capture.close()
+    assert max(held) <= 10
+    assert capture.published and lsn_to_int(slot.slot_status().confirmed_flush_lsn) < target
+
+    replayed = capture_until_current()
+    assert replayed > capture.published
+    BackupWorker().consume(cdc.records(capture.published + replayed))
+    assert_same()
