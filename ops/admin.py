@@ -99,5 +99,5 @@ class PipelineAdmin(admin.ModelAdmin):
             messages.error(request, f"Nothing was done: {exc}")
         else:
             done = "re-driven" if action == "redrive" else "discarded"
-            messages.success(request, f"{letter.place} ({letter.kind}, {letter.failed_group}) {done}.")
+            messages.success(request, f"Dead letter {letter.place} ({letter.kind}, {letter.failed_group}) {done}.")
         return HttpResponseRedirect(request.get_full_path())
