@@ -40,7 +40,8 @@ def backup_apply(*, changes: list[dict]) -> None:
     the primary key are enforced, and that order can break them for a moment (a user renamed
     from "a" to "b" while a new user takes "a": the newcomer may arrive first). So a batch that
     meets a unique violation is applied again change by change, putting off each change that
-    conflicts until the rest of the batch is in; only a change that still conflicts then fails.
+    conflicts (and the later changes of its row, which keep their order) until the rest of the
+    batch is in; only a change that still conflicts then fails.
     """
     try:
         with transaction.atomic(using=BACKUP), connections[BACKUP].cursor() as cursor:
@@ -56,17 +57,33 @@ def _apply_deferring(changes: list[dict]) -> None:
         cursor.execute("SET LOCAL session_replication_role = replica")
         pending = list(changes)
         while pending:
-            deferred, last_error = [], None
+            deferred, waiting, last_error = [], set(), None
             for change in pending:
+                row = _row_of(change)
+                if row is not None and row in waiting:
+                    # A later change of a row whose earlier change was put off waits behind it:
+                    # applied first, it would be overwritten by the older one.
+                    deferred.append(change)
+                    continue
                 try:
                     with transaction.atomic(using=BACKUP):  # a savepoint per change
                         _apply(cursor, change)
                 except IntegrityError as exc:
                     deferred.append(change)
+                    waiting.add(row)
                     last_error = exc
             if len(deferred) == len(pending):
                 raise last_error  # no progress: a real conflict, not an order of arrival
             pending = deferred
+
+
+def _row_of(change: dict) -> tuple | None:
+    """``(table, id)`` of the row a change is about (None for a tombstone)."""
+    event = debezium_event(change)
+    if not event:
+        return None
+    image = event.get("after") or event.get("before") or {}
+    return (event.get("source") or {}).get("table"), image.get("id")
 
 
 def _apply(cursor, change: dict) -> None:

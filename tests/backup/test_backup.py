@@ -416,3 +416,23 @@ def test_a_transaction_larger_than_a_batch_is_published_in_parts_and_confirmed_a
     assert replayed > capture.published
     BackupWorker().consume(cdc.records(capture.published + replayed))
     assert_same()
+
+
+def test_a_change_put_off_by_a_unique_key_stays_before_the_same_rows_later_changes(cdc, make_user):
+    """The newcomer that must wait for the rename is renamed again later in the batch: applying
+    that later change first, then the put-off one, would leave the backup with its older name."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects
+    old = make_user("alpha")
+    sync(cdc)
+    users.filter(pk=old.pk).update(username="beta", username_skeleton=None)
+    newcomer = make_user("alpha")
+    users.filter(pk=newcomer.pk).update(username="gamma", username_skeleton=None)
+    records = [r for r in cdc.records(capture_until_current()) if r.value["source"]["table"] == "accounts_user"]
+    rename = next(r for r in records if r.value["after"]["id"] == old.pk)
+    arrival, renamed = (r for r in records if r.value["after"]["id"] == newcomer.pk)
+
+    BackupWorker().process([arrival, renamed, rename])  # the newcomer's two first
+
+    assert_same()
