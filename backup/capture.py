@@ -40,12 +40,15 @@ SNAPSHOT_CHUNK = 5000
 
 
 def _dsn() -> str:
-    db = settings.DATABASES["default"]
-    parts = {
-        "dbname": db["NAME"], "user": db.get("USER") or "", "password": db.get("PASSWORD") or "",
-        "host": db.get("HOST") or "", "port": str(db.get("PORT") or ""),
-    }  # fmt: skip
-    return " ".join(f"{k}='{v}'" for k, v in parts.items() if v)
+    """The default database's connection parameters as Django passes them (its OPTIONS too:
+    sslmode, sslrootcert, ...) as a libpq string, each value escaped, in the DateStyle
+    debezium.py reads dates and times in, whatever the server's or the role's default."""
+    from psycopg2.extensions import make_dsn
+
+    params = connections["default"].get_connection_params()
+    params.pop("cursor_factory", None)  # Django's: the replication connection has its own
+    params["options"] = f"{params.get('options', '')} -c DateStyle=ISO".strip()
+    return make_dsn(**params)
 
 
 def _lsn_text(lsn: int) -> str:

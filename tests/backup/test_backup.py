@@ -436,3 +436,38 @@ def test_a_change_put_off_by_a_unique_key_stays_before_the_same_rows_later_chang
     BackupWorker().process([arrival, renamed, rename])  # the newcomer's two first
 
     assert_same()
+
+
+def test_capture_connects_with_the_database_settings_as_given(cdc):
+    """The replication connection takes the default database's parameters escaped (a quote or a
+    backslash in a user name or password) and with its OPTIONS (sslmode, application_name...),
+    and reads dates and times in the ISO style debezium.py parses whatever the server's default."""
+    from backup.capture import Capture
+
+    default = connections["default"]
+    role = "capture'o\\brien"
+    with default.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{role}" LOGIN REPLICATION')
+        cursor.execute(f"ALTER ROLE \"{role}\" SET DateStyle = 'SQL, DMY'")
+    saved = {key: default.settings_dict[key] for key in ("USER", "PASSWORD", "OPTIONS")}
+    capture = Capture()
+    try:
+        default.settings_dict.update(USER=role, PASSWORD="it's \\ secret",
+                                     OPTIONS={**saved["OPTIONS"], "application_name": "capture's test"})  # fmt: skip
+        capture.connect()
+        capture.cursor.execute("SHOW DateStyle")
+        assert capture.cursor.fetchone()[0].startswith("ISO")
+        with default.cursor() as cursor:
+            cursor.execute("SELECT application_name FROM pg_stat_activity WHERE usename = %s", [role])
+            assert cursor.fetchall() == [("capture's test",)]
+    finally:
+        default.settings_dict.update(saved)
+        capture.close()
+        with default.cursor() as cursor:
+            _wait_for(lambda: not _sessions_of(cursor, role), "the capture session to end")
+            cursor.execute(f'DROP ROLE "{role}"')
+
+
+def _sessions_of(cursor, role: str) -> int:
+    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [role])
+    return cursor.fetchone()[0]
