@@ -132,6 +132,7 @@ class Capture:
             cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+                cursor.execute("SET LOCAL DateStyle = ISO")  # the ::text debezium.py parses, as the stream's
                 for table in CAPTURED_TABLES:
                     relation = pgoutput.relation_of(cursor, table)
                     names = ", ".join(f'"{c.name}"::text' for c in relation.columns)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -471,3 +472,20 @@ def test_capture_connects_with_the_database_settings_as_given(cdc):
 def _sessions_of(cursor, role: str) -> int:
     cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [role])
     return cursor.fetchone()[0]
+
+
+def test_the_snapshot_reads_times_in_the_style_debezium_events_need(cdc, make_user):
+    """Timestamps as Debezium writes them (ISO 8601 in UTC), whatever DateStyle the database
+    connection that reads the snapshot has."""
+    user = make_user()
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SET DateStyle = 'SQL, DMY'")
+    try:
+        records = sync(cdc)
+    finally:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("RESET DateStyle")
+    joined = next(r.value["after"]["date_joined"] for r in records if r.value["after"]["id"] == user.pk
+                  and r.value["source"]["table"] == "accounts_user")  # fmt: skip
+    assert joined == user.date_joined.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert_same()
