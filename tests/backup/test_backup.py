@@ -489,3 +489,26 @@ def test_the_snapshot_reads_times_in_the_style_debezium_events_need(cdc, make_us
                   and r.value["source"]["table"] == "accounts_user")  # fmt: skip
     assert joined == user.date_joined.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert_same()
+
+
+def test_capture_confirms_nothing_the_broker_did_not_acknowledge(cdc, make_user):
+    """Publishing fails: the slot must give those changes again to the next capture."""
+    from tests.conftest import free_port
+
+    make_user()
+    sync(cdc)
+    user = make_user()
+    kafka.reset_producer()  # the next one connects where the settings below say
+    try:
+        with (
+            override_settings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", KAFKA_PRODUCE_TIMEOUT_S=1.0),
+            pytest.raises(kafka.KafkaUnavailable),
+        ):
+            capture_until_current(timeout=20)
+    finally:
+        kafka.reset_producer()
+
+    records = sync(cdc)
+    users = [r.value for r in records if r.value["source"]["table"] == "accounts_user"]
+    assert [(u["op"], u["after"]["id"]) for u in users] == [("c", user.pk)]
+    assert_same()
