@@ -97,30 +97,34 @@ class SlotStatus:
     confirmed_flush_lsn: str | None = None
     warn_bytes: int = 0
     wal_status: str | None = None  # reserved | extended | unreserved | lost (PostgreSQL's words)
+    # No slot yet: a capture is publishing its snapshot, and the figures are its temporary slot's.
+    snapshot: bool = False
 
     @property
     def over_limit(self) -> bool:
-        return self.exists and self.retained_bytes > self.warn_bytes
+        return (self.exists or self.snapshot) and self.retained_bytes > self.warn_bytes
 
     def as_dict(self) -> dict:
         return {**asdict(self), "over_limit": self.over_limit}
 
 
 def slot_status() -> SlotStatus:
-    """The slot's state as PostgreSQL reports it."""
+    """The slot's state as PostgreSQL reports it (while a new slot's snapshot is published, the
+    temporary slot's, which retains WAL as much)."""
     status = SlotStatus(slot=slot_name(), exists=False, warn_bytes=settings.CHAT_CAPTURE_WAL_WARN_BYTES)
     with connections["default"].cursor() as cursor:
         cursor.execute(
             "SELECT active, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint,"
             " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint,"
-            " confirmed_flush_lsn::text, wal_status"
-            " FROM pg_replication_slots WHERE slot_name = %s",
-            [status.slot],
+            " confirmed_flush_lsn::text, wal_status, temporary"
+            " FROM pg_replication_slots WHERE slot_name IN (%s, %s) ORDER BY temporary LIMIT 1",
+            [status.slot, snapshot_slot_name()],
         )
         row = cursor.fetchone()
     if row is not None:
-        status.exists = True
-        status.active, status.retained_bytes, status.lag_bytes, status.confirmed_flush_lsn, status.wal_status = row
+        *figures, temporary = row
+        status.exists, status.snapshot = not temporary, temporary
+        status.active, status.retained_bytes, status.lag_bytes, status.confirmed_flush_lsn, status.wal_status = figures
     return status
 
 

@@ -362,6 +362,8 @@ def test_a_capture_killed_during_its_snapshot_leaves_no_slot_and_the_next_snapsh
                 return cursor.fetchall()
 
         _wait_for(slots, "capture to create its slot")
+        status = slot.slot_status()
+        assert status.snapshot and not status.exists and status.retained_bytes > 0
         # Meanwhile the drain knows capture has not caught up, and a second capture does not start.
         assert capture_behind(None, timeout=5)[0] > 0
         with pytest.raises(Exception, match="already exists|is active"):

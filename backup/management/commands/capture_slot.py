@@ -45,6 +45,12 @@ class Command(BaseCommand):
             if options["json"]:
                 self.stdout.write(json.dumps(status.as_dict()))
                 return
+            if status.snapshot:
+                self.stdout.write(
+                    f"slot {status.slot}: none yet, a capture is publishing its snapshot;"
+                    f" WAL retained {status.retained_bytes / 1e6:.2f} MB"
+                )
+                return
             if not status.exists:
                 self.stdout.write(f"slot {status.slot}: none (capture_changes creates it)")
                 return
