@@ -965,16 +965,6 @@ def _quotes_rewrite(*, room_id: int, seq: int, body: str) -> None:
         )
 
 
-def _quotes_blank(*, room_id: int, seq: int) -> None:
-    """Replies quoting a deleted message keep no copy of its words: "message deleted"."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Message._meta.db_table} SET reply_to = reply_to || %s::jsonb"
-            " WHERE room_id = %s AND reply_to IS NOT NULL AND (reply_to ->> 'seq')::bigint = %s",
-            [json.dumps({"body": "", "deleted": True}), room_id, seq],
-        )
-
-
 def message_apply_edit(*, env: dict) -> None:
     """Apply a ``message.edit`` envelope (idempotent: the same edit twice changes nothing)."""
     with transaction.atomic():
@@ -1008,25 +998,57 @@ def room_deleted_apply(*, env: dict) -> None:
 def message_apply_delete(*, env: dict) -> None:
     """Apply a ``message.delete`` envelope: the body is erased, the seq stays (no gap)."""
     with transaction.atomic():
-        deleted = Message.objects.filter(
-            room_id=env["room"], seq=env["seq"], sender_id=env["sender"], deleted_at__isnull=True
+        messages_erase(messages=Message.objects.filter(room_id=env["room"], seq=env["seq"], sender_id=env["sender"]))
+
+
+def messages_erase(*, messages: QuerySet) -> list[tuple[int, int, int]]:
+    """Delete these messages for everyone, as a deletion does: the body and attachments are
+    erased (the seq stays: no gap), their files released, reactions dropped, replies' quotes
+    blanked, mentions uncounted, the room list's preview cleared, open clients told
+    ``message.deleted`` after commit. Returns the (id, room, seq) of those erased now.
+
+    Shared by a sender's deletion and retention (chat_messages/retention.py); a fixed number of
+    statements whatever the number of messages, so the caller bounds the work by bounding the set.
+    Call it in a transaction.
+    """
+    rows = list(
+        messages.filter(deleted_at__isnull=True)
+        .select_for_update(of=("self",))
+        .order_by("pk")
+        .values_list("pk", "room_id", "seq", "attachments")
+    )
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    Message.objects.filter(pk__in=ids).update(deleted_at=timezone.now(), body="", attachments=None)
+    carried = [row[0] for row in rows if row[3]]
+    if carried:
+        # Their files go after the commit (a Celery task), unless a drawer keeps them.
+        attachment_services.attachments_release(message_ids=carried)
+    rooms, seqs = [row[1] for row in rows], [row[2] for row in rows]
+    Reaction.objects.filter(message_id__in=ids).delete()
+    with connection.cursor() as cursor:
+        # A deleted newest message must vanish from the room list too.
+        cursor.execute(
+            f"UPDATE {Room._meta.db_table} SET last_message_preview = ''"
+            " WHERE (id, last_seq) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))",
+            [rooms, seqs],
         )
-        carried = list(deleted.filter(attachments__isnull=False).values_list("pk", flat=True))
-        updated = deleted.update(deleted_at=timezone.now(), body="", attachments=None)
-        if carried:
-            # Its files go after the commit (a Celery task), unless a drawer keeps them.
-            attachment_services.attachments_release(message_ids=carried)
-        if updated:
-            # A deleted newest message must vanish from the room list too.
-            Room.objects.filter(pk=env["room"], last_seq=env["seq"]).update(last_message_preview="")
-            Reaction.objects.filter(message__room_id=env["room"], message__seq=env["seq"]).delete()
-            _quotes_blank(room_id=env["room"], seq=env["seq"])
-            # Nobody is mentioned by a message that is gone: the room list's @ count drops it.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {Participant._meta.db_table} SET mention_seqs = array_remove(mention_seqs, %s)"
-                    " WHERE room_id = %s AND %s = ANY(mention_seqs)",
-                    [env["seq"], env["room"], env["seq"]],
-                )
-            publish_on_commit([(room_group(env["room"]), frame(
-                "message.deleted", room=env["room"], seq=env["seq"]), None)])  # fmt: skip
+        # Replies quoting a deleted message keep no copy of its words: "message deleted".
+        cursor.execute(
+            f"UPDATE {Message._meta.db_table} SET reply_to = reply_to || %s::jsonb"
+            " WHERE reply_to IS NOT NULL AND (reply_to ->> 'seq')::bigint = ANY(%s::bigint[])"
+            " AND (room_id, (reply_to ->> 'seq')::bigint) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))",
+            [json.dumps({"body": "", "deleted": True}), seqs, rooms, seqs],
+        )
+        # Nobody is mentioned by a message that is gone: the room list's @ count drops it.
+        cursor.execute(
+            f"UPDATE {Participant._meta.db_table} AS p SET mention_seqs = ARRAY("
+            "  SELECT s FROM unnest(p.mention_seqs) WITH ORDINALITY AS m(s, n)"
+            "  WHERE (p.room_id, m.s) NOT IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[])) ORDER BY m.n)"
+            " WHERE p.room_id = ANY(%s::bigint[]) AND p.mention_seqs && %s::bigint[]",
+            [rooms, seqs, sorted(set(rooms)), seqs],
+        )
+    publish_on_commit([(room_group(room_id), frame(
+        "message.deleted", room=room_id, seq=seq), None) for _, room_id, seq, _ in rows])  # fmt: skip
+    return [(pk, room_id, seq) for pk, room_id, seq, _ in rows]

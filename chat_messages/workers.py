@@ -11,8 +11,9 @@ from . import services
 
 log = logging.getLogger(__name__)
 
-# Bulk removals done by services in the database and only announced on the topic.
-ANNOUNCEMENTS = {"room.deleted", "account.erased"}
+# Bulk removals done by services in the database and only announced on the topic (retention's
+# ``messages.expired`` too: chat_messages/retention.py erased them already).
+ANNOUNCEMENTS = {"room.deleted", "account.erased", "messages.expired"}
 # Stored as messages, in the batch's one transaction: sends, and rooms' system lines (joins,
 # leaves, removals, renames), which take a seq like a send.
 STORED = {"message.send", "room.event"}

@@ -190,6 +190,13 @@ CHAT_ATTACHMENT_THUMBNAIL_PX = env_int("CHAT_ATTACHMENT_THUMBNAIL_PX", 320)
 CHAT_ATTACHMENT_UNATTACHED_TTL_S = env_int("CHAT_ATTACHMENT_UNATTACHED_TTL_S", 24 * 3600)
 # Files deleted per run of the attachments.purge task (it queues itself again until none is left).
 CHAT_ATTACHMENT_PURGE_CHUNK = env_int("CHAT_ATTACHMENT_PURGE_CHUNK", 500)
+# Retention (chat_messages/retention.py): messages older than this many days are deleted like a
+# deletion, by a beat task in chunks; 0 keeps them for ever. A room's retention_days overrides it,
+# a room's legal hold suspends it. The drawer's saved copies keep their text only if
+# CHAT_RETENTION_KEEPS_DRAWER says so.
+CHAT_RETENTION_DAYS = env_int("CHAT_RETENTION_DAYS", 0)
+CHAT_RETENTION_KEEPS_DRAWER = env_bool("CHAT_RETENTION_KEEPS_DRAWER", False)
+CHAT_RETENTION_CHUNK = env_int("CHAT_RETENTION_CHUNK", 500)
 # Message search (search/, docs/search.md): the index the chat-index consumer keeps.
 # "postgres" (a table of this database) or "elasticsearch" (SEARCH_ELASTICSEARCH_URL).
 CHAT_SEARCH_BACKEND = env_str("CHAT_SEARCH_BACKEND", "postgres")
@@ -303,6 +310,8 @@ CELERY_BEAT_SCHEDULE = {
     "redrive-retry-topic": {"task": "streams.tasks.redrive_retries", "schedule": 30.0},
     # Uploads never sent, and files whose message, room or account went (attachments/tasks.py).
     "attachments-sweep": {"task": "attachments.sweep", "schedule": env_float("CHAT_ATTACHMENT_SWEEP_S", 600.0)},
+    # Messages past their room's retention (chat_messages/tasks.py); it re-queues itself until done.
+    "messages-expire": {"task": "chat_messages.expire", "schedule": env_float("CHAT_RETENTION_SWEEP_S", 3600.0)},
 }
 
 LOGGING = {

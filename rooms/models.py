@@ -33,6 +33,15 @@ class Room(models.Model):
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_message_preview = models.CharField(max_length=140, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Messages older than this many days are deleted (chat_messages/retention.py); NULL: the
+    # site's CHAT_RETENTION_DAYS, 0: kept for ever whatever the site says.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    # A legal hold (set by a site admin in the admin, audited) suspends retention for the room.
+    legal_hold = models.BooleanField(default=False, db_default=False)
+    legal_hold_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    legal_hold_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["-last_message_at"], name="room_activity_idx")]
