@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
@@ -210,6 +211,31 @@ def drawer_snapshots_detach_sender(*, messages: QuerySet, erase: bool) -> int:
         SavedMessage.objects.filter(pk__in=ids).update(**changes)
         if erase:  # nor of their files
             attachments_unhold(holders=[hold_key(pk) for pk, attachments in rows if attachments])
+        publish_on_commit(
+            (
+                user_group(entry.user_id),
+                frame("drawer.changed", action=UPDATED, entry=drawer_entry_payload(entry)),
+                None,
+            )
+            for entry in with_link(SavedMessage.objects.filter(pk__in=ids))
+        )
+    return len(ids)
+
+
+def drawer_snapshots_expire(*, message_ids: list[int]) -> int:
+    """Retention deleted these messages: everyone's saved copies of them lose their words and
+    files too, unless CHAT_RETENTION_KEEPS_DRAWER (then the drawer keeps them, as it keeps a copy
+    of a message its sender deleted). Returns how many entries changed; their owners' sessions
+    get ``drawer.changed`` "updated" after commit."""
+    if settings.CHAT_RETENTION_KEEPS_DRAWER or not message_ids:
+        return 0
+    with transaction.atomic():
+        rows = list(SavedMessage.objects.filter(message_id__in=message_ids).values_list("pk", "attachments"))
+        if not rows:
+            return 0
+        ids = [pk for pk, _ in rows]
+        SavedMessage.objects.filter(pk__in=ids).update(body="", attachments=None)
+        attachments_unhold(holders=[hold_key(pk) for pk, attachments in rows if attachments])
         publish_on_commit(
             (
                 user_group(entry.user_id),

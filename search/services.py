@@ -101,6 +101,29 @@ def room_docs_delete(*, room_id: int) -> None:
     get_backend().delete_room(room_id)
 
 
+def room_docs_expire(*, room_id: int, from_seq: int, up_to_seq: int) -> int:
+    """Retention deleted a span of the room's messages: their documents go. Looked up by the
+    (room, seq) unique index, in batches; only the deleted ones (a message the span covers that
+    still stands was not expired). Returns how many documents were asked to go."""
+    backend = get_backend()
+    removed = 0
+    after = from_seq - 1
+    while after < up_to_seq:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, seq FROM {MESSAGES} WHERE room_id = %s AND seq > %s AND seq <= %s"
+                " AND deleted_at IS NOT NULL ORDER BY seq LIMIT %s",
+                [room_id, after, up_to_seq, REBUILD_BATCH],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            break
+        backend.delete([row[0] for row in rows])
+        removed += len(rows)
+        after = rows[-1][1]
+    return removed
+
+
 def sender_docs_forget(*, user_id: int, erase_messages: bool) -> None:
     """A deleted account: its messages' documents go when their words were erased, and otherwise
     stay without a sender (the sender filter must not find a deleted account)."""

@@ -48,6 +48,10 @@ class IndexWorker(Worker):
                     room_seqs.append((_id(value["room"]), _id(value["seq"])))
                 elif kind == "room.deleted":
                     services.room_docs_delete(room_id=_id(value["room"]))
+                elif kind == "messages.expired":
+                    services.room_docs_expire(
+                        room_id=_id(value["room"]), from_seq=_id(value["from_seq"]), up_to_seq=_id(value["up_to_seq"])
+                    )
                 elif kind == "account.erased":
                     services.sender_docs_forget(
                         user_id=_id(value["user"]), erase_messages=bool(value["erase_messages"])
