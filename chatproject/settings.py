@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request's id is bound for every log line, and echoed even on a redirect.
+    "streams.logs.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     "chatproject.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -314,11 +316,22 @@ CELERY_BEAT_SCHEDULE = {
     "messages-expire": {"task": "chat_messages.expire", "schedule": env_float("CHAT_RETENTION_SWEEP_S", 3600.0)},
 }
 
+# LOG_FORMAT: "text" (a line for people) or "json" (one object per line with the request and
+# message ids, streams/logs.py; docs/operations.md, "Structured logs"). LOG_LEVELS sets some
+# loggers' levels, e.g. "chat_messages=DEBUG,streams.realtime.hub=DEBUG" to follow each message.
+LOG_FORMAT = env_str("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "streams.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "kafka": {"level": "WARNING"},
@@ -327,6 +340,8 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+for _name, _, _level in (item.partition("=") for item in env_list("LOG_LEVELS", [])):
+    LOGGING["loggers"][_name.strip()] = {"level": _level.strip().upper() or "DEBUG"}
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
