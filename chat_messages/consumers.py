@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from rooms import selectors as room_selectors
 from rooms import services as room_services
-from streams import codec
+from streams import codec, logs
 from streams.errors import INTERNAL, INVALID, NOT_MEMBER, RATE_LIMITED, UNAVAILABLE, ChatError
 from streams.pipeline import kafka
 from streams.realtime import limits, presence
@@ -94,6 +94,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_GOING_AWAY)
             return
         self.socket_id = limits.socket_registry().new_id()
+        # Bound for the life of this connection's task: each of its log lines names the socket.
+        logs.bind(conn_id=self.socket_id)
         if not await limits.socket_registry().register(user_id=user.pk, socket_id=self.socket_id):
             log.info("user %s has %d sockets open; refused another", user.pk, settings.CHAT_MAX_SOCKETS_PER_USER)
             await self.accept()
@@ -244,6 +246,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if data["type"] in ACTIVITY:
             presence.tracker().active(self.user_id)
+        # The frame's client_msg_id names its log lines (the error lines below too); a send adds
+        # its envelope's event_id. Unbound once the frame is handled.
+        cmid = data.get("client_msg_id")
+        bound = logs.bind(client_msg_id=cmid if isinstance(cmid, str) and len(cmid) <= 64 else None)
         try:
             await handler(self, data, req)
         except ChatError as exc:
@@ -257,6 +263,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("frame %r from user %s failed", data.get("type"), self.user_id)
             self.error(req, INTERNAL, "The server failed to handle this frame; it has been logged.", **_context(data))
+        finally:
+            logs.unbind(bound)
 
     async def on_send(self, data: dict, req) -> None:
         attachments = services.attachment_ids_validate(data.get("attachments"))
@@ -277,7 +285,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             room_id=room_id, sender_id=self.user_id, client_msg_id=msg_id, body=body, reply_to=reply_to,
             attachments=attachments,
         )  # fmt: skip
+        logs.bind(event_id=envelope["event_id"])  # unbound with the frame's ids in receive()
+        log.debug("message.send accepted from user %s in room %s", self.user_id, room_id)
         await kafka.produce_async(kafka.MESSAGES, key=room_id, value=envelope)
+        log.debug("message.send produced to %s", kafka.MESSAGES)
         self.push(frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id))
 
     async def on_edit(self, data: dict, req) -> None:

@@ -26,6 +26,7 @@ from rooms.models import Participant, Room
 from rooms.selectors import participant_get, room_is_read_only, unread_counter
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.pipeline import kafka
+from streams.realtime import hub
 from streams.realtime.hub import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
 from streams.realtime.protocol import DELETED_USER, ROOM_EVENT, ROOM_EVENTS, id_validate, is_json_int
 
@@ -496,7 +497,10 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
         if rows:
             _find_mentions(cursor, rows, roles)
             _write(cursor, rows, now, result)
-            _announce(result.stored, names=names, member_counts=member_counts)
+            trace = _trace(rows)
+            if trace:  # registered before the publish's: "stored" is logged before "published"
+                transaction.on_commit(lambda: _log_stored(trace))
+            _announce(result.stored, names=names, member_counts=member_counts, trace=trace)
             _push_on_commit(result.stored, names=names, rooms=rooms)
     if refused:
         _refuse(refused)
@@ -752,7 +756,28 @@ def _pg_array(ids: list[int]) -> str:
     return "{" + ",".join(map(str, ids)) + "}"
 
 
-def _announce(messages: list[StoredMessage], *, names: dict, member_counts: dict) -> None:
+def _trace(rows: list[dict]) -> list[dict] | None:
+    """The ids of each message stored, for its DEBUG lines; None (built at no cost) when both
+    this module's and the hub's DEBUG lines are off, as they are unless LOG_LEVELS asks."""
+    if not (log.isEnabledFor(logging.DEBUG) or hub.log.isEnabledFor(logging.DEBUG)):
+        return None
+    return [
+        {"event_id": r["env"].get("event_id"), "client_msg_id": r["cmid"], "room": r["room"], "seq": r["seq"]}
+        for r in rows
+    ]
+
+
+def _log_stored(trace: list[dict]) -> None:
+    for ids in trace:
+        log.debug(
+            "stored message %s (event %s) in room %s as seq %s",
+            ids["client_msg_id"], ids["event_id"], ids["room"], ids["seq"], extra=ids,
+        )  # fmt: skip
+
+
+def _announce(
+    messages: list[StoredMessage], *, names: dict, member_counts: dict, trace: list[dict] | None = None
+) -> None:
     events = []
     # Room by room (each in seq order), so a room's frames share one publish.
     for m in sorted(messages, key=lambda m: (m.room_id, m.seq)):
@@ -761,7 +786,7 @@ def _announce(messages: list[StoredMessage], *, names: dict, member_counts: dict
             m, sender_name=names.get((m.room_id, m.sender_id)), unread_count=member_counts.get(m.room_id, 1) - 1
         )
         events.append((room_group(m.room_id), frame("message.new", message=payload), None))
-    publish_on_commit(events, announced=_newest_per_room(messages))
+    publish_on_commit(events, announced=_newest_per_room(messages), trace=trace)
 
 
 # accounts.tasks.push_messages, by name: this app may not import accounts (the layers go down).

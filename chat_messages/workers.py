@@ -65,5 +65,10 @@ class PersistWorker(Worker):
             return
         result = services.messages_store(sends=sends)
         refused.extend(result.rejected)
+        # Each message's own "stored" line is services' (DEBUG): this one counts the batch.
+        log.debug(
+            "chat-persist: a batch of %d: %d stored, %d already stored, %d refused",
+            len(sends), len(result.stored), result.duplicates, len(result.rejected),
+        )  # fmt: skip
         if result.duplicates:
             log.info("chat-persist: %d already stored (replay or re-send)", result.duplicates)

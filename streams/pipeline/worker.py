@@ -31,7 +31,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import close_old_connections
 
-from streams import codec
+from streams import codec, logs
 from streams.runtime import gc_tune
 
 from . import kafka
@@ -292,6 +292,22 @@ class Worker(ABC):
             self.process(records)
 
     def process(self, records: list[Record]) -> None:
+        """Process a batch (see ``_process``); a lone record's ids name every line it causes.
+
+        Bound for one record only: a record split out of a failing batch, or the only record of
+        a quiet moment's batch, is what its retry, error and dead-letter lines are about.
+        """
+        if len(records) != 1:
+            self._process(records)
+            return
+        value = records[0].value if isinstance(records[0].value, dict) else {}
+        token = logs.bind(event_id=value.get("event_id"), client_msg_id=value.get("client_msg_id"))
+        try:
+            self._process(records)
+        finally:
+            logs.unbind(token)
+
+    def _process(self, records: list[Record]) -> None:
         """Process a batch, telling a poison record from a passing fault.
 
         - A transient failure (a database or broker unreachable, a deadlock, a serialization

@@ -185,13 +185,17 @@ def announced_positions(groups: Iterable[str]) -> dict[str, int]:
     return {group: int(value or 0) for group, value in zip(groups, values, strict=True)}
 
 
-def publish_on_commit(events: Iterable[Event], *, announced: dict[str, int] | None = None) -> None:
+def publish_on_commit(
+    events: Iterable[Event], *, announced: dict[str, int] | None = None, trace: list[dict] | None = None
+) -> None:
     """Publish once the current transaction commits (at once outside a transaction).
 
     Like Zulip's send_event_on_commit: a client never hears of a change that was rolled back.
+    ``trace``: the ids of the messages published (client_msg_id, event_id, room, seq), each
+    logged at DEBUG once published, so a message can be followed through the logs.
     """
     events = list(events)
-    transaction.on_commit(lambda: _publish_logged(events, announced))
+    transaction.on_commit(lambda: _publish_logged(events, announced, trace))
 
 
 def send_event_on_commit(group: str, event_type: str, **fields) -> None:
@@ -199,15 +203,21 @@ def send_event_on_commit(group: str, event_type: str, **fields) -> None:
     publish_on_commit([(group, frame(event_type, **fields), None)])
 
 
-def _publish_logged(events: list[Event], announced: dict[str, int] | None = None) -> None:
+def _publish_logged(
+    events: list[Event], announced: dict[str, int] | None = None, trace: list[dict] | None = None
+) -> None:
     # What is stored is stored; clients catch up with `sync`. While Redis is away this fails for
     # every batch: one line each, not a traceback each (a bug still gets its traceback).
     try:
         publish(events, announced=announced)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("real-time publish of %d events failed: Redis at %s: %s", len(events), redis_address(), exc)
+        return
     except Exception:
         log.exception("real-time publish of %d events failed", len(events))
+        return
+    for ids in trace or ():
+        log.debug("published message %s (seq %s) to room %s", ids["client_msg_id"], ids["seq"], ids["room"], extra=ids)
 
 
 # -- receiving (one Hub per ASGI process) -----------------------------------------------------------
