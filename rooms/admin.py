@@ -28,7 +28,7 @@ class ParticipantInline(admin.TabularInline):
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     list_display = ("id", "__str__", "kind", "is_public", "member_count", "last_seq", "last_message_at", "created_at")
-    list_filter = ("kind", "is_public")
+    list_filter = ("kind", "is_public", "legal_hold")
     search_fields = ("=id", "name", "participants__user__username")
     ordering = ("-last_message_at", "-id")
     date_hierarchy = "created_at"
@@ -43,9 +43,16 @@ class RoomAdmin(admin.ModelAdmin):
         "last_message_at",
         "last_message_preview",
         "created_at",
+        "retention_days",
+        "legal_hold",
+        "legal_hold_by",
+        "legal_hold_at",
     )
     # What a moderator may change here: the rest is the room's history, or set by the chat itself.
-    readonly_fields = tuple(f for f in fields if f not in ("name", "topic", "is_public"))
+    # A legal hold only a site admin (superuser) sets or lifts.
+    readonly_fields = tuple(
+        f for f in fields if f not in ("name", "topic", "is_public", "retention_days", "legal_hold")
+    )
     inlines = [ParticipantInline]
 
     def get_queryset(self, request):
@@ -60,22 +67,34 @@ class RoomAdmin(admin.ModelAdmin):
         return room.n_members
 
     def get_readonly_fields(self, request, obj=None):
+        readonly = self.readonly_fields
+        if not request.user.is_superuser:
+            readonly = (*readonly, "legal_hold")
         if obj is not None and obj.kind == Room.Kind.DIRECT:
-            return (*self.readonly_fields, "name", "topic", "is_public")
-        return self.readonly_fields
+            return (*readonly, "name", "topic", "is_public")
+        return readonly
 
     def has_add_permission(self, request) -> bool:
         # Rooms are made by their users (a direct room needs its pair's key).
         return False
 
     def save_model(self, request, obj: Room, form, change) -> None:
-        if change and form.changed_data:
-            try:
-                services.room_update_by_moderator(
-                    room=obj, name=obj.name, topic=obj.topic, is_public=obj.is_public, actor=request.user
-                )
-            except ChatError as exc:
-                self.message_user(request, exc.detail, messages.ERROR)
+        if not change:
+            return
+        try:
+            with transaction.atomic():
+                if {"name", "topic", "is_public"} & set(form.changed_data):
+                    services.room_update_by_moderator(
+                        room=obj, name=obj.name, topic=obj.topic, is_public=obj.is_public, actor=request.user
+                    )
+                if "retention_days" in form.changed_data:
+                    services.room_retention_set_by_moderator(
+                        room=obj, retention_days=obj.retention_days, actor=request.user
+                    )
+                if "legal_hold" in form.changed_data:
+                    services.room_legal_hold_set(room=obj, hold=obj.legal_hold, actor=request.user)
+        except ChatError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
 
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is not Participant:

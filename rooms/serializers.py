@@ -49,6 +49,14 @@ class RoomUpdateSerializer(JSONBodySerializer):
     name = serializers.CharField(max_length=100, required=False)
     topic = _topic_field()
     is_public = serializers.BooleanField(required=False)
+    retention_days = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=36500,
+        help_text="Owner only: messages older than this many days are deleted; 0 keeps them for ever, "
+        "null follows the server's period (CHAT_RETENTION_DAYS).",
+    )
 
 
 class ParticipantAddSerializer(JSONBodySerializer):
@@ -107,6 +115,11 @@ class RoomSerializer(serializers.Serializer):
     title = serializers.SerializerMethodField()
     topic = serializers.CharField(source="room.topic", help_text="What a group room is about; empty when unset.")
     is_public = serializers.BooleanField(source="room.is_public")
+    retention_days = serializers.IntegerField(
+        source="room.retention_days",
+        allow_null=True,
+        help_text="Messages older than this many days are deleted; 0: kept for ever; null: the server's period.",
+    )
     created_at = serializers.DateTimeField(source="room.created_at")
     role = serializers.ChoiceField(choices=Participant.Role.choices, help_text="Your role in the room.")
     member_count = serializers.IntegerField()

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Case, Value, When
+from django.utils import timezone
 
 from audit.services import audit_record
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, frame, publish_on_commit, room_group, user_group
-from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM, ROOM_EVENT, ROOM_EVENTS
+from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM, ROOM_EVENT, ROOM_EVENTS, is_json_int
 
 from .models import Participant, Room
 from .selectors import (
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 
 OWNER_ONLY = (Participant.Role.OWNER,)
+# A room's retention_days is "not given" in a partial update (None means: follow the site).
+UNCHANGED = object()
+RETENTION_DAYS_MAX = 36500
 
 NAME_MAX_CHARS = Room._meta.get_field("name").max_length
 TOPIC_MAX_CHARS = Room._meta.get_field("topic").max_length
@@ -152,8 +156,10 @@ def room_update(
     name: str | None = None,
     topic: str | None = None,
     is_public: bool | None = None,
+    retention_days: int | None | object = UNCHANGED,
 ) -> Room:
-    """Rename a group room, change its topic, or open/close it to joining (its owner or an admin).
+    """Rename a group room, change its topic, or open/close it to joining (its owner or an admin);
+    set how many days its messages are kept (its owner only; None: the site's period).
 
     Members get ``room.updated`` {room, name, topic, is_public, owner}.
     """
@@ -161,7 +167,26 @@ def room_update(
     participant = participant_get_with_role(
         room_id=room_id, user_id=user_id, roles=Participant.MANAGERS, action="change it"
     )
+    if retention_days is not UNCHANGED:
+        room_retention_set(room=participant.room, retention_days=retention_days, role=participant.role)
     return _room_change(participant.room, name=name, topic=topic, is_public=is_public, actor_id=user_id)
+
+
+def room_retention_set(*, room: Room, retention_days: int | None, role: str | None = None) -> Room:
+    """Set how many days the room's messages are kept (chat_messages/retention.py): None follows
+    CHAT_RETENTION_DAYS, 0 keeps them for ever. Through the REST call its owner only (``role``);
+    an admin sets it in the admin. A legal hold suspends it whatever it says."""
+    if role is not None and role not in OWNER_ONLY:
+        raise ChatError(FORBIDDEN, "Only the room's owner may change how long its messages are kept.")
+    if room.kind == Room.Kind.DIRECT:
+        raise ChatError(INVALID, "A direct room follows the site's retention period.")
+    if retention_days is not None and (
+        not is_json_int(retention_days, minimum=0) or retention_days > RETENTION_DAYS_MAX
+    ):
+        raise ChatError(INVALID, f"retention_days must be null or 0..{RETENTION_DAYS_MAX}.")
+    Room.objects.filter(pk=room.pk).update(retention_days=retention_days)
+    room.retention_days = retention_days
+    return room
 
 
 @transaction.atomic
@@ -180,6 +205,51 @@ def room_update_by_moderator(
                 before={f: before[f] for f in changed}, after={f: getattr(room, f) for f in changed},
                 detail=f"room {room.pk}: {', '.join(changed)}",
             )  # fmt: skip
+    return room
+
+
+def room_retention_set_by_moderator(*, room: Room, retention_days: int | None, actor=None) -> Room:
+    """Like :func:`room_retention_set`, for an admin in the admin (any room kind; audited)."""
+    with transaction.atomic():
+        before = Room.objects.filter(pk=room.pk).values_list("retention_days", flat=True).first()
+        if before == retention_days:
+            return room
+        if retention_days is not None and not is_json_int(retention_days, minimum=0):
+            raise ChatError(INVALID, "retention_days must be null or a number of days.")
+        Room.objects.filter(pk=room.pk).update(retention_days=retention_days)
+        room.retention_days = retention_days
+        audit_record(
+            action="room.retention_set", actor=actor, target_type="room", target_id=room.pk,
+            before={"retention_days": before}, after={"retention_days": retention_days},
+            detail=f"room {room.pk}: messages kept {retention_days if retention_days is not None else 'site'} days",
+        )  # fmt: skip
+    return room
+
+
+def room_legal_hold_set(*, room: Room, hold: bool, actor) -> Room:
+    """Put the room under legal hold (retention deletes none of its messages) or lift it: a site
+    admin's (superuser's) act only, recorded with who and when, and in the audit log."""
+    if actor is None or not getattr(actor, "is_superuser", False):
+        raise ChatError(FORBIDDEN, "Only a site admin may set or lift a legal hold.")
+    with transaction.atomic():
+        before = (
+            Room.objects.select_for_update()
+            .filter(pk=room.pk)
+            .values("legal_hold", "legal_hold_by", "legal_hold_at")
+            .first()
+        )
+        if before is None or before["legal_hold"] == bool(hold):
+            return room
+        changes = {"legal_hold": bool(hold), "legal_hold_by": actor if hold else None,
+                   "legal_hold_at": timezone.now() if hold else None}  # fmt: skip
+        Room.objects.filter(pk=room.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(room, field, value)
+        audit_record(
+            action="room.legal_hold_set" if hold else "room.legal_hold_lifted", actor=actor, target_type="room",
+            target_id=room.pk, before={"legal_hold": before["legal_hold"]}, after={"legal_hold": bool(hold)},
+            detail=f"room {room.pk} ({room}): legal hold {'set' if hold else 'lifted'}",
+        )  # fmt: skip
     return room
 
 
