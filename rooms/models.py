@@ -37,10 +37,10 @@ class Room(models.Model):
     # site's CHAT_RETENTION_DAYS, 0: kept for ever whatever the site says.
     retention_days = models.PositiveIntegerField(null=True, blank=True)
     # A legal hold (set by a site admin in the admin, audited) suspends retention for the room.
+    # Who set it by username, as it was: no link to the account, which may go before the hold
+    # does (the audit entry links to it while it exists), and deleting an account costs no query here.
     legal_hold = models.BooleanField(default=False, db_default=False)
-    legal_hold_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
-    )
+    legal_hold_by = models.CharField(max_length=150, blank=True, default="", db_default="", editable=False)
     legal_hold_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:

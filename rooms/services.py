@@ -240,7 +240,7 @@ def room_legal_hold_set(*, room: Room, hold: bool, actor) -> Room:
         )
         if before is None or before["legal_hold"] == bool(hold):
             return room
-        changes = {"legal_hold": bool(hold), "legal_hold_by": actor if hold else None,
+        changes = {"legal_hold": bool(hold), "legal_hold_by": actor.get_username() if hold else "",
                    "legal_hold_at": timezone.now() if hold else None}  # fmt: skip
         Room.objects.filter(pk=room.pk).update(**changes)
         for field, value in changes.items():
