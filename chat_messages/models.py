@@ -92,6 +92,13 @@ class Message(models.Model):
                 name="message_system_by_actor",
                 condition=models.Q(kind="system"),
             ),
+            # Retention (retention.py): a room's oldest messages still standing, found without
+            # walking the ones deleted already or the newer ones.
+            models.Index(
+                fields=["room", "created_at"],
+                name="message_alive_by_age",
+                condition=models.Q(deleted_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,13 +13,11 @@ chunks loses nothing (each chunk committed is done, the next run picks up what i
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Value
-from django.db.models.functions import Coalesce, Now
+from django.db import connection, transaction
 
+from rooms.models import Room
 from streams.pipeline import kafka
 
 from .models import Message
@@ -29,15 +27,24 @@ from .signals import messages_expired
 log = logging.getLogger(__name__)
 
 
-def _expired():
-    """Messages past their room's retention, not yet deleted, in rooms not under legal hold."""
-    days = Coalesce(F("room__retention_days"), Value(settings.CHAT_RETENTION_DAYS), output_field=IntegerField())
-    period = ExpressionWrapper(F("retention") * Value(timedelta(days=1)), output_field=DurationField())
-    return (
-        Message.objects.alias(retention=days)
-        .alias(cutoff=ExpressionWrapper(Now() - period, output_field=DateTimeField()))
-        .filter(deleted_at__isnull=True, room__legal_hold=False, retention__gt=0, created_at__lt=F("cutoff"))
-    )
+def _expired_ids(limit: int) -> list[int]:
+    """Up to ``limit`` ids of messages past their room's retention and not deleted yet, in rooms
+    not under legal hold: one statement, each room probed through its ``message_alive_by_age``
+    index (its oldest standing messages first), so neither the messages deleted already nor the
+    rooms that keep everything are walked again and again."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.id FROM {Room._meta.db_table} AS r CROSS JOIN LATERAL ("
+            f"  SELECT id, created_at FROM {Message._meta.db_table}"
+            "   WHERE room_id = r.id AND deleted_at IS NULL"
+            "   AND created_at < now() - make_interval(days => COALESCE(r.retention_days, %s))"
+            "   ORDER BY created_at, id LIMIT %s"
+            ") AS m"
+            " WHERE NOT r.legal_hold AND COALESCE(r.retention_days, %s) > 0"
+            " LIMIT %s",
+            [settings.CHAT_RETENTION_DAYS, limit, settings.CHAT_RETENTION_DAYS, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def messages_expire(*, limit: int | None = None) -> tuple[int, bool]:
@@ -45,17 +52,15 @@ def messages_expire(*, limit: int | None = None) -> tuple[int, bool]:
     one transaction. Returns (how many, whether a full chunk went: more may be waiting)."""
     limit = limit or settings.CHAT_RETENTION_CHUNK
     with transaction.atomic():
-        # The oldest first, skipping rows a deletion or another run holds: two runs never wait on
-        # each other, and each erases a distinct chunk.
-        chunk = list(
-            _expired()
-            .order_by("pk")
-            .select_for_update(of=("self",), skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
-        )
-        if not chunk:
+        candidates = _expired_ids(limit)
+        if not candidates:
             return 0, False
-        erased = messages_erase(messages=Message.objects.filter(pk__in=chunk))
+        # Skipping rows a deletion or another run holds: two runs never wait on each other. All of
+        # them held elsewhere: that run finishes the work, this one stops.
+        chunk = Message.objects.filter(pk__in=candidates, deleted_at__isnull=True).select_for_update(skip_locked=True)
+        erased = messages_erase(messages=Message.objects.filter(pk__in=list(chunk.values_list("pk", flat=True))))
+        if not erased:
+            return 0, False
         messages_expired.send(sender=Message, message_ids=[pk for pk, _, _ in erased])
         spans: dict[int, list[int]] = {}
         for _, room_id, seq in erased:
@@ -63,7 +68,7 @@ def messages_expire(*, limit: int | None = None) -> tuple[int, bool]:
             span[0], span[1] = min(span[0], seq), max(span[1], seq)
         transaction.on_commit(lambda: _announce(spans))
     log.info("retention: %d messages expired in %d rooms", len(erased), len(spans))
-    return len(erased), len(chunk) >= limit
+    return len(erased), len(candidates) >= limit
 
 
 def _announce(spans: dict[int, list[int]]) -> None:
