@@ -211,6 +211,42 @@ def test_changes_that_arrive_out_of_order_across_a_unique_key_still_converge(cdc
     assert_same()
 
 
+def test_a_key_freed_in_another_batch_still_converges(cdc, make_user, make_room):
+    """A reaction taken back and given again: the delete and the new row travel on different
+    partitions, and the new row may come in a batch of its own, before the delete. It is not
+    dead-lettered (lost for good): the stale row that held the key goes, its delete is a no-op
+    when it comes. The same for a name freed by a rename, each change in its own batch."""
+    from django.contrib.auth import get_user_model
+
+    from chat_messages.services import reaction_set
+
+    alice = make_user()
+    room = make_room(owner=alice)
+    messages_store(sends=[send_envelope(room_id=room.pk, sender_id=alice.pk, client_msg_id=uuid.uuid4(), body="x")])
+    reaction_set(user=alice, room_id=room.pk, seq=1, emoji="👍", on=True)
+    old = make_user("alpha")
+    sync(cdc)
+    reaction_set(user=alice, room_id=room.pk, seq=1, emoji="👍", on=False)
+    reaction_set(user=alice, room_id=room.pk, seq=1, emoji="👍", on=True)
+    get_user_model().objects.filter(pk=old.pk).update(username="beta", username_skeleton=None)
+    newcomer = make_user("alpha")
+    records = cdc.records(capture_until_current())
+    reactions = [r for r in records if r.value["source"]["table"] == "chat_messages_reaction"]
+    users = [r for r in records if r.value["source"]["table"] == "accounts_user"]
+    gone = next(r for r in reactions if r.value["op"] == "d")
+    again = next(r for r in reactions if r.value["op"] == "c")
+    rename = next(r for r in users if r.value["after"]["id"] == old.pk)
+    arrival = next(r for r in users if r.value["after"]["id"] == newcomer.pk)
+    dlq = KafkaTap(kafka.DLQ)
+    try:
+        for batch in ([again], [arrival], [gone], [rename]):  # each the other way round, alone
+            BackupWorker().process(batch)
+        assert dlq.records(1, timeout=2) == []
+    finally:
+        dlq.close()
+    assert_same()
+
+
 def test_the_slot_reports_its_retained_wal_and_warns_past_the_limit(cdc, make_user, caplog):
     make_user()
     sync(cdc)
