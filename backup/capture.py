@@ -47,7 +47,8 @@ def _dsn() -> str:
 
     params = connections["default"].get_connection_params()
     params.pop("cursor_factory", None)  # Django's: the replication connection has its own
-    params["options"] = f"{params.get('options', '')} -c DateStyle=ISO".strip()
+    # UTC too: Debezium writes times in UTC, and text already in UTC needs no parsing (debezium.py).
+    params["options"] = f"{params.get('options', '')} -c DateStyle=ISO -c TimeZone=UTC".strip()
     return make_dsn(**params)
 
 
@@ -132,7 +133,9 @@ class Capture:
             cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
-                cursor.execute("SET LOCAL DateStyle = ISO")  # the ::text debezium.py parses, as the stream's
+                # The ::text debezium.py parses, as the stream's.
+                cursor.execute("SET LOCAL DateStyle = ISO")
+                cursor.execute("SET LOCAL TimeZone = 'UTC'")
                 for table in CAPTURED_TABLES:
                     relation = pgoutput.relation_of(cursor, table)
                     names = ", ".join(f'"{c.name}"::text' for c in relation.columns)
