@@ -9,6 +9,9 @@ import time
 
 from django.conf import settings
 
+# Consumers kept open for asking groups' committed offsets (one per group), at most.
+GROUPS_KEPT = 8
+
 
 class Broker:
     """Read-only questions to the broker: partitions, high watermarks, a group's committed offsets."""
@@ -77,9 +80,16 @@ class Broker:
         from confluent_kafka import TopicPartition
 
         # A consumer that never subscribes does not join the group: asking costs the group nothing.
-        consumer = self.by_group.get(group)
+        consumer = self.by_group.pop(group, None)
         if consumer is None:
-            consumer = self.by_group[group] = self._consumer(group)
+            consumer = self._consumer(group)
+            if len(self.by_group) >= GROUPS_KEPT:
+                # The least recently asked goes: a Broker kept open (the metrics) asked about ever
+                # new groups (tests' own prefixes) would otherwise hold a client per group for
+                # ever, each with its connections to the broker.
+                oldest = next(iter(self.by_group))
+                self.by_group.pop(oldest).close()
+        self.by_group[group] = consumer  # last: the most recently asked
         answer = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in answer}
 
