@@ -47,6 +47,10 @@ BREAKER_WINDOW_S = 60.0
 # How long a worker that follows another group waits before it looks at that group's offsets again.
 FOLLOW_WAIT_S = 0.05
 FOLLOW_SAY_EVERY_S = 30.0
+# How long a batch the followed group has not committed yet is held before it is rewound.
+FOLLOW_HOLD_S = 2.0
+# The followed group's offsets are read again at least this often, ready batch or not.
+FOLLOW_REFRESH_S = 1.0
 
 # How a failure is handled (see Worker.process).
 TRANSIENT = "transient"  # retry the batch in place until it passes
@@ -114,6 +118,9 @@ class Worker(ABC):
         self.consumer = None
         self.leader = None  # a consumer of the followed group's offsets (see _followed)
         self.follow_said = 0.0
+        # The followed group's committed offset per (topic, partition), as last read.
+        self.follow_offsets: dict[tuple[str, int], int] = {}
+        self.follow_read_at = 0.0
         # (error, when) of the last records set aside, for the breaker (see process()).
         self.set_aside: deque[tuple[str, float]] = deque(maxlen=BREAKER_SAME)
 
@@ -200,9 +207,40 @@ class Worker(ABC):
     def _followed(self, raws: list[Raw]) -> list[Raw]:
         """The records the followed group has committed; the rest are fetched again later.
 
-        One OffsetFetch per batch. While the followed group is behind (or down), this one waits
-        at its heels rather than read rows that are not there yet; ``FOLLOW_WAIT_S`` between looks.
+        The followed group's offsets are kept as last read, and the broker is asked (one
+        OffsetFetch) for a batch that goes past them, or once ``FOLLOW_REFRESH_S`` has passed. A batch that is not ready
+        waits here, asking again every ``FOLLOW_WAIT_S``, up to ``FOLLOW_HOLD_S``: the followed
+        group is most often a batch interval behind, and holding the records costs nothing where
+        rewinding them means fetching them again. Past that (the followed group is down or far
+        behind) what is not ready is rewound, and the loop keeps polling (the group keeps us).
         """
+        held_since = time.monotonic()
+        asked = False
+        if held_since - self.follow_read_at >= FOLLOW_REFRESH_S:
+            # Read again now and then even when the batch looks ready: a broker that lost its log
+            # (the embedded one keeps it in memory) starts the offsets over, lower.
+            self._follow_offsets_read(raws)
+        while True:
+            ready = [raw for raw in raws if raw.offset < self.follow_offsets.get((raw.topic, raw.partition), -1)]
+            if len(ready) == len(raws) or not self.running or time.monotonic() - held_since >= FOLLOW_HOLD_S:
+                break
+            if asked:
+                time.sleep(FOLLOW_WAIT_S)
+            self._follow_offsets_read(raws)
+            asked = True
+        if len(ready) < len(raws):
+            self._rewind([raw for raw in raws if raw.offset >= self.follow_offsets.get((raw.topic, raw.partition), -1)])
+            if not ready:
+                now = time.monotonic()
+                if now - self.follow_said >= FOLLOW_SAY_EVERY_S:
+                    # Otherwise silent: a followed group that is down (or never committed) shows only as lag.
+                    log.info("%s: waiting for %s to commit what it reads (%d records held)",
+                             self.group_id, self.follows, len(raws))  # fmt: skip
+                    self.follow_said = now
+        return ready
+
+    def _follow_offsets_read(self, raws: list[Raw]) -> None:
+        """Read the followed group's committed offsets for the batch's partitions."""
         from confluent_kafka import Consumer, TopicPartition
 
         if self.leader is None:
@@ -213,25 +251,13 @@ class Worker(ABC):
             })  # fmt: skip
         places = sorted({(raw.topic, raw.partition) for raw in raws})
         try:
-            committed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in self.leader.committed([TopicPartition(t, p) for t, p in places], timeout=10)
-            }
-        except Exception as exc:  # noqa: BLE001 - the broker's words, logged; the batch is fetched again
+            answer = self.leader.committed([TopicPartition(t, p) for t, p in places], timeout=10)
+        except Exception as exc:  # noqa: BLE001 - the broker's words, logged; the batch waits
             log.warning("%s: offsets of %s unknown (%s); waiting", self.group_id, self.follows, exc)
-            committed = {}
-        ready = [raw for raw in raws if raw.offset < committed.get((raw.topic, raw.partition), -1)]
-        if len(ready) < len(raws):
-            self._rewind([raw for raw in raws if raw.offset >= committed.get((raw.topic, raw.partition), -1)])
-            if not ready:
-                now = time.monotonic()
-                if now - self.follow_said >= FOLLOW_SAY_EVERY_S:
-                    # Otherwise silent: a followed group that is down (or never committed) shows only as lag.
-                    log.info("%s: waiting for %s to commit what it reads (%d records held)",
-                             self.group_id, self.follows, len(raws))  # fmt: skip
-                    self.follow_said = now
-                time.sleep(FOLLOW_WAIT_S)
-        return ready
+            return
+        self.follow_read_at = time.monotonic()
+        for tp in answer:
+            self.follow_offsets[(tp.topic, tp.partition)] = tp.offset
 
     def commit(self, raws: list[Raw]) -> None:
         """Commit the batch's offsets (the next one to read, per partition), synchronously."""
@@ -252,6 +278,7 @@ class Worker(ABC):
     def _on_assign(self, _consumer, partitions) -> None:
         # Operators ask "who has what": log what this copy owns after each rebalance.
         log.info("%s: partitions assigned: %s", self.group_id, _names(partitions) or "none")
+        self.follow_offsets.clear()  # a rebalance (a broker back, a peer gone): read them afresh
 
     def _on_revoke(self, _consumer, partitions) -> None:
         if partitions:
