@@ -256,11 +256,17 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory, kafka_topics):
 
 @pytest.fixture
 def indexing(server):
-    """The session's server with the search index consumer (chat-index) running too."""
+    """The session's server with the search index consumer (chat-index) running too, for the test.
+
+    Stopped after it: left running, it polled the worker's embedded broker for the rest of the
+    session beside persist, and Tansu's memory storage costs more per request the more batches it
+    holds; late in a long run, the broker of that worker stopped acknowledging in time.
+    """
     process = server.processes.get("index")
     if process is None or process.poll() is not None:
         server.start("index")
-    return server
+    yield server
+    server.stop("index")
 
 
 @pytest.fixture
