@@ -88,6 +88,12 @@ def _quote(lexeme: str) -> str:
     return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def like_pattern(term: str) -> str:
+    """A SQL ``LIKE`` pattern finding ``term`` anywhere, its wildcards taken literally (backslash is
+    LIKE's default escape)."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def matches(body: str, terms: list[str]) -> bool:
     """Whether every term occurs in the folded body: the final word on a backend's candidates."""
     folded = fold(body)

@@ -19,12 +19,6 @@ TABLE = MessageDoc._meta.db_table
 RELEVANCE_WINDOW = 1000
 
 
-def _like(term: str) -> str:
-    """A LIKE pattern finding ``term`` anywhere (backslash is LIKE's default escape)."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 class PostgresBackend(SearchBackend):
     name = "postgres"
 
@@ -98,7 +92,7 @@ class PostgresBackend(SearchBackend):
             params.append(matcher)
         for term in query.terms:
             where.append("folded LIKE %s")
-            params.append(_like(term))
+            params.append(text.like_pattern(term))
         if query.sender_id is not None:
             where.append("sender_id = %s")
             params.append(query.sender_id)
