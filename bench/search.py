@@ -35,12 +35,14 @@ import statistics
 import subprocess
 import sys
 import time
-import unicodedata
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from search.text import _quote, fold
+from search.text import like_pattern as _like
 
 from . import corpus
 from .stack import ROOT, BenchStack
@@ -75,15 +77,6 @@ class Population:
     timings: dict = field(default_factory=dict)
 
 
-def fold(text: str) -> str:
-    """search.text.fold, or its definition where the search app is not there."""
-    try:
-        from search.text import fold as product_fold
-    except ImportError:
-        return unicodedata.normalize("NFKC", text).casefold()
-    return product_fold(text)
-
-
 def _copy_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
@@ -108,9 +101,6 @@ class _CopySource:
         data = b"".join(parts)
         self.buffer = data[size:]
         return data[:size]
-
-    def readline(self, size: int = -1) -> bytes:  # psycopg2 asks for it only with COPY ... TO
-        raise NotImplementedError
 
 
 def populate(*, count: int, seed: int, rooms: int, users: int, rooms_per_user: int, log) -> Population:
@@ -241,17 +231,21 @@ def build_simple(pop: Population, log) -> dict:
     }
 
 
-def build_trgm(pop: Population, log) -> dict:
-    """pg_trgm: a document table like the search app's (folded text, room, sender, time) and a
-    gin_trgm_ops index on its folded text."""
+def _build_doc_table(pop: Population, log, *, name: str, extra: str, values, index: str, what: str) -> dict:
+    """A document table shaped like the search app's (folded text, room, sender, time; room and
+    sender indexes) loaded by COPY, ``extra`` columns filled by ``values(i)``, then the GIN index
+    ``index`` (its USING clause) built in one CREATE INDEX, timed apart from the load."""
     from django.db import connection
 
     count = len(pop.folded)
+    table = f"bench_{name}_doc"
     with connection.cursor() as cursor:
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         cursor.execute(
-            "CREATE TABLE bench_trgm_doc (message_id bigint PRIMARY KEY, room_id bigint NOT NULL, sender_id bigint,"
-            " created_at timestamptz NOT NULL, version bigint NOT NULL, folded text NOT NULL)"
+            f"CREATE TABLE {table} (message_id bigint PRIMARY KEY, room_id bigint NOT NULL, sender_id bigint,"
+            f" created_at timestamptz NOT NULL, version bigint NOT NULL, folded text NOT NULL{extra})"
+        )
+        columns = "message_id, room_id, sender_id, created_at, version, folded" + "".join(
+            f", {column.split()[0]}" for column in extra.split(",") if column.strip()
         )
         started = time.perf_counter()
         rows = (
@@ -262,24 +256,22 @@ def build_trgm(pop: Population, log) -> dict:
                 pop.created_of[i].isoformat(),
                 str(int(pop.created_of[i].timestamp() * 1_000_000)),
                 _copy_escape(pop.folded[i]),
+                *values(i),
             )
             for i in range(count)
         )
-        cursor.copy_expert(
-            "COPY bench_trgm_doc (message_id, room_id, sender_id, created_at, version, folded) FROM STDIN",
-            _CopySource(rows),
-        )
-        cursor.execute("CREATE INDEX bench_trgm_room ON bench_trgm_doc (room_id, message_id)")
-        cursor.execute("CREATE INDEX bench_trgm_sender ON bench_trgm_doc (sender_id)")
+        cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", _CopySource(rows))
+        cursor.execute(f"CREATE INDEX bench_{name}_room ON {table} (room_id, message_id)")
+        cursor.execute(f"CREATE INDEX bench_{name}_sender ON {table} (sender_id)")
         load_s = time.perf_counter() - started
         started = time.perf_counter()
-        cursor.execute("CREATE INDEX bench_trgm_folded ON bench_trgm_doc USING gin (folded gin_trgm_ops)")
+        cursor.execute(f"CREATE INDEX bench_{name}_gin ON {table} USING {index}")
         seconds = time.perf_counter() - started
-        cursor.execute("VACUUM (ANALYZE) bench_trgm_doc")
-        sizes = _table_sizes(cursor, "bench_trgm_doc")
-    gin = sizes["indexes"]["bench_trgm_folded"]
+        cursor.execute(f"VACUUM (ANALYZE) {table}")
+        sizes = _table_sizes(cursor, table)
+    gin = sizes["indexes"][f"bench_{name}_gin"]
     log(
-        f"search | trgm: documents loaded in {load_s:.1f} s, GIN built in {seconds:.1f} s"
+        f"search | {name}: {what} in {load_s:.1f} s, GIN built in {seconds:.1f} s"
         f" ({count / seconds:,.0f} messages/s), {gin / 2**20:.0f} MiB (all {sizes['total'] / 2**20:.0f} MiB)"
     )
     return {
@@ -290,6 +282,18 @@ def build_trgm(pop: Population, log) -> dict:
         "total_bytes": sizes["total"],
         "sizes": sizes,
     }
+
+
+def build_trgm(pop: Population, log) -> dict:
+    """pg_trgm: a document table like the search app's and a gin_trgm_ops index on its folded text."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    return _build_doc_table(
+        pop, log, name="trgm", extra="", values=lambda i: (), index="gin (folded gin_trgm_ops)",
+        what="documents loaded",
+    )  # fmt: skip
 
 
 def build_ngram(pop: Population, log) -> dict:
@@ -369,63 +373,13 @@ def bitri_tsquery(terms: list[str]) -> str | None:
     return " & ".join(dict.fromkeys(parts)) or None
 
 
-def _quote(lexeme: str) -> str:
-    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
 def build_bitri(pop: Population, log) -> dict:
     """The what-if: a table like the search app's, its tsvector holding bigrams and trigrams."""
-    from django.db import connection
-
-    count = len(pop.folded)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TABLE bench_bitri_doc (message_id bigint PRIMARY KEY, room_id bigint NOT NULL, sender_id bigint,"
-            " created_at timestamptz NOT NULL, version bigint NOT NULL, folded text NOT NULL, tokens tsvector)"
-        )
-        started = time.perf_counter()
-        rows = (
-            (
-                str(pop.first_id + i),
-                str(pop.room_of[i]),
-                str(pop.sender_of[i]),
-                pop.created_of[i].isoformat(),
-                str(int(pop.created_of[i].timestamp() * 1_000_000)),
-                _copy_escape(pop.folded[i]),
-                _copy_escape(" ".join(_quote(lexeme) for lexeme in bitri_tokens(pop.folded[i]))),
-            )
-            for i in range(count)
-        )
-        cursor.copy_expert(
-            "COPY bench_bitri_doc (message_id, room_id, sender_id, created_at, version, folded, tokens) FROM STDIN",
-            _CopySource(rows),
-        )
-        cursor.execute("CREATE INDEX bench_bitri_room ON bench_bitri_doc (room_id, message_id)")
-        cursor.execute("CREATE INDEX bench_bitri_sender ON bench_bitri_doc (sender_id)")
-        load_s = time.perf_counter() - started
-        started = time.perf_counter()
-        cursor.execute("CREATE INDEX bench_bitri_tokens ON bench_bitri_doc USING gin (tokens)")
-        seconds = time.perf_counter() - started
-        cursor.execute("VACUUM (ANALYZE) bench_bitri_doc")
-        sizes = _table_sizes(cursor, "bench_bitri_doc")
-    gin = sizes["indexes"]["bench_bitri_tokens"]
-    log(
-        f"search | bitri: documents made and loaded in {load_s:.1f} s, GIN built in {seconds:.1f} s"
-        f" ({count / seconds:,.0f} messages/s), {gin / 2**20:.0f} MiB (all {sizes['total'] / 2**20:.0f} MiB)"
-    )
-    return {
-        "load_s": load_s,
-        "build_s": seconds,
-        "build_rate": count / seconds,
-        "index_bytes": gin,
-        "total_bytes": sizes["total"],
-        "sizes": sizes,
-    }
-
-
-# -- queries ---------------------------------------------------------------------------------------
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _build_doc_table(
+        pop, log, name="bitri", extra=", tokens tsvector",
+        values=lambda i: (_copy_escape(" ".join(_quote(lexeme) for lexeme in bitri_tokens(pop.folded[i]))),),
+        index="gin (tokens)", what="documents made and loaded",
+    )  # fmt: skip
 
 
 def sql_for(method: str, q: str, room_ids: list[int], limit: int) -> tuple[str, list]:
