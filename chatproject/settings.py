@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "drawer",
     "search",
     "audit",
+    # Reports and sanctions (docs/moderation.md), and data exports (docs/exports.md).
+    "moderation",
+    "exports",
     "backup",
     # /metrics and the admin's Pipeline page (docs/operations.md).
     "ops",
