@@ -241,6 +241,17 @@ S3_PUBLIC_ENDPOINT_URL = env_str("S3_PUBLIC_ENDPOINT_URL", "")
 ACCOUNT_PURGE_INLINE_MAX = env_int("ACCOUNT_PURGE_INLINE_MAX", 5000)
 ACCOUNT_PURGE_CHUNK = env_int("ACCOUNT_PURGE_CHUNK", 2000)
 
+# --- Data exports (exports/, docs/exports.md) ---------------------------------------------------
+# A finished export's ZIP is kept this long, then deleted by the exports.expire beat task (every
+# EXPORT_SWEEP_S); an export still queued or running after EXPORT_STALE_HOURS is marked failed.
+EXPORT_RETENTION_HOURS = env_float("EXPORT_RETENTION_HOURS", 72.0)
+EXPORT_STALE_HOURS = env_float("EXPORT_STALE_HOURS", 6.0)
+# Rows read per query while building (keyset pages: memory stays bounded whatever the history).
+EXPORT_CHUNK = env_int("EXPORT_CHUNK", 1000)
+# A user's export carries the files of their attachments while they total at most this many bytes
+# (and the files are in a local folder); past it, their metadata only.
+EXPORT_FILES_MAX_BYTES = env_int("EXPORT_FILES_MAX_BYTES", 500 * 1024 * 1024)
+
 # --- Kafka --------------------------------------------------------------------------------------
 KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6)
 KAFKA_REPLICATION = env_int("KAFKA_REPLICATION", 1)
@@ -284,6 +295,8 @@ REST_FRAMEWORK = {
         "signup": env_str("THROTTLE_SIGNUP", "20/hour"),
         "login": env_str("THROTTLE_LOGIN", "10/min"),
         "upload": env_str("THROTTLE_UPLOAD", "30/min"),
+        # Starting a data export (each one reads the user's whole history).
+        "export": env_str("THROTTLE_EXPORT", "10/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -317,6 +330,8 @@ CELERY_BEAT_SCHEDULE = {
     "attachments-sweep": {"task": "attachments.sweep", "schedule": env_float("CHAT_ATTACHMENT_SWEEP_S", 600.0)},
     # Messages past their room's retention (chat_messages/tasks.py); it re-queues itself until done.
     "messages-expire": {"task": "chat_messages.expire", "schedule": env_float("CHAT_RETENTION_SWEEP_S", 3600.0)},
+    # Data exports past EXPORT_RETENTION_HOURS lose their file; stale ones are marked failed (exports/tasks.py).
+    "exports-expire": {"task": "exports.expire", "schedule": env_float("EXPORT_SWEEP_S", 3600.0)},
 }
 
 # LOG_FORMAT: "text" (a line for people) or "json" (one object per line with the request and
