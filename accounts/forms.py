@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminUserCreationForm, AuthenticationForm, UserChangeForm
 
 from streams.errors import ChatError
 
 from . import usernames
+from .services import suspension_text
+
+
+class LoginForm(AuthenticationForm):
+    """Django's log-in form, refusing a suspended account with when its suspension ends."""
+
+    def confirm_login_allowed(self, user) -> None:
+        super().confirm_login_allowed(user)
+        if user.is_suspended():
+            raise forms.ValidationError(suspension_text(user), code="suspended")
 
 
 class SignupForm(forms.Form):

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 from .usernames import username_key
 
@@ -17,8 +18,20 @@ class User(AbstractUser):
         null=True, blank=True, unique=True, editable=False, help_text="The name's look-alike key (UTS #39 skeleton)."
     )
 
+    # A moderator's suspension (docs/moderation.md): from suspended_at until suspended_until (null:
+    # until lifted) no login, token, session or socket works. Ends by itself; lifting clears it.
+    suspended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    suspended_until = models.DateTimeField(null=True, blank=True, editable=False)
+    suspension_reason = models.TextField(blank=True, default="", db_default="", editable=False)
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+    def is_suspended(self, now=None) -> bool:
+        """Whether a suspension is in force at ``now`` (by default, now)."""
+        if self.suspended_at is None:
+            return False
+        return self.suspended_until is None or self.suspended_until > (now or timezone.now())
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, password_validation
@@ -30,11 +31,11 @@ from chat_messages.services import messages_detach_sender, quotes_detach_sender
 from drawer.services import drawer_snapshots_detach_sender
 from rooms.models import Participant
 from rooms.services import participants_release_user
-from streams.errors import CONFLICT, INVALID, NOT_FOUND, ChatError
+from streams.errors import CONFLICT, INVALID, NOT_FOUND, SUSPENDED, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import frame, publish_on_commit, room_group, session_group, token_group, user_group
 from streams.realtime.limits import users_online
-from streams.realtime.protocol import CLOSE_UNAUTHENTICATED, close_control
+from streams.realtime.protocol import CLOSE_SUSPENDED, CLOSE_UNAUTHENTICATED, close_control
 
 from . import usernames
 from .models import AccountDeletion, Device, UserSession
@@ -85,6 +86,7 @@ def token_issue(*, username: str, password: str) -> Token:
     user = authenticate(username=username, password=password)
     if user is None:
         raise ChatError(INVALID, "Unable to log in with the given username and password.")
+    suspension_check(user=user)
     token, _created = Token.objects.get_or_create(user=user)
     return token
 
@@ -124,7 +126,7 @@ def session_end(*, session_key: str) -> None:
     publish_on_commit([(session_group(session_key), None, CLOSE)])
 
 
-def _sign_out_everywhere(*, user_id: int) -> None:
+def _sign_out_everywhere(*, user_id: int, close: dict = CLOSE) -> None:
     """Delete the user's token, web sessions and push devices, and close every socket of theirs,
     after commit: a deactivated or deleted account's phone must not keep receiving messages."""
     Token.objects.filter(user_id=user_id).delete()
@@ -132,7 +134,7 @@ def _sign_out_everywhere(*, user_id: int) -> None:
     recorded = UserSession.objects.filter(user_id=user_id)
     Session.objects.filter(session_key__in=recorded.values("session_key")).delete()
     recorded.delete()
-    publish_on_commit([(user_group(user_id), None, CLOSE)])
+    publish_on_commit([(user_group(user_id), None, close)])
 
 
 def account_deactivate(*, user, actor=None) -> None:
@@ -149,6 +151,74 @@ def account_deactivate(*, user, actor=None) -> None:
             detail=f"{user.username} signed out everywhere: token, sessions and push devices removed, sockets closed",
         )  # fmt: skip
     user.is_active = False
+
+
+# -- suspension (docs/moderation.md) ------------------------------------------------------------------
+def suspension_text(user) -> str:
+    """The refusal at every entry: "Your account is suspended until 2026-12-05 08:00 UTC: spam."."""
+    until = (
+        f"until {user.suspended_until.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC"
+        if user.suspended_until is not None
+        else "until a moderator lifts it"
+    )
+    reason = f": {user.suspension_reason}" if user.suspension_reason else "."
+    return f"Your account is suspended {until}{reason}"
+
+
+def suspension_check(*, user) -> None:
+    """``suspended`` while a suspension of the user is in force."""
+    if user.is_suspended():
+        raise ChatError(SUSPENDED, suspension_text(user))
+
+
+def _suspension_values(user) -> dict:
+    return {
+        "suspended_at": user.suspended_at,
+        "suspended_until": user.suspended_until,
+        "reason": user.suspension_reason,
+    }
+
+
+def account_suspend(*, user, until=None, reason: str = "", actor=None) -> None:
+    """Suspend the account until ``until`` (None: until lifted): signed out everywhere at once (its
+    sockets close with 4403, its sessions, API token and push devices go), and every entry (log-in
+    page, token, WebSocket handshake, REST) refuses it until the suspension ends or is lifted.
+    Suspending again replaces the end and the reason. Audited."""
+    now = timezone.now()
+    if until is not None and until <= now:
+        raise ChatError(INVALID, "A suspension must end in the future (or be until lifted).")
+    with transaction.atomic():
+        before = _suspension_values(user) if user.is_suspended(now) else None
+        user.suspended_at, user.suspended_until, user.suspension_reason = now, until, reason or ""
+        get_user_model().objects.filter(pk=user.pk).update(
+            suspended_at=now, suspended_until=until, suspension_reason=reason or ""
+        )
+        _sign_out_everywhere(user_id=user.pk, close=close_control(CLOSE_SUSPENDED))
+        audit_record(
+            action="account.suspended", actor=actor, target_type="user", target_id=user.pk,
+            before=before, after=_suspension_values(user),
+            detail=f"{user.username} suspended: {suspension_text(user)} Signed out everywhere, sockets closed",
+        )  # fmt: skip
+
+
+def account_unsuspend(*, user, actor=None) -> bool:
+    """Lift the user's suspension (False if none was in force; an expired one is cleared too). Audited."""
+    with transaction.atomic():
+        user.refresh_from_db(fields=["suspended_at", "suspended_until", "suspension_reason"])
+        if user.suspended_at is None:
+            return False
+        active = user.is_suspended()
+        before = _suspension_values(user)
+        get_user_model().objects.filter(pk=user.pk).update(
+            suspended_at=None, suspended_until=None, suspension_reason=""
+        )
+        user.suspended_at = user.suspended_until = None
+        user.suspension_reason = ""
+        audit_record(
+            action="account.unsuspended", actor=actor, target_type="user", target_id=user.pk,
+            before=before, after=_suspension_values(user), detail=f"suspension of {user.username} lifted",
+        )  # fmt: skip
+    return active
 
 
 # -- log-in ---------------------------------------------------------------------------------------

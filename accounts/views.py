@@ -19,7 +19,7 @@ from streams.errors import CONFLICT, ChatError
 from streams.web.api import LoginThrottle, SignupThrottle
 
 from . import services
-from .forms import AccountDeleteForm, SignupForm
+from .forms import AccountDeleteForm, LoginForm, SignupForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -48,6 +48,7 @@ def signup(request):
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
+    authentication_form = LoginForm
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):

@@ -31,6 +31,11 @@ def _user_for_token(key: str):
     return token.user if token.user.is_active else None
 
 
+def _refused(user) -> str | None:
+    """Why an authenticated user may not open a socket: "suspended", or None."""
+    return "suspended" if user.is_suspended() else None
+
+
 @_off_loop
 def _user_for_session(session):
     from django.contrib.auth import get_user
@@ -110,13 +115,17 @@ class _Authenticate:
         authorization = _header(scope, b"authorization")
         if authorization and authorization.lower().startswith("token "):
             user = await _user_for_token(authorization[6:].strip())
-            if user is not None:
+            if user is not None and _refused(user):
+                scope["auth_refused"] = _refused(user)  # the consumer closes with 4403
+            elif user is not None:
                 scope.update(user=user, auth_via="token", auth_token=authorization[6:].strip())
         elif scope.get("session") is not None and origin_allowed(
             _header(scope, b"origin"), _header(scope, b"host"), handshake_scheme(scope)
         ):
             user = await _user_for_session(scope["session"])
-            if user is not None:
+            if user is not None and _refused(user):
+                scope["auth_refused"] = _refused(user)
+            elif user is not None:
                 scope.update(user=user, auth_via="session", session_key=scope["session"].session_key)
         return await self.app(scope, receive, send)
 

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections import deque
+from datetime import UTC, datetime
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -36,12 +37,14 @@ from streams.realtime.hub import (
 from streams.realtime.protocol import (
     BIGINT_MAX,
     CLOSE_GOING_AWAY,
+    CLOSE_SUSPENDED,
     CLOSE_TOO_MANY_SOCKETS,
     CLOSE_UNAUTHENTICATED,
     OP_CLOSE,
     OP_JOIN_ROOM,
     OP_LEAVE_ROOM,
     OP_PRESENCE,
+    OP_ROOM_MUTE,
     id_validate,
     is_json_int,
     seq_validate,
@@ -85,7 +88,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.accept()  # a close code needs an accepted socket
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            # A suspended account (accounts.ws_auth) is told so: its client waits instead of logging in again.
+            refused = self.scope.get("auth_refused") == "suspended"
+            await self.close(code=CLOSE_SUSPENDED if refused else CLOSE_UNAUTHENTICATED)
             return
         hub = get_hub()
         if hub.stopping:
@@ -109,6 +114,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.presence_seen: dict[int, int] = {}  # user -> version of the last presence.updated passed on
         self.closed = False
         self.rooms: set[int] = set()
+        # Rooms a moderator muted this user in: {room: end (epoch seconds, None: until lifted)},
+        # kept current by room.mute controls, so a send is refused in memory like a non-member's.
+        self.mutes: dict[int, float | None] = {}
         # Controls (room joins and leaves) that arrive before the room snapshot is read wait here,
         # then apply on top of it: a removal committed while connecting is never missed.
         self.pending_controls: list[dict] | None = []
@@ -122,6 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Subscribe before accepting: a logout or removal published from now on reaches this socket.
             await hub.join(self, personal)
             self.rooms = set(await _db(room_selectors.room_ids_for_user)(user_id=user.pk))
+            self.mutes = await _db(room_selectors.room_mutes_for_user)(user_id=user.pk)
             pending, self.pending_controls = self.pending_controls, None
             for control in pending:
                 self._control(control)
@@ -208,6 +217,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.rooms.discard(control["room"])
             self.hub_groups.discard(room_group(control["room"]))
             loop.create_task(get_hub().leave(self, [room_group(control["room"])]))
+        elif op == OP_ROOM_MUTE:
+            if control.get("active"):
+                self.mutes[control["room"]] = control.get("until")
+            else:
+                self.mutes.pop(control["room"], None)
         elif op == OP_CLOSE:
             loop.create_task(self.close(code=control.get("code", CLOSE_UNAUTHENTICATED)))
 
@@ -273,7 +287,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             with_attachments=bool(attachments),
         )  # fmt: skip
         reply_to = services.reply_to_validate(data.get("reply_to"))
-        self._require_member(room_id)
+        self._require_member(room_id, sending=True)
         if attachments:  # checked before Kafka: each the sender's, in this room, not sent yet
             await _db(services.send_attachments_check)(
                 user_id=self.user_id, room_id=room_id, client_msg_id=msg_id, ids=attachments
@@ -293,7 +307,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_edit(self, data: dict, req) -> None:
         room_id = _room_id(data)
-        self._require_member(room_id)
+        self._require_member(room_id, sending=True)
         seq = seq_validate(data.get("seq"), minimum=1)
         body = services.body_validate(data.get("body"))
         await self._limit("send", settings.CHAT_SEND_RATE, settings.CHAT_SEND_BURST, "Too many messages")
@@ -392,11 +406,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not verdict.allowed:
             raise ChatError(RATE_LIMITED, f"{what}; retry in {verdict.retry_after:.1f} s.")
 
-    def _require_member(self, room_id: int) -> None:
+    def _require_member(self, room_id: int, *, sending: bool = False) -> None:
         # Kept current by participant.added / participant.removed events on the user's group;
         # the persistence consumer checks membership again when it stores the message.
         if room_id not in self.rooms:
             raise ChatError(NOT_MEMBER, "You are not a member of this room.")
+        if sending and room_id in self.mutes:
+            # A moderator's mute (room.mute controls); expired ones simply stop counting.
+            ends = self.mutes[room_id]
+            if ends is not None and ends <= time.time():
+                del self.mutes[room_id]
+                return
+            raise room_selectors.room_mute_refusal(None if ends is None else datetime.fromtimestamp(ends, UTC))
 
     HANDLERS = {
         "message.send": on_send,

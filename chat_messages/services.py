@@ -23,7 +23,7 @@ from attachments import services as attachment_services
 from attachments.selectors import attachment_ids_validate, attachments_sendable
 from audit.services import audit_record
 from rooms.models import Participant, Room
-from rooms.selectors import participant_get, room_is_read_only, unread_counter
+from rooms.selectors import participant_get, participant_get_to_send, room_is_read_only, unread_counter
 from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
 from streams.pipeline import kafka
 from streams.realtime import hub
@@ -126,7 +126,7 @@ def message_send(
     """
     # Membership first: a room the user is not in, or an id no room can have, answers not_member
     # whatever the body, so ids cannot be probed.
-    participant = participant_get(room_id=room_id, user_id=user.pk)
+    participant = participant_get_to_send(room_id=room_id, user_id=user.pk)
     attachment_ids = attachment_ids_validate(attachments)
     room_id, msg_id, body = message_validate(
         room=room_id, client_msg_id=client_msg_id, body=body, with_attachments=bool(attachment_ids)
@@ -163,7 +163,7 @@ def message_edit_request(*, user, room_id: int, seq: int, body: str) -> None:
     (0: no limit).
     """
     body = body_validate(body)
-    participant_get(room_id=room_id, user_id=user.pk)
+    participant_get_to_send(room_id=room_id, user_id=user.pk)
     message = _live_message(room_id=room_id, seq=seq)
     _not_a_system_line(message, "edited")
     if message.sender_id != user.pk:

@@ -90,3 +90,51 @@ class Participant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.room_id} ({self.role})"
+
+
+class RoomSanction(models.Model):
+    """A site moderator's sanction of a user in one room: a mute (no sending) or a ban (out, and
+    kept out), until a time or for good.
+
+    Not the member's own notification mute (``Participant.muted``). Active while not lifted and
+    ``until`` is null or still ahead: it expires by itself, no task needed. Kept after it ends, for
+    the record (who imposed it, why, who lifted it).
+    """
+
+    class Kind(models.TextChoices):
+        MUTE = "mute", "Mute (cannot send)"
+        BAN = "ban", "Ban (removed, cannot rejoin)"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="sanctions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="room_sanctions")
+    kind = models.CharField(max_length=4, choices=Kind.choices)
+    until = models.DateTimeField(null=True, blank=True, help_text="Empty: until lifted.")
+    reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            # Only sanctions not lifted: what every check reads, whatever the history's size.
+            models.Index(
+                fields=["user", "room", "kind"],
+                name="room_sanction_open_idx",
+                condition=models.Q(lifted_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display().split(' ')[0]} of {self.user_id} in {self.room_id}"
+
+    def is_active(self, now=None) -> bool:
+        """Not lifted, and not expired at ``now``."""
+        from django.utils import timezone
+
+        now = now or timezone.now()
+        return self.lifted_at is None and (self.until is None or self.until > now)

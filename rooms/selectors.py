@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
+from datetime import UTC
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
@@ -14,6 +15,7 @@ from django.db.models import (
     F,
     Func,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -21,12 +23,13 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Greatest
+from django.utils import timezone
 
-from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, ChatError
+from streams.errors import BANNED, FORBIDDEN, INVALID, MUTED, NOT_FOUND, NOT_MEMBER, ChatError
 from streams.realtime.presence import presence_read
 from streams.realtime.protocol import BIGINT_MAX
 
-from .models import Participant, Room
+from .models import Participant, Room, RoomSanction
 
 NOT_MEMBER_DETAIL = "You are not a member of this room."
 
@@ -56,6 +59,71 @@ def participant_get(*, room_id: int, user_id: int) -> Participant:
     if participant is None:
         raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
     return participant
+
+
+def until_text(until) -> str:
+    """How a sanction's end reads in a refusal: "until 2026-12-05 08:00 UTC", or "until lifted"."""
+    if until is None:
+        return "until a moderator lifts it"
+    return f"until {until.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC"
+
+
+def room_sanctions_active(*, kind: str, room_id: int | None = None, user_id: int | None = None):
+    """The sanctions of ``kind`` in force now (not lifted, not expired), newest first."""
+    now = timezone.now()
+    query = RoomSanction.objects.filter(Q(until__isnull=True) | Q(until__gt=now), kind=kind, lifted_at__isnull=True)
+    if room_id is not None:
+        query = query.filter(room_id=room_id)
+    if user_id is not None:
+        query = query.filter(user_id=user_id)
+    return query.order_by("-created_at", "-id")
+
+
+def room_mutes_for_user(*, user_id: int) -> dict[int, float | None]:
+    """{room id: when the user's mute there ends (epoch seconds, None: until lifted)} of the
+    moderators' mutes in force: what a socket keeps beside its rooms to refuse a send in memory."""
+    out: dict[int, float | None] = {}
+    for room_id, until in room_sanctions_active(kind=RoomSanction.Kind.MUTE, user_id=user_id).values_list(
+        "room_id", "until"
+    ):
+        ends = None if until is None else until.timestamp()
+        if room_id not in out or ends is None or (out[room_id] is not None and ends > out[room_id]):
+            out[room_id] = ends
+    return out
+
+
+def room_mute_refusal(until) -> ChatError:
+    """The ``muted`` refusal of a send, naming when the mute ends (a datetime, or None)."""
+    return ChatError(MUTED, f"A moderator muted you in this room {until_text(until)}.")
+
+
+def participant_get_to_send(*, room_id: int, user_id: int) -> Participant:
+    """:func:`participant_get` for a send or an edit: also ``muted`` while a moderator's mute is in
+    force, read in the same query (a subquery of the membership's)."""
+    participant = None
+    if 0 < room_id <= BIGINT_MAX:
+        mutes = room_sanctions_active(kind=RoomSanction.Kind.MUTE, room_id=room_id, user_id=user_id)
+        participant = (
+            Participant.objects.select_related("room")
+            .filter(room_id=room_id, user_id=user_id)
+            .annotate(mute_id=Subquery(mutes.values("id")[:1]))
+            .first()
+        )
+    if participant is None:
+        raise ChatError(NOT_MEMBER, NOT_MEMBER_DETAIL)
+    if participant.mute_id is not None:
+        until = RoomSanction.objects.filter(pk=participant.mute_id).values_list("until", flat=True).first()
+        raise room_mute_refusal(until)
+    return participant
+
+
+def room_ban_check(*, room_id: int, user_id: int, themself: bool = True) -> None:
+    """``banned`` while a moderator's ban of the user from the room is in force (``themself``:
+    the user asks, else someone adds them)."""
+    ban = room_sanctions_active(kind=RoomSanction.Kind.BAN, room_id=room_id, user_id=user_id).first()
+    if ban is not None:
+        who = "you" if themself else "that user"
+        raise ChatError(BANNED, f"A moderator banned {who} from this room {until_text(ban.until)}.")
 
 
 def room_is_read_only(*, room: Room, user_id: int) -> bool:

@@ -27,14 +27,24 @@ from audit.services import audit_record
 from streams.errors import CONFLICT, FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, ChatError
 from streams.pipeline import kafka
 from streams.realtime.hub import Event, frame, publish_on_commit, room_group, user_group
-from streams.realtime.protocol import BIGINT_MAX, OP_JOIN_ROOM, OP_LEAVE_ROOM, ROOM_EVENT, ROOM_EVENTS, is_json_int
+from streams.realtime.protocol import (
+    BIGINT_MAX,
+    OP_JOIN_ROOM,
+    OP_LEAVE_ROOM,
+    OP_ROOM_MUTE,
+    ROOM_EVENT,
+    ROOM_EVENTS,
+    is_json_int,
+)
 
-from .models import Participant, Room
+from .models import Participant, Room, RoomSanction
 from .selectors import (
     NOT_MEMBER_DETAIL,
     participant_get,
     participant_get_with_role,
     participant_target_get,
+    room_ban_check,
+    until_text,
 )
 
 log = logging.getLogger(__name__)
@@ -435,6 +445,9 @@ def participant_add(
         last_seq = Room.objects.select_for_update().filter(pk=room.pk).values_list("last_seq", flat=True).first()
         if last_seq is None:
             raise ChatError(NOT_FOUND, "The room was deleted.")
+        if not Participant.objects.filter(room_id=room.pk, user_id=user_id).exists():
+            # A moderator's ban keeps them out whoever adds them (themself, an inviter, the admin).
+            room_ban_check(room_id=room.pk, user_id=user_id, themself=by_id is None and moderator is None)
         participant, created = Participant.objects.get_or_create(
             room_id=room.pk, user_id=user_id, defaults={"role": role, "last_read_seq": last_seq}
         )
@@ -775,3 +788,80 @@ def _read_position_move(participant: Participant, to: Callable[[int], int]) -> i
             read = frame("room.read", room=room_id, user=participant.user_id, seq=position, from_seq=current)
             publish_on_commit([(room_group(room_id), read, None)])
     return position
+
+
+# -- moderators' sanctions (docs/moderation.md) --------------------------------------------------------
+def _sanction_values(sanction: RoomSanction) -> dict:
+    return {
+        "kind": sanction.kind, "user": sanction.user_id, "room": sanction.room_id, "until": sanction.until,
+        "reason": sanction.reason, "lifted_at": sanction.lifted_at,
+    }  # fmt: skip
+
+
+def _mute_control(sanction: RoomSanction, *, active: bool) -> None:
+    """Tell the user's sockets, after commit, that they are muted in the room until when (or no
+    longer): each socket refuses their sends there in memory, with no query per message."""
+    until = sanction.until.timestamp() if sanction.until is not None else None
+    control = {"op": OP_ROOM_MUTE, "room": sanction.room_id, "until": until, "active": active}
+    publish_on_commit([(user_group(sanction.user_id), None, control)])
+
+
+def room_sanction_impose(*, room: Room, user, kind: str, until=None, reason: str = "", actor=None) -> RoomSanction:
+    """A site moderator mutes ``user`` in ``room`` or bans them from it, until ``until`` (None: until
+    lifted). Replaces a sanction of the same kind in force there (the new end holds).
+
+    A mute: the user's sockets refuse their sends in the room at once (``muted``), and so do REST
+    and storage. A ban: the user is removed at once (the room's "removed" system line, their
+    sockets stop receiving it), and joining, being invited or re-opening the direct room are
+    refused (``banned``) while it lasts. Audited.
+    """
+    if kind not in RoomSanction.Kind.values:
+        raise ChatError(INVALID, f"`kind` must be one of {', '.join(RoomSanction.Kind.values)}.")
+    now = timezone.now()
+    if until is not None and until <= now:
+        raise ChatError(INVALID, "A sanction must end in the future (or be until lifted).")
+    with transaction.atomic():
+        _lock_room(room.pk)
+        RoomSanction.objects.filter(room_id=room.pk, user_id=user.pk, kind=kind, lifted_at__isnull=True).update(
+            lifted_at=now, lifted_by=actor if getattr(actor, "pk", None) else None
+        )
+        sanction = RoomSanction.objects.create(
+            room_id=room.pk, user_id=user.pk, kind=kind, until=until, reason=reason or "",
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )  # fmt: skip
+        audit_record(
+            action=f"room.user_{'muted' if kind == RoomSanction.Kind.MUTE else 'banned'}", actor=actor,
+            target_type="room", target_id=room.pk, before=None, after=_sanction_values(sanction),
+            detail=f"{user.username} ({user.pk}) {kind}d in room {room.pk} {until_text(until)}"
+            + (f": {reason}" if reason else ""),
+        )  # fmt: skip
+        if kind == RoomSanction.Kind.MUTE:
+            _mute_control(sanction, active=True)
+        else:
+            participant = Participant.objects.filter(room_id=room.pk, user_id=user.pk).first()
+            if participant is not None:
+                _participant_drop(participant, event="removed")
+    return sanction
+
+
+def room_sanction_lift(*, sanction: RoomSanction, actor=None) -> bool:
+    """End a sanction before its time (a moderator); False if it had ended already. Audited.
+
+    A lifted ban lets the user join or be invited again; it does not add them back."""
+    with transaction.atomic():
+        now = timezone.now()
+        before = _sanction_values(sanction)
+        lifted = RoomSanction.objects.filter(pk=sanction.pk, lifted_at__isnull=True).update(
+            lifted_at=now, lifted_by=actor if getattr(actor, "pk", None) else None
+        )
+        if not lifted:
+            return False
+        sanction.refresh_from_db()
+        audit_record(
+            action=f"room.user_{'unmuted' if sanction.kind == RoomSanction.Kind.MUTE else 'unbanned'}",
+            actor=actor, target_type="room", target_id=sanction.room_id, before=before,
+            after=_sanction_values(sanction), detail=f"{sanction} lifted",
+        )  # fmt: skip
+        if sanction.kind == RoomSanction.Kind.MUTE:
+            _mute_control(sanction, active=False)
+    return True

@@ -11,6 +11,10 @@ NOT_FOUND = "not_found"
 CONFLICT = "conflict"
 # HTTP 415: an upload whose content is not a type the server accepts, or whose name lies about it.
 UNSUPPORTED_TYPE = "unsupported_type"
+# Moderation (docs/moderation.md): muted in the room, banned from it, the account suspended.
+MUTED = "muted"
+BANNED = "banned"
+SUSPENDED = "suspended"
 # HTTP 500: an unexpected server fault (logged); unlike `unavailable`, not a "retry later" signal.
 INTERNAL = "internal"
 
@@ -34,6 +38,9 @@ class ChatError(Exception):
         CONFLICT: 409,
         UNSUPPORTED_TYPE: 415,
         INTERNAL: 500,
+        MUTED: 403,
+        BANNED: 403,
+        SUSPENDED: 403,
     }
 
     def __init__(self, code: str, detail: str) -> None:

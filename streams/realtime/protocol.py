@@ -21,6 +21,7 @@ BIGINT_MAX = 2**63 - 1
 
 # WebSocket close codes (daphne allows 1000 and 3000-4999 for an application's own).
 CLOSE_UNAUTHENTICATED = 4401  # no (longer) valid credentials: log in again, do not reconnect
+CLOSE_SUSPENDED = 4403  # the account is suspended (docs/moderation.md): do not reconnect until it ends
 CLOSE_EVENTS_LOST = 4012  # events for this socket may be lost: reconnect and `sync`
 CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER reached: retry much later
 CLOSE_GOING_AWAY = 4503  # this server is stopping: reconnect after a short delay and `sync`
@@ -28,6 +29,7 @@ CLOSE_GOING_AWAY = 4503  # this server is stopping: reconnect after a short dela
 # Controls: instructions published to a group for the sockets in it, never sent to clients.
 OP_JOIN_ROOM = "room.join"  # the user's sockets start receiving the room
 OP_LEAVE_ROOM = "room.leave"  # the user's sockets stop receiving the room at once
+OP_ROOM_MUTE = "room.mute"  # a moderator's mute in ``room`` until ``until`` (epoch seconds; None: for good), or lifted
 OP_CLOSE = "close"  # the sockets close with ``code``
 OP_PRESENCE = "presence"  # with a presence.updated frame: ``user`` and ``v``, so a socket drops its copies
 

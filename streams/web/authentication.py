@@ -18,4 +18,10 @@ class ChatTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key):
         if not (len(key) <= TOKEN_MAX_CHARS and key.isascii() and key.isalnum()):
             raise exceptions.AuthenticationFailed("Invalid token.")
-        return super().authenticate_credentials(key)
+        user, token = super().authenticate_credentials(key)
+        # A suspended account (accounts' User.is_suspended, docs/moderation.md): its token is
+        # deleted when suspended; this refuses any issued around that moment.
+        is_suspended = getattr(user, "is_suspended", None)
+        if is_suspended is not None and is_suspended():
+            raise exceptions.AuthenticationFailed("Your account is suspended.")
+        return user, token
