@@ -33,7 +33,7 @@ def test_every_operation_has_an_id_a_summary_and_a_successful_answer_with_its_bo
         successes = {code: answer for code, answer in operation["responses"].items() if code.startswith("2")}
         assert successes, where
         for code, answer in successes.items():
-            if path.endswith(("/file/", "/thumbnail/")):  # an attachment's bytes, in its own type
+            if path.endswith(("/file/", "/thumbnail/", "/download/")):  # a file's bytes (an attachment, an export)
                 assert answer["content"]["*/*"]["schema"] == {"type": "string", "format": "binary"}, where
             elif code != "204" and not (code == "202" and method in ("patch", "delete")):
                 assert answer["content"]["application/json"]["schema"], (where, code)

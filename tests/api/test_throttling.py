@@ -93,6 +93,8 @@ def expected_scope(method: str, path: str) -> str:
         return "send"
     if method == "post" and path.endswith("/attachments/"):
         return "upload"  # each stores a file (and decodes an image)
+    if method == "post" and path == "/api/v1/account/exports/":
+        return "export"  # each reads the user's whole history
     if method == "get" or path.endswith("/read/"):
         return "read"  # reporting a read position is a frequent, idempotent read-side call
     return "write"
