@@ -36,6 +36,7 @@ urlpatterns = [
     path("api/v1/", include("attachments.api_urls")),
     path("api/v1/", include("search.api_urls")),
     path("api/v1/", include("exports.api_urls")),
+    path("api/v1/", include("moderation.api_urls")),
     path("", include("accounts.urls")),
     path("", include("drawer.urls")),
     path("", include("rooms.urls")),

@@ -281,7 +281,7 @@ class ErrorSerializer(serializers.Serializer):
             choices=[
                 errors.UNAUTHENTICATED, errors.NOT_MEMBER, errors.FORBIDDEN, errors.NOT_FOUND, errors.INVALID,
                 errors.RATE_LIMITED, errors.TOO_LARGE, errors.UNAVAILABLE, errors.CONFLICT, errors.INTERNAL,
-                errors.UNSUPPORTED_TYPE,
+                errors.UNSUPPORTED_TYPE, errors.MUTED, errors.BANNED, errors.SUSPENDED,
             ]
         )  # fmt: skip
         detail = serializers.JSONField()
@@ -293,7 +293,8 @@ ERROR_DESCRIPTIONS = {
     400: "`invalid`: a parameter or the body is wrong; `detail` says which (by field for bodies).",
     401: "`unauthenticated`: no valid token or session.",
     403: "`not_member`: you are not in the room (or it does not exist: the answer is the same); "
-    "`forbidden`: your role in it does not allow this.",
+    "`forbidden`: your role in it does not allow this; `muted`, `banned`, `suspended`: a moderator's sanction "
+    "(docs/moderation.md), `detail` says until when.",
     404: "`not_found`: no such item (message, member, entry), or the URL names nothing.",
     409: "`conflict`: it exists already.",
     413: "`too_large`: the text (or the whole body, past DATA_UPLOAD_MAX_MEMORY_SIZE) is longer than the limit.",
