@@ -43,6 +43,12 @@ def _stop(stack) -> None:
     stack.stop()
 
 
+# A produce the broker has not acknowledged in 5 s (the default) fails the user's request. The
+# embedded broker of a test worker has, late in a few full runs, stopped answering for some
+# seconds (tests/broker_watch.py reports when); the tests wait longer than a user would, so that
+# such a pause fails no test that is not about the broker. Tests of the timeout set their own.
+os.environ.setdefault("KAFKA_PRODUCE_TIMEOUT_S", "20")
+
 _worker = os.environ.get("PYTEST_XDIST_WORKER")
 if _worker not in (None, "gw0"):
     # At import, because pytest-django configures Django (and reads the URLs) right after the
