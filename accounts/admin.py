@@ -6,13 +6,18 @@ work, else recorded by ``AuditedModelAdmin`` (users' fields, permission groups, 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -22,6 +27,12 @@ from audit.services import audit_record
 from . import services
 from .forms import UserAddForm, UserEditForm
 from .models import AccountDeletion, Device, User
+
+
+class SuspensionActionForm(ActionForm):
+    """The action bar of users, with the reason a suspension gives (shown to the user)."""
+
+    reason = forms.CharField(required=False, label="Reason", widget=forms.TextInput(attrs={"size": 40}))
 
 
 @admin.register(User)
@@ -37,8 +48,53 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
 
     form = UserEditForm
     add_form = UserAddForm
-    list_display = ("username", "is_active", "is_staff", "date_joined", "last_login")
-    actions = ["deactivate", "delete_keep_messages", "delete_erase_messages"]
+    list_display = ("username", "is_active", "suspension", "is_staff", "date_joined", "last_login")
+    actions = [
+        "deactivate", "suspend_24h", "suspend_7d", "suspend_until_lifted", "unsuspend",
+        "delete_keep_messages", "delete_erase_messages",
+    ]  # fmt: skip
+    action_form = SuspensionActionForm
+    readonly_fields = ("suspended_at", "suspended_until", "suspension_reason")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return (*fieldsets, ("Suspension", {"fields": self.readonly_fields}))
+
+    @admin.display(description="suspended")
+    def suspension(self, user: User) -> str:
+        if not user.is_suspended():
+            return ""
+        return f"until {user.suspended_until:%Y-%m-%d %H:%M}" if user.suspended_until else "until lifted"
+
+    def _suspend(self, request, queryset: QuerySet, until) -> None:
+        reason = request.POST.get("reason", "").strip()
+        count = 0
+        for user in queryset:
+            if user.pk == request.user.pk:
+                self.message_user(request, "You cannot suspend your own account.", messages.WARNING)
+                continue
+            services.account_suspend(user=user, until=until, reason=reason, actor=request.user)
+            count += 1
+        self.message_user(request, f"Suspended {count} account(s); their sockets are closed.", messages.SUCCESS)
+
+    @admin.action(description="Suspend for 24 hours (reason above; sign out everywhere)", permissions=["change"])
+    def suspend_24h(self, request, queryset: QuerySet) -> None:
+        self._suspend(request, queryset, timezone.now() + timedelta(hours=24))
+
+    @admin.action(description="Suspend for 7 days (reason above; sign out everywhere)", permissions=["change"])
+    def suspend_7d(self, request, queryset: QuerySet) -> None:
+        self._suspend(request, queryset, timezone.now() + timedelta(days=7))
+
+    @admin.action(description="Suspend until lifted (reason above; sign out everywhere)", permissions=["change"])
+    def suspend_until_lifted(self, request, queryset: QuerySet) -> None:
+        self._suspend(request, queryset, None)
+
+    @admin.action(description="Lift the suspension", permissions=["change"])
+    def unsuspend(self, request, queryset: QuerySet) -> None:
+        lifted = sum(services.account_unsuspend(user=user, actor=request.user) for user in queryset)
+        self.message_user(request, f"Lifted {lifted} suspension(s).", messages.SUCCESS)
 
     def save_model(self, request, obj, form, change) -> None:
         if change and "is_active" in form.changed_data and not obj.is_active:

@@ -5,14 +5,17 @@ adding one and changing a role all go through rooms.services, so members' open s
 it exactly as when the owner does it in the app.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
 
 from streams.errors import ChatError
 
 from . import services
-from .models import Participant, Room
+from .models import Participant, Room, RoomSanction
+from .selectors import rooms_with_pair_names
 
 
 class ParticipantInline(admin.TabularInline):
@@ -56,7 +59,9 @@ class RoomAdmin(admin.ModelAdmin):
     inlines = [ParticipantInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_members=Count("participants", distinct=True))
+        # Direct rooms named by their pair ("alice ↔ bob"), in the same query as the list.
+        rooms = rooms_with_pair_names(super().get_queryset(request))
+        return rooms.annotate(n_members=Count("participants", distinct=True))
 
     def get_search_results(self, request, queryset, search_term):
         queryset, _ = super().get_search_results(request, queryset, search_term)
@@ -139,6 +144,66 @@ class ParticipantAdmin(admin.ModelAdmin):
             queryset,
             lambda participant: services.participant_remove_by_moderator(participant=participant, actor=request.user),
         )
+
+
+@admin.register(RoomSanction)
+class RoomSanctionAdmin(admin.ModelAdmin):
+    """Moderators' mutes and bans in rooms: imposed by adding one here (or from the report
+    queue), ended early with the lift action; through rooms.services, audited there."""
+
+    list_display = ("id", "kind", "user", "room", "until", "active", "reason", "created_by", "created_at", "lifted_at")
+    list_filter = ("kind", ("lifted_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__username", "room__name", "=room__id")
+    list_select_related = ("user", "room", "created_by")
+    raw_id_fields = ("room", "user")
+    fields = ("room", "user", "kind", "until", "reason", "created_by", "created_at", "lifted_at", "lifted_by")
+    readonly_fields = ("created_by", "created_at", "lifted_at", "lifted_by")
+    ordering = ("-created_at", "-id")
+    actions = ["lift"]
+
+    @admin.display(description="in force", boolean=True)
+    def active(self, sanction: RoomSanction) -> bool:
+        return sanction.is_active()
+
+    def get_readonly_fields(self, request, obj=None):
+        # A sanction is the record of what was done: end it with "lift", impose a new one to change it.
+        return self.fields if obj is not None else self.readonly_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class SanctionForm(form):
+            def clean_until(self):
+                until = self.cleaned_data.get("until")
+                if until is not None and until <= timezone.now():
+                    raise forms.ValidationError("A sanction must end in the future (or be left empty: until lifted).")
+                return until
+
+        return SanctionForm
+
+    def save_model(self, request, obj: RoomSanction, form, change) -> None:
+        if change:
+            return
+        try:
+            imposed = services.room_sanction_impose(
+                room=obj.room, user=obj.user, kind=obj.kind, until=obj.until, reason=obj.reason, actor=request.user
+            )
+            obj.pk = imposed.pk
+        except ChatError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Lift (end now)", permissions=["change"])
+    def lift(self, request, queryset) -> None:
+        lifted = sum(services.room_sanction_lift(sanction=s, actor=request.user) for s in queryset)
+        self.message_user(request, f"Lifted {lifted} sanction(s).", messages.SUCCESS)
 
 
 def _each_atomically(queryset, action) -> None:

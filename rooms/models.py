@@ -5,6 +5,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Value
 
+from streams.realtime.protocol import DELETED_USER
+
 
 class Room(models.Model):
     """A group room or a direct room between two users.
@@ -53,7 +55,19 @@ class Room(models.Model):
         ]
 
     def __str__(self) -> str:
+        # A direct room is named by its pair when the query brought their names along
+        # (rooms.selectors.rooms_with_pair_names: no query per row here).
+        pair = getattr(self, "pair_names", None)
+        if self.kind == self.Kind.DIRECT and pair is not None:
+            return " ↔ ".join(name or DELETED_USER for name in pair)
         return self.name or f"{self.get_kind_display()} room {self.pk}"
+
+    @property
+    def pair_names(self) -> tuple[str | None, str | None] | None:
+        """A direct room's two usernames (None for a deleted account), if annotated; else None."""
+        if not hasattr(self, "pair_low_name"):
+            return None
+        return self.pair_low_name, self.pair_high_name
 
 
 class Participant(models.Model):

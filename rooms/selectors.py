@@ -61,6 +61,19 @@ def participant_get(*, room_id: int, user_id: int) -> Participant:
     return participant
 
 
+def rooms_with_pair_names(queryset: QuerySet[Room]) -> QuerySet[Room]:
+    """Rooms annotated with their direct pair's usernames (``Room.pair_names``; null for a group
+    room, or a deleted account), read from the direct key so it names whoever left: two subqueries
+    on the users' primary key, no query per room."""
+    users = get_user_model().objects
+
+    def name(part: int) -> Subquery:
+        half = Cast(Func(OuterRef("direct_key"), Value(":"), Value(part), function="split_part"), BigIntegerField())
+        return Subquery(users.filter(pk=half).values("username")[:1])
+
+    return queryset.annotate(pair_low_name=name(1), pair_high_name=name(2))
+
+
 def until_text(until) -> str:
     """How a sanction's end reads in a refusal: "until 2026-12-05 08:00 UTC", or "until lifted"."""
     if until is None:

@@ -99,3 +99,19 @@ def test_a_suspension_must_end_in_the_future(make_user):
     with pytest.raises(ChatError) as caught:
         services.account_suspend(user=alice, until=timezone.now() - timedelta(minutes=1))
     assert caught.value.code == "invalid"
+
+
+def test_the_user_admin_suspends_with_a_reason_and_lifts(admin_client, make_user):
+    alice = make_user("alice", password=PASSWORD)
+    response = admin_client.post("/admin/accounts/user/", {
+        "action": "suspend_7d", "_selected_action": [alice.pk], "index": 0, "reason": "spam",
+    })  # fmt: skip
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.is_suspended() and alice.suspension_reason == "spam"
+    assert "until" in admin_client.get("/admin/accounts/user/").content.decode()
+    assert admin_client.get(f"/admin/accounts/user/{alice.pk}/change/").status_code == 200
+    admin_client.post("/admin/accounts/user/", {"action": "unsuspend", "_selected_action": [alice.pk], "index": 0})
+    alice.refresh_from_db()
+    assert not alice.is_suspended()
+    assert AuditEntry.objects.filter(action__in=["account.suspended", "account.unsuspended"]).count() == 2
