@@ -267,6 +267,7 @@ def test_reconnection_plans_follow_the_close_codes(stub):
         const half = () => 0.5;
         return {
           unauthenticated: m.reconnectPlan(4401, { attempts: 3, random: half }),
+          suspended: m.reconnectPlan(4403, { attempts: 0, random: half }),
           tooMany: m.reconnectPlan(4429, { attempts: 2, random: half }),
           goingAway: m.reconnectPlan(4503, { attempts: 5, random: half }),
           lost: m.reconnectPlan(4012, { attempts: 0, random: half }),
@@ -275,6 +276,7 @@ def test_reconnection_plans_follow_the_close_codes(stub):
         """,
     )
     assert plans["unauthenticated"]["stop"] is True
+    assert plans["suspended"]["stop"] is True and "suspended" in plans["suspended"]["text"]
     assert plans["tooMany"]["delay"] >= 30_000 and plans["tooMany"]["attempts"] == 2
     assert 500 <= plans["goingAway"]["delay"] <= 3000
     assert plans["goingAway"]["attempts"] == 0 and plans["goingAway"]["restarting"] is True

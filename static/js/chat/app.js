@@ -14,6 +14,7 @@ import { createRoomList, setupNewRoom } from "./rooms.js";
 import { setTime } from "./format.js";
 import { chatSocketUrl, createBanner, createSocket, watchConnectivity } from "./socket.js";
 import { byId, toast } from "./util.js";
+import { createWarnings } from "./warnings.js";
 
 /** Start the shared parts for the page's ``config``; connect with ``app.socket.connect()`` once the page's own parts are attached. */
 export function start(config) {
@@ -51,6 +52,10 @@ export function start(config) {
   delivery.attach();
 
   createNotifier({ socket, roomList, me, button: byId("notifications-enable") }).attach();
+  // Moderators' warnings: a banner until dismissed (docs/moderation.md).
+  const warnings = createWarnings({ socket, api });
+  warnings.attach();
+  warnings.load();
   setupNewRoom(api);
   // A handle for the console and the browser tests (they close the socket through it); no module reads it.
   window.Chat = { api, socket, me, setTime, toast };

@@ -7,6 +7,7 @@
 import { part } from "./util.js";
 
 export const CLOSE_UNAUTHENTICATED = 4401; // logged out, account gone: never reconnect by itself
+export const CLOSE_SUSPENDED = 4403; // a moderator suspended the account: never reconnect by itself
 export const CLOSE_TOO_MANY_SOCKETS = 4429; // this user has too many sockets open
 export const CLOSE_GOING_AWAY = 4503; // the server is stopping; another takes over soon
 export const CLOSE_EVENTS_LOST = 4012; // reconnect and sync (the default path)
@@ -29,6 +30,10 @@ export function reconnectPlan(code, { attempts = 0, restarting = false, random =
   if (code === CLOSE_UNAUTHENTICATED) {
     // Logged out (here or elsewhere), or the account is gone: reconnecting cannot help.
     return { stop: true, text: "Your session has ended. Log in again to keep chatting." };
+  }
+  if (code === CLOSE_SUSPENDED) {
+    // Reconnecting is refused until the suspension ends; the log-in page says until when.
+    return { stop: true, text: "A moderator suspended your account. Log in again to see until when." };
   }
   if (code === CLOSE_TOO_MANY_SOCKETS) {
     // Another try soon would only be refused again.
@@ -72,7 +77,7 @@ function loginAgain() {
 
 /**
  * A socket to ``url`` that reconnects by itself. ``banner`` shows the connection's state;
- * ``onUnauthenticated`` runs on close code 4401 (by default: go to the login page).
+ * ``onUnauthenticated`` runs on close code 4401 or 4403 (by default: go to the login page).
  */
 export function createSocket({ url, banner = createBanner(null), onUnauthenticated = loginAgain }) {
   return {

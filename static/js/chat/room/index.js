@@ -10,6 +10,7 @@
  *   gallery.js   attachments in messages: image previews, the lightbox, file cards
  *   typing.js    "… is typing"
  *   saved.js     Save to the drawer
+ *   report.js    Report a message to the site's moderators
  *   editing.js   Edit and Delete on stored messages, the Up arrow
  *   reactions.js reactions under each message, the React picker
  *   replies.js   Reply, the quote above a reply, the reply bar over the composer
@@ -30,6 +31,7 @@ import { createMute } from "./mute.js";
 import { createReplies } from "./replies.js";
 import { createMembers } from "./members.js";
 import { createReads } from "./reads.js";
+import { createReport } from "./report.js";
 import { createSaved } from "./saved.js";
 import { createSettings } from "./settings.js";
 import { createTimeline } from "./timeline.js";
@@ -98,6 +100,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   view.members = createMembers(view);
   view.typing = createTyping(view);
   view.saved = createSaved(view);
+  view.report = createReport(view);
   view.editing = createEditing(view);
   view.reactions = createReactions(view);
   view.replies = createReplies(view);
@@ -116,6 +119,7 @@ export function openRoom({ config, socket, api, outbox, delivery, roomList }) {
   openPreviewsIn(view.el.timeline, view.lightbox);
   view.typing.attach(socket);
   view.saved.attach(socket);
+  view.report.attach();
   view.editing.attach();
   view.reactions.attach();
   view.replies.attach();

@@ -47,6 +47,7 @@ export function createTimeline(view, state) {
       if (isSystemLine(message)) return systemLineElement(message);
       const element = messageElement(el.template, message, me);
       view.saved.wire(element, message);
+      view.report.wire(element, message);
       return element;
     },
 
