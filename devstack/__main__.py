@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,11 +31,49 @@ def _python() -> str:
     return sys.executable
 
 
-def process_commands(port: str) -> dict[str, list[str]]:
+def web_names(concurrency: int) -> tuple[str, ...]:
+    """The supervisor's names of the web processes: ``web``, ``web:2``, ``web:3``..."""
+    return ("web", *(f"web:{i}" for i in range(2, concurrency + 1)))
+
+
+def web_concurrency(environ: dict[str, str]) -> int:
+    """``WEB_CONCURRENCY``, the number of web processes (default 1); ValueError when it is not a positive integer."""
+    raw = (environ.get("WEB_CONCURRENCY") or "1").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"WEB_CONCURRENCY must be a positive integer (the number of web processes), not {raw!r}")
+    return int(raw)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The port the web processes share: bound and listening here, inherited by each of them.
+
+    The kernel queues connections on it while a web process restarts and hands each to whichever
+    process accepts first, so the load spreads over those that are not busy.
+    """
+    if ":" in host:
+        # daphne's --fd adopts an IPv4 socket only (its twisted `fd:` endpoint's default family).
+        raise ValueError(f"WEB_CONCURRENCY above 1 needs an IPv4 BIND address, not {host!r}")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def process_commands(port: str, *, web_fd: int | None = None, concurrency: int = 1) -> dict[str, list[str]]:
+    """Each supervised process's command line; with ``web_fd``, ``concurrency`` web processes
+    serve the listening socket of that descriptor (daphne's ``--fd``) instead of binding the port."""
     manage = [_python(), str(ROOT / "manage.py")]
+    bind = ["-b", os.environ.get("BIND", "127.0.0.1"), "-p", port]
+    listen = bind if web_fd is None else ["--fd", str(web_fd)]
+    web = [_python(), "-m", "chatproject.serve", *listen, "chatproject.asgi:application"]
     return {
-        "web": [_python(), "-m", "chatproject.serve", "-b", os.environ.get("BIND", "127.0.0.1"), "-p", port,
-                "chatproject.asgi:application"],
+        **dict.fromkeys(web_names(concurrency), web),
         "persist": [*manage, "consume", "persist"],
         "index": [*manage, "consume", "index"],
         "capture": [*manage, "capture_changes"],
@@ -134,11 +173,17 @@ def _broker_back(stack: Stack, supervisor_ref: list, manage: list[str]):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        concurrency = web_concurrency(os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stack = Stack(args.data)
     urls = _start(stack)
     env = _env(urls)
     manage = [_python(), str(ROOT / "manage.py")]
     exit_code = 0
+    shared: socket.socket | None = None
     try:
         for name, url in urls.items():
             print(f"devstack | {name}={url}", flush=True)
@@ -149,12 +194,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if stack.broker_embedded:
             stack.topics = topic_partitions(urls["KAFKA_BOOTSTRAP_SERVERS"])
         port = env.get("PORT", "8000")
-        commands = process_commands(port)
+        if concurrency > 1:
+            try:
+                shared = listening_socket(env.get("BIND", "127.0.0.1"), int(port))
+            except (OSError, ValueError) as exc:
+                print(f"error: cannot listen on port {port}: {exc}", file=sys.stderr)
+                return 2
+            print(f"devstack | {concurrency} web processes share port {port} (WEB_CONCURRENCY)", flush=True)
+        commands = process_commands(port, web_fd=shared.fileno() if shared else None, concurrency=concurrency)
         if not env.get("BACKUP_DATABASE_URL"):
             commands = {k: v for k, v in commands.items() if k not in ("capture", "backup")}
         only = set(args.only.split(",")) if args.only else None
         if only:
-            commands = {k: v for k, v in commands.items() if k in only}
+            commands = {k: v for k, v in commands.items() if k.split(":")[0] in only}
+        webs = tuple(name for name in commands if name.split(":")[0] == "web")
         if stack.broker_embedded:
             print(f"devstack | note: {BROKER_LIMITS}", flush=True)
         print(f"devstack | serving on http://127.0.0.1:{port}/  (Ctrl-C stops everything)", flush=True)
@@ -167,6 +220,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             if stack.broker_embedded
             else None,
             services=_watch(stack, supervisor_ref, manage),
+            first=webs,
+            # Every web process has the socket: closed once they stopped, new connections are refused.
+            pass_fds=dict.fromkeys(webs, (shared.fileno(),)) if shared else None,
+            after_first=shared.close if shared else None,
         )
         supervisor_ref.append(supervisor)
         supervisor.run()
@@ -178,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if shared is not None:
+            shared.close()
         print("devstack | stopping the services", flush=True)
         stack.stop()
         print("devstack | stopped", flush=True)

@@ -4,7 +4,8 @@ A child that dies is restarted with a growing delay (a crashed consumer must com
 is a watched embedded service (same port, same data folder). SIGINT or SIGTERM stops everything
 in an order that loses nothing:
 
-1. the ``first`` children (the web servers: no new sends), waiting until they exited;
+1. the ``first`` children (the web servers: no new sends), waiting until they exited, then
+   ``after_first`` (which closes the listening socket they shared, when they shared one);
 2. the ``drain`` command, a bounded wait until the consumer groups that store data have caught
    up with the broker (a second Ctrl-C stops waiting);
 3. every other child (consumers, Celery, capture): SIGTERM, then SIGKILL after a grace period;
@@ -43,6 +44,7 @@ class Child:
     oneshot: bool = False  # runs once; on_exit gets its exit code
     on_exit: Callable[[int], None] | None = None
     code: int | None = None
+    pass_fds: tuple[int, ...] = ()  # inherited open, e.g. the listening socket of the web processes
 
 
 @dataclass
@@ -75,8 +77,12 @@ class Supervisor:
         drain: list[str] | None = None,
         spill: list[str] | None = None,
         services: list[Watched] | tuple = (),
+        pass_fds: dict[str, tuple[int, ...]] | None = None,
+        after_first: Callable[[], None] | None = None,
     ) -> None:
-        self.children = [Child(name, argv) for name, argv in commands.items()]
+        pass_fds = pass_fds or {}
+        self.children = [Child(name, argv, pass_fds=pass_fds.get(name, ())) for name, argv in commands.items()]
+        self.after_first = after_first
         self.env = env
         self.grace = grace
         self.first = first
@@ -129,6 +135,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # our signal handling decides how each child is stopped
+            pass_fds=child.pass_fds,
         )
         os.set_blocking(child.process.stdout.fileno(), False)
         self.selector.register(child.process.stdout, selectors.EVENT_READ, child)
@@ -295,6 +302,8 @@ class Supervisor:
         if first:
             self.say(f"stopping {', '.join(c.name for c in first)} first: no new sends")
             self._stop(first)
+        if self.after_first is not None:
+            self.after_first()
         drained = 0
         if self.drain:
             self.say("waiting until the consumers stored what the broker holds (Ctrl-C again: stop waiting)")
