@@ -1,10 +1,12 @@
 """Hosts of their own on one machine: Linux network namespaces on a bridge, for multi-host tests.
 
-``Network`` makes a bridge in the root namespace (the test process reaches every host through it)
-and one namespace per host, each joined to the bridge by a veth pair and given an address of a
-private /24 that no route of the machine uses. Every name carries the run's id, so runs (and
-leftovers of a killed run) never meet. ``Network.teardown`` kills what still runs in the
-namespaces, deletes them (their veth ends go with them) and the bridge.
+``Network`` makes a bridge in a namespace of its own (the "switch": the machine's firewall rules,
+which a Docker host applies to bridged traffic, are not in it) and one namespace per host, each
+joined to the bridge by a veth pair and given an address of a private /24 that no route of the
+machine uses; the root namespace has a veth into the bridge too, so the test process reaches every
+host. Every name carries the run's id, so runs (and leftovers of a killed run) never meet.
+``Network.teardown`` kills what still runs in the namespaces and deletes them (their veth ends, and
+the bridge, go with them).
 
 ``python -m tests.multihost services --host IP --subnet CIDR --data DIR``, run inside a namespace
 with ``ip netns exec``, starts devstack's embedded PostgreSQL, Valkey and Tansu listening on the
@@ -119,22 +121,29 @@ class Host:
 
 
 class Network:
-    """A bridge in the root namespace and namespaces ("hosts") attached to it."""
+    """A bridge in a switch namespace, the root namespace and namespaces ("hosts") attached to it."""
 
     def __init__(self) -> None:
         self.id = f"mh{uuid.uuid4().hex[:6]}"  # names up to 15 characters: "mh123456-br"
         self.subnet = _free_subnet()
         self._addresses = self.subnet.hosts()
         self.gateway = str(next(self._addresses))
+        self.switch = f"{self.id}-sw"
         self.bridge = f"{self.id}-br"
         self.hosts: list[Host] = []
-        self._bridge_made = False
+        self._switch_made = False
 
     def up(self) -> None:
-        _ip("link", "add", self.bridge, "type", "bridge")
-        self._bridge_made = True
-        _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge)
-        _ip("link", "set", self.bridge, "up")
+        _ip("netns", "add", self.switch)
+        self._switch_made = True
+        _ip("link", "add", self.bridge, "type", "bridge", ns=self.switch)
+        _ip("link", "set", self.bridge, "up", ns=self.switch)
+        root, port = f"{self.id}-r0", f"{self.id}-r1"
+        _ip("link", "add", root, "type", "veth", "peer", "name", port)
+        _ip("link", "set", port, "netns", self.switch)
+        _ip("link", "set", port, "master", self.bridge, "up", ns=self.switch)
+        _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", root)
+        _ip("link", "set", root, "up")
 
     def add_host(self, name: str) -> Host:
         host = Host(name=name, ns=f"{self.id}-{name}", ip=str(next(self._addresses)))
@@ -143,7 +152,8 @@ class Network:
         self.hosts.append(host)
         _ip("link", "add", outer, "type", "veth", "peer", "name", inner)
         _ip("link", "set", inner, "netns", host.ns)
-        _ip("link", "set", outer, "master", self.bridge, "up")
+        _ip("link", "set", outer, "netns", self.switch)
+        _ip("link", "set", outer, "master", self.bridge, "up", ns=self.switch)
         _ip("addr", "add", f"{host.ip}/{self.subnet.prefixlen}", "dev", inner, ns=host.ns)
         _ip("link", "set", inner, "up", ns=host.ns)
         _ip("link", "set", "lo", "up", ns=host.ns)
@@ -157,9 +167,10 @@ class Network:
             except Exception:  # noqa: BLE001 - the namespaces must go whatever happened
                 pass
             subprocess.run(["ip", "netns", "del", host.ns], capture_output=True, check=False)
-            subprocess.run(["ip", "link", "del", f"{self.id}-{host.name}0"], capture_output=True, check=False)
-        if self._bridge_made:
-            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        if self._switch_made:
+            subprocess.run(["ip", "netns", "del", self.switch], capture_output=True, check=False)
+        # Gone with its peer in the switch already, unless the switch was never made.
+        subprocess.run(["ip", "link", "del", f"{self.id}-r0"], capture_output=True, check=False)
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
