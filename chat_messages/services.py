@@ -22,9 +22,19 @@ from django.utils import timezone
 from attachments import services as attachment_services
 from attachments.selectors import attachment_ids_validate, attachments_sendable
 from audit.services import audit_record
-from rooms.models import Participant, Room
+from rooms.models import Participant, Room, RoomSanction
 from rooms.selectors import participant_get, participant_get_to_send, room_is_read_only, unread_counter
-from streams.errors import FORBIDDEN, INVALID, NOT_FOUND, NOT_MEMBER, TOO_LARGE, UNAUTHENTICATED, ChatError
+from streams.errors import (
+    FORBIDDEN,
+    INVALID,
+    MUTED,
+    NOT_FOUND,
+    NOT_MEMBER,
+    SUSPENDED,
+    TOO_LARGE,
+    UNAUTHENTICATED,
+    ChatError,
+)
 from streams.pipeline import kafka
 from streams.realtime import hub
 from streams.realtime.hub import Event, announced_positions, frame, publish, publish_on_commit, room_group, user_group
@@ -442,18 +452,29 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
             last_seq[room_id], member_counts[room_id], rooms[room_id] = seq, count, (kind, name)
             if is_read_only:
                 read_only.add(room_id)
+        # With each membership, whether a moderator's sanction stops the sender now (docs/moderation.md):
+        # a suspension, or a mute in that room (its partial index: sanctions not lifted). The sockets
+        # refuse both already; this catches a message accepted just before the sanction.
         cursor.execute(
-            f"SELECT p.room_id, p.user_id, u.username, u.is_active, p.role FROM {Participant._meta.db_table} p"
-            f" JOIN {users} u ON u.id = p.user_id"
+            f"SELECT p.room_id, p.user_id, u.username, u.is_active, p.role,"
+            " u.suspended_at IS NOT NULL AND (u.suspended_until IS NULL OR u.suspended_until > now()),"
+            f" EXISTS (SELECT 1 FROM {RoomSanction._meta.db_table} s WHERE s.user_id = p.user_id"
+            "   AND s.room_id = p.room_id AND s.kind = %s AND s.lifted_at IS NULL"
+            "   AND (s.until IS NULL OR s.until > now()))"
+            f" FROM {Participant._meta.db_table} p JOIN {users} u ON u.id = p.user_id"
             " WHERE p.room_id = ANY(%s) AND p.user_id = ANY(%s)",
-            [room_ids, senders],
+            [RoomSanction.Kind.MUTE, room_ids, senders],
         )
-        names, inactive, roles = {}, set(), {}
-        for room_id, user_id, name, active, role in cursor.fetchall():
+        names, inactive, roles, suspended, muted = {}, set(), {}, set(), set()
+        for room_id, user_id, name, active, role, is_suspended, is_muted in cursor.fetchall():
             names[(room_id, user_id)] = name
             roles[(room_id, user_id)] = role
             if not active:
                 inactive.add(user_id)
+            if is_suspended:
+                suspended.add(user_id)
+            if is_muted:
+                muted.add((room_id, user_id))
         now = timezone.now()
         rows, refused = [], []
         # Only a batch with attachments pays for them: their rows locked (one query), before any
@@ -475,6 +496,10 @@ def _store(sends: list[dict], *, look_up_stored: bool) -> StoreResult:
                 refusal = (NOT_MEMBER, "You are no longer a member of this room.")
             elif item["sender"] in inactive:
                 refusal = (UNAUTHENTICATED, "Your account is deactivated.")
+            elif item["sender"] in suspended:
+                refusal = (SUSPENDED, "Your account is suspended.")
+            elif (item["room"], item["sender"]) in muted:
+                refusal = (MUTED, "A moderator muted you in this room.")
             elif item["room"] in read_only:
                 refusal = (FORBIDDEN, READ_ONLY_DETAIL)
             elif item["attachment_ids"]:

@@ -122,3 +122,28 @@ def test_a_new_report_after_resolution_is_open_again(reported, moderator, make_u
     bob = reported["report"].reporter
     again, created = services.report_create(user=bob, room_id=message.room_id, seq=message.seq, reason="spam")
     assert created and again.status == "open"
+
+
+def test_storage_refuses_a_message_accepted_just_before_a_mute_or_a_suspension(
+    make_user, make_room, moderator, feed, django_capture_on_commit_callbacks
+):
+    import uuid
+
+    from accounts.services import account_suspend
+    from chat_messages.models import Message
+    from chat_messages.services import messages_store
+    from rooms.services import room_sanction_impose
+
+    alice, bob, carol = make_user(), make_user(), make_user()
+    room = make_room(owner=alice, members=[bob, carol])
+    room_sanction_impose(room=room, user=bob, kind=RoomSanction.Kind.MUTE, actor=moderator)
+    account_suspend(user=carol, actor=moderator)
+    feed.clear()
+    sends = [
+        {"room": room.pk, "sender": u.pk, "client_msg_id": str(uuid.uuid4()), "body": "hi"} for u in (alice, bob, carol)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        messages_store(sends=sends)
+    assert list(Message.objects.filter(room=room).values_list("sender_id", flat=True)) == [alice.pk]
+    errors = {g: f["code"] for g, f, _ in feed.events() if f and f["type"] == "error"}
+    assert errors == {user_group(bob.pk): "muted", user_group(carol.pk): "suspended"}
