@@ -49,6 +49,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="with --backup: the core of change capture, the backup consumer and a PostgreSQL of the backup's"
         " own (default: the server core, the backup database then on the primary's PostgreSQL)",
     )
+    parser.add_argument(
+        "--web-concurrency",
+        help="comma-separated daphne process counts, e.g. 1,2: S1 on the product with each (processes sharing one"
+        " listening socket, as WEB_CONCURRENCY does), side by side; nothing pinned, every process shares the cores",
+    )
     parser.add_argument("--s1-rates", help="comma-separated offered deliveries/s for S1")
     parser.add_argument("--s2-rates", help="comma-separated offered deliveries/s for S2")
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; report the median runs")
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.nice and os.getsid(0) != os.getpid():
         return in_own_session(sys.argv[1:] if argv is None else argv)
     config = config_from(args)
+    if args.web_concurrency:
+        return web_concurrency_main(args, config)
     scenarios = [s.strip().upper() for s in args.scenarios.split(",") if s.strip()]
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     pin = (os.cpu_count() or 1) >= 2 and args.server_cpu != args.client_cpu
@@ -200,6 +207,71 @@ def main(argv: list[str] | None = None) -> int:
         readme = ROOT / "bench" / "README.md"
         write_readme(readme, markdown(results, rows))
         print(f"bench | results written to {readme}")
+    return 0
+
+
+def web_concurrency_main(args: argparse.Namespace, config: Config) -> int:
+    """S1 on the product with each daphne process count of ``--web-concurrency``, alternating which
+    count goes first per round; prints the median best held rate of each and its ratio to the first.
+
+    Nothing is pinned: more web processes are only worth having when they can use more cores, so the
+    load generator, the daphne processes, the consumer and the services share every core.
+    """
+    try:
+        counts = [int(c) for c in args.web_concurrency.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1 or args.asgi != "daphne":
+        print("error: --web-concurrency takes positive integers, e.g. 1,2 (with daphne)", file=sys.stderr)
+        return 2
+    bench = BenchStack(args.data, server_cpu=args.server_cpu, client_cpu=args.client_cpu, pin=False, nice=args.nice)
+    started = datetime.now(UTC)
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results: dict = {
+        "command": command,
+        "started": started.isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "layout": {"pinned": False, "web_concurrency": counts},
+        "config": config.__dict__,
+        "runs": {str(count): [] for count in counts},
+    }
+    print(f"bench | {command}", flush=True)
+    try:
+        bench.start()
+        bench.web_concurrency = counts[0]
+        runner = Runner(bench, config, {PRODUCT: bench.start_product()}, log=lambda line: print(line, flush=True))
+        for repeat in range(args.repeat):
+            for count in counts if repeat % 2 == 0 else list(reversed(counts)):
+                print(f"bench | round {repeat + 1} of {args.repeat}: {count} daphne process(es)", flush=True)
+                bench.web_concurrency = count
+                try:
+                    runner.fresh_start(PRODUCT)
+                    outcome = runner.s1(PRODUCT)
+                except Exception as exc:  # noqa: BLE001 - one failed round must not lose the others
+                    outcome = {"error": f"{type(exc).__name__}: {exc}"}
+                    print(f"S1 x{count}: FAILED: {outcome['error']}", flush=True)
+                results["runs"][str(count)].append(outcome)
+    finally:
+        bench.stop()
+    rows = []
+    base = None
+    for count in counts:
+        runs = results["runs"][str(count)]
+        best = median_run("S1", runs).get("best") or {}
+        rate = best.get("delivered_per_s")
+        base = rate if base is None else base
+        ratio = f"{rate / base:.2f}x" if rate and base else "-"
+        spread = ", ".join(round_figure("S1", run) for run in runs)
+        p99 = f"{best['p99_ms']:.0f} ms" if best.get("p99_ms") is not None else "-"
+        rows.append(f"| {count} | {rate or 0:,.0f}/s | {p99} | {ratio} | {spread} |")
+    print("\n| daphne processes | S1 best held (median) | p99 there | ratio | rounds |")
+    print("| --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+    out = args.json or args.data / "results" / f"web-concurrency-{started:%Y%m%dT%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nbench | every figure: {out}")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,8 @@ class Server:
     extra: list[subprocess.Popen]
     extra_names: list[str]
     web_name: str = "daphne"
+    # With web_concurrency above 1: the listening socket the daphne processes share.
+    listener: socket.socket | None = None
 
     @property
     def ws(self) -> str:
@@ -81,6 +84,8 @@ class BenchStack:
         self.env: dict[str, str] = {}
         self.servers: list[Server] = []
         self.logs = self.data / "logs"
+        # The product's daphne processes (``--web-concurrency``): above 1 they share one socket.
+        self.web_concurrency = 1
 
     # -- services ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -248,6 +253,8 @@ class BenchStack:
         for server in self.servers:
             for process in [server.web, *server.extra]:
                 _terminate(process)
+            if server.listener is not None:
+                server.listener.close()
         self.servers.clear()
         try:
             from django.db import connections
@@ -292,7 +299,9 @@ class BenchStack:
     def _pinned(self, argv: list[str], cpu: int) -> list[str]:
         return ["taskset", "-c", str(cpu), *argv] if self.pin else argv
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cpu: int | None = None) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], cpu: int | None = None, pass_fds: tuple[int, ...] = ()
+    ) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
         return subprocess.Popen(
             self._pinned(argv, self.server_cpu if cpu is None else cpu),
@@ -300,6 +309,7 @@ class BenchStack:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
         )
 
     def _web(self, name: str, app: str, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
@@ -319,11 +329,40 @@ class BenchStack:
             time.sleep(0.1)
         return port, web
 
+    def _shared_webs(
+        self, name: str, app: str, env: dict[str, str]
+    ) -> tuple[int, list[subprocess.Popen], socket.socket]:
+        """``web_concurrency`` daphne processes on one listening socket, as `WEB_CONCURRENCY=N make
+        run` starts them (devstack/__main__.py: bound here, handed down with ``--fd``)."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(socket.SOMAXCONN)
+        port, fd = listener.getsockname()[1], listener.fileno()
+        argv = [sys.executable, "-m", "daphne", "--fd", str(fd), app]
+        # Each process says when it adopted the socket; the logs are appended to across restarts.
+        logs = [self.logs / f"{name}-{i + 1}.log" for i in range(self.web_concurrency)]
+        offsets = [log.stat().st_size if log.exists() else 0 for log in logs]
+        webs = [self._spawn(log.stem, argv, env, pass_fds=(fd,)) for log in logs]
+        deadline = time.monotonic() + 60
+        while not all(
+            b"Listening on TCP address" in log.read_bytes()[offset:] for log, offset in zip(logs, offsets, strict=True)
+        ):
+            if any(web.poll() is not None for web in webs) or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {logs}")
+            time.sleep(0.1)
+        return port, webs, listener
+
     def start_product(self) -> Server:
         """Daphne with the chat ASGI app and the ``persist`` consumer, as `make run` runs them;
         with ``--backup`` also ``capture_changes`` and the backup consumer, on the backup core (the
-        server core unless ``--backup-cpu``)."""
-        port, web = self._web("product-web", "chatproject.asgi:application", self.env)
+        server core unless ``--backup-cpu``); with ``web_concurrency`` above 1, that many daphne
+        processes sharing the port (``daphne:2``... in ``extra``, after the consumers)."""
+        listener, more = None, []
+        if self.web_concurrency > 1:
+            port, (web, *more), listener = self._shared_webs("product-web", "chatproject.asgi:application", self.env)
+        else:
+            port, web = self._web("product-web", "chatproject.asgi:application", self.env)
         persist = self._spawn("product-persist", [sys.executable, "manage.py", "consume", "persist"], self.env)
         extra, names = [persist], ["persist"]
         if self.backup:
@@ -332,7 +371,9 @@ class BenchStack:
             consume = [sys.executable, "manage.py", "consume", "backup"]
             extra.append(self._spawn("product-backup", consume, self.env, self.backup_cpu))
             names += ["capture", "backup"]
-        server = Server("product", port, web, extra, names, self.asgi)
+        extra += more
+        names += [f"{self.asgi}:{i + 2}" for i in range(len(more))]
+        server = Server("product", port, web, extra, names, self.asgi, listener)
         self.servers.append(server)
         return server
 
@@ -356,6 +397,8 @@ class BenchStack:
         self.servers.remove(server)
         for process in [server.web, *server.extra]:
             _terminate(process)
+        if server.listener is not None:
+            server.listener.close()
         if fresh_broker:
             self.fresh_broker()
         self.settle_database()
