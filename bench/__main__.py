@@ -264,7 +264,8 @@ def web_concurrency_main(args: argparse.Namespace, config: Config) -> int:
         ratio = f"{rate / base:.2f}x" if rate and base else "-"
         spread = ", ".join(round_figure("S1", run) for run in runs)
         p99 = f"{best['p99_ms']:.0f} ms" if best.get("p99_ms") is not None else "-"
-        rows.append(f"| {count} | {rate or 0:,.0f}/s | {p99} | {ratio} | {spread} |")
+        held = f"{rate:,.0f}/s" if rate else "none held"
+        rows.append(f"| {count} | {held} | {p99} | {ratio} | {spread} |")
     print("\n| daphne processes | S1 best held (median) | p99 there | ratio | rounds |")
     print("| --- | --- | --- | --- | --- |")
     print("\n".join(rows))
