@@ -528,6 +528,7 @@ async def test_a_killed_app_server_costs_its_clients_a_reconnect_through_nginx_a
     await until(lambda: sum(len(m.acknowledged) for m in members) >= hello + len(members) * per_member // 3, "a third")
     behind_nginx.servers.stop(victim, sig=signal.SIGKILL)
     await chatting
+    await until(lambda: all(m.close_codes for m in cut), "the killed server's clients see their sockets close")
     for member in members:
         await member.settle()
 
@@ -555,4 +556,5 @@ async def test_a_killed_app_server_costs_its_clients_a_reconnect_through_nginx_a
         await until(lambda m=member: len(m.heard) >= last, f"{member.name} hears up to seq {last}")
         assert member.contiguous() == last, member.name
         assert texts(member.heard.values()) == stored, member.name
+        assert member.errors == [], member.name
         await member.close()
