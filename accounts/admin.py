@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import TokenProxy
 
 from audit.admin import AuditedModelAdmin
 from audit.services import audit_record
+from streams.web.admin import ReadOnlyModelAdmin
 
 from . import services
 from .forms import UserAddForm, UserEditForm
@@ -174,7 +175,7 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
 
 
 @admin.register(AccountDeletion)
-class AccountDeletionAdmin(admin.ModelAdmin):
+class AccountDeletionAdmin(ReadOnlyModelAdmin):
     """Progress of account deletions; a failed or stuck purge can be run again (it resumes)."""
 
     list_display = (
@@ -194,15 +195,6 @@ class AccountDeletionAdmin(admin.ModelAdmin):
     @admin.display(description="progress")
     def progress_display(self, obj: AccountDeletion) -> str:
         return f"{obj.progress}% ({obj.messages_done}/{obj.messages_total} messages)"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_purge_permission(self, request) -> bool:
         return request.user.has_perm("accounts.delete_user")

@@ -2,6 +2,8 @@
 
 from django.contrib import admin
 
+from streams.web.admin import ReadOnlyModelAdmin
+
 from .models import Attachment, AttachmentHold
 
 
@@ -17,7 +19,7 @@ class AttachmentHoldInline(admin.TabularInline):
 
 
 @admin.register(Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ReadOnlyModelAdmin):
     """Files change only through their messages (a deletion releases them, the purge removes them)."""
 
     list_display = ("id", "name", "kind", "content_type", "size", "room", "uploader", "message_id", "created_at",
@@ -30,12 +32,3 @@ class AttachmentAdmin(admin.ModelAdmin):
     show_full_result_count = False
     inlines = [AttachmentHoldInline]
     readonly_fields = [f.name for f in Attachment._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -14,6 +14,8 @@ from django.db import models
 from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.utils.html import format_html, format_html_join
 
+from streams.web.admin import ReadOnlyModelAdmin
+
 from .models import AuditEntry
 from .services import audit_record, audit_values
 
@@ -23,7 +25,7 @@ def _json(value, *, indent: int | None = None) -> str:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyModelAdmin):
     list_display = ("at", "actor_display", "action", "target_display", "short_detail", "ip")
     list_filter = ("action", ("actor", admin.RelatedOnlyFieldListFilter), "target_type")
     date_hierarchy = "at"
@@ -35,15 +37,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "after_json", "detail", "ip",
     )  # fmt: skip
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="actor", ordering="actor_username")
     def actor_display(self, entry: AuditEntry) -> str:

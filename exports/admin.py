@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from streams.errors import ChatError
+from streams.web.admin import ReadOnlyModelAdmin
 
 from . import selectors, services
 from .api import export_file_response
@@ -34,7 +35,7 @@ class RoomExportForm(forms.Form):
 
 
 @admin.register(DataExport)
-class DataExportAdmin(admin.ModelAdmin):
+class DataExportAdmin(ReadOnlyModelAdmin):
     list_display = (
         "id", "kind", "status", "progress_display", "requester_name", "room_display", "size", "created_at",
         "finished_at", "download_link",
@@ -62,15 +63,6 @@ class DataExportAdmin(admin.ModelAdmin):
         if obj.kind == DataExport.Kind.ROOM and obj.status == DataExport.Status.DONE and obj.file:
             return format_html('<a href="{}">Download</a>', reverse("admin:exports_dataexport_download", args=[obj.pk]))
         return ""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_export_room_permission(self, request) -> bool:
         return services.export_room_allowed(actor=request.user)

@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString
 
 from streams.errors import ChatError
 from streams.pipeline.kafka import KafkaUnavailable
+from streams.web.admin import ReadOnlyModelAdmin
 
 from . import selectors, services
 from .models import ModerationWarning, Report
@@ -160,19 +161,10 @@ def _context_row(line: dict) -> SafeString:
 
 
 @admin.register(ModerationWarning)
-class ModerationWarningAdmin(admin.ModelAdmin):
+class ModerationWarningAdmin(ReadOnlyModelAdmin):
     """Warnings sent, read-only: they are sent from the report queue (or the user admin)."""
 
     list_display = ("id", "user", "text", "created_by", "created_at", "dismissed_at", "report")
     list_select_related = ("user", "created_by")
     search_fields = ("user__username", "text")
     readonly_fields = ("user", "text", "report", "created_by", "created_at", "dismissed_at")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,8 +1,9 @@
-"""A status page in the admin: a model's changelist replaced by a page of figures for operators.
+"""Admin bases shared by the apps: read-only model admins, and status pages for operators.
 
-For models whose rows are not for a person to list or edit (a search index's documents,
-PostgreSQL's replication slots): nobody adds, changes or deletes there, and the list is the page
-``status_template`` draws from ``status_context``.
+A status page replaces a model's changelist with a page of figures, for models whose rows are not
+for a person to list or edit (a search index's documents, PostgreSQL's replication slots): nobody
+adds, changes or deletes there, and the list is the page ``status_template`` draws from
+``status_context``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 
-class StatusPageAdmin(admin.ModelAdmin):
-    status_title = ""
-    status_template = ""
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Rows the admin shows but never adds, changes or deletes (records, logs, derived state)."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -24,6 +24,11 @@ class StatusPageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class StatusPageAdmin(ReadOnlyModelAdmin):
+    status_title = ""
+    status_template = ""
 
     def status_context(self, request) -> dict:
         """The figures the page shows."""
