@@ -7,6 +7,7 @@ through the process's real-time hub (streams.realtime.hub), already serialised.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import time
@@ -69,6 +70,11 @@ ACTIVITY = frozenset(
     ("presence.active", "message.send", "message.edit", "message.delete", "reaction.add", "reaction.remove",
      "room.enter", "room.read", "room.mark_unread", "typing")
 )  # fmt: skip
+# Frames handled beside the sends still in flight: no answer, nothing an earlier send could change.
+# Every other frame first waits until the socket's sends are answered (ChatConsumer.receive).
+BESIDE_SENDS = frozenset(("message.send", "presence.active"))
+# How long a stopping server's socket waits for its answers to be written before it closes.
+CLOSE_DRAIN_S = 1.0
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -113,6 +119,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.typing_sent: dict[int, float] = {}
         self.presence_seen: dict[int, int] = {}  # user -> version of the last presence.updated passed on
         self.closed = False
+        # Sends on their way to the broker, oldest first: (delivery, accepted frame, req, error
+        # context), or (None, answer, None, None) for a frame answered while sends were in flight.
+        # Answered strictly in this order by the task in `answering` (ChatConsumer._answer_sends).
+        self.in_flight: deque[tuple[kafka.Delivery | None, str, object, dict | None]] = deque()
+        self.answering: asyncio.Task | None = None
+        self.answered = asyncio.Event()  # set each time the oldest send in flight is answered
+        self.log_context = contextvars.copy_context()  # the socket's ids, none of a frame's
         self.rooms: set[int] = set()
         # Rooms a moderator muted this user in: {room: end (epoch seconds, None: until lifted)},
         # kept current by room.mute controls, so a send is refused in memory like a non-member's.
@@ -223,7 +236,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             else:
                 self.mutes.pop(control["room"], None)
         elif op == OP_CLOSE:
-            loop.create_task(self.close(code=control.get("code", CLOSE_UNAUTHENTICATED)))
+            loop.create_task(self._close(control.get("code", CLOSE_UNAUTHENTICATED)))
+
+    async def _close(self, code: int) -> None:
+        if code == CLOSE_GOING_AWAY:
+            # A stopping server answers the sends already on their way first (each within the
+            # broker's delivery timeout), so the client knows which ones it must re-send.
+            await self._sends_below(1)
+            deadline = time.monotonic() + CLOSE_DRAIN_S
+            while (self.draining or self.outbox) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        await self.close(code=code)
 
     async def _join_room(self, room_id: int) -> None:
         group = room_group(room_id)
@@ -232,7 +255,50 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await get_hub().leave(self, [group])
 
     def error(self, req, code: str, detail: str, **extra) -> None:
-        self.push(frame("error", req=req, code=code, detail=detail, **extra))
+        self._answer(frame("error", req=req, code=code, detail=detail, **extra))
+
+    def _answer(self, text: str) -> None:
+        """Reply to a frame, after the answers of the sends that came before it."""
+        if self.in_flight:
+            self.in_flight.append((None, text, None, None))
+        else:
+            self.push(text)
+
+    async def _answer_sends(self) -> None:
+        """Answer the socket's sends in flight in the order they came, each once the broker has."""
+        try:
+            while self.in_flight:
+                delivery, text, req, context = self.in_flight[0]
+                if delivery is not None:
+                    try:
+                        await delivery.wait()
+                    except kafka.KafkaUnavailable as exc:
+                        text = frame("error", req=req, code=UNAVAILABLE, detail=str(exc), **context)
+                self.in_flight.popleft()
+                self.push(text)
+                self.answered.set()
+        finally:
+            self.answering = None
+            self.answered.set()
+
+    def _answer_later(self, delivery: kafka.Delivery, accepted: str, req, context: dict) -> None:
+        self.in_flight.append((delivery, accepted, req, context))
+        if self.answering is None:
+            loop = asyncio.get_running_loop()
+            self.answering = loop.create_task(self._answer_sends(), context=self.log_context.copy())
+
+    async def _sends_below(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` of this socket's sends are in flight (0: all answered).
+
+        Meanwhile the socket's next frames are not read: past a few queued ones the server stops
+        reading from the connection (chatproject.read_pause), so a fast sender is held back."""
+        while len(self.in_flight) >= limit:
+            if self.answering is None:  # its task was cancelled: answer the rest anyway
+                self.answering = asyncio.get_running_loop().create_task(
+                    self._answer_sends(), context=self.log_context.copy()
+                )
+            self.answered.clear()
+            await self.answered.wait()
 
     # -- incoming ----------------------------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None):
@@ -260,6 +326,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if data["type"] in ACTIVITY:
             presence.tracker().active(self.user_id)
+        if data["type"] == "message.send":
+            # Pipelined: a send does not wait for the broker, only for room among the socket's
+            # sends in flight.
+            await self._sends_below(settings.CHAT_SOCKET_MAX_IN_FLIGHT)
+        elif data["type"] not in BESIDE_SENDS and self.in_flight:
+            # Any other frame is handled as if sends were one at a time: an edit, a read position
+            # or a sync comes after the sends before it are answered, and its answer after theirs.
+            await self._sends_below(1)
         # The frame's client_msg_id names its log lines (the error lines below too); a send adds
         # its envelope's event_id. Unbound once the frame is handled.
         cmid = data.get("client_msg_id")
@@ -301,9 +375,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )  # fmt: skip
         logs.bind(event_id=envelope["event_id"])  # unbound with the frame's ids in receive()
         log.debug("message.send accepted from user %s in room %s", self.user_id, room_id)
-        await kafka.produce_async(kafka.MESSAGES, key=room_id, value=envelope)
-        log.debug("message.send produced to %s", kafka.MESSAGES)
-        self.push(frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id))
+        # Queued now, in the order the frames came: one room's records reach its partition in
+        # that order. The answer follows once the broker acknowledged (acks=all), after the
+        # answers of the frames before it; meanwhile the socket's next frames are read.
+        delivery = kafka.produce_begin(kafka.MESSAGES, key=room_id, value=envelope)
+        accepted = frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id)
+        self._answer_later(delivery, accepted, req, _context(data))
 
     async def on_edit(self, data: dict, req) -> None:
         room_id = _room_id(data)

@@ -18,6 +18,8 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory
 from twisted.internet import defer
 
+from chatproject import read_pause
+
 # A WebSocket message larger than this closes the socket with 1009 before it is buffered whole;
 # up to it, frames over the consumer's 64 KB get an `invalid` error frame. Daphne's default is 1 MiB.
 MAX_MESSAGE_BYTES = 128 * 1024
@@ -57,6 +59,9 @@ def _web_request_without_form_parsing(self, *args, **kwargs) -> None:
 
 
 http_protocol.WebRequest.__init__ = _web_request_without_form_parsing
+
+# A socket whose frames wait unread stops being read (its sends in flight are bounded too).
+read_pause.install()
 
 
 class DrainingServer(Server):

@@ -147,6 +147,9 @@ CHAT_MAX_BODY_BYTES = env_int("CHAT_MAX_BODY_BYTES", 4096)
 # WebSocket sends per user: a token bucket of this many messages per second, this burst.
 CHAT_SEND_RATE = env_float("CHAT_SEND_RATE", 10.0)
 CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
+# Sends of one socket on their way to the broker at once (docs/protocol.md): past it the server
+# stops reading that socket until the oldest is answered.
+CHAT_SOCKET_MAX_IN_FLIGHT = env_int("CHAT_SOCKET_MAX_IN_FLIGHT", 64)
 CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
 CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 200)
 # How long after sending a message its sender may edit it, in seconds; 0: always. Deleting one's

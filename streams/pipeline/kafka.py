@@ -214,16 +214,41 @@ def produce_many(name: str, records: list[tuple[object, bytes]]) -> None:
         raise _failure(batch.error)
 
 
+class Delivery:
+    """The broker's answer for one record queued by :func:`produce_begin`, awaited with ``wait()``."""
+
+    __slots__ = ("done", "deadline")
+
+    def __init__(self, done: asyncio.Future, deadline: float) -> None:
+        self.done = done
+        self.deadline = deadline
+
+    async def wait(self) -> None:
+        """Return once the broker acknowledged the record; raise KafkaUnavailable if it did not."""
+        try:
+            # From the moment it was queued, not awaited: a caller may await several in turn.
+            timeout = max(0.0, self.deadline - self.done.get_loop().time())
+            error = await asyncio.wait_for(self.done, timeout)
+        except TimeoutError as exc:
+            raise KafkaUnavailable("no delivery report in time") from exc
+        if error is not None:
+            raise _failure(error)
+
+
+def produce_begin(name: str, *, key, value: dict) -> Delivery:
+    """Queue one envelope for the broker without waiting for it (raises KafkaUnavailable if the
+    local queue refuses it). Records queued one after another with the same key reach the broker,
+    and so the partition, in that order, retries included (one request in flight per broker)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    get_producer().send(name, key, encode(value), done)
+    # librdkafka reports every message by its own delivery timeout; the margin covers the poll.
+    return Delivery(done, loop.time() + settings.KAFKA_PRODUCE_TIMEOUT_S + 1.0)
+
+
 async def produce_async(name: str, *, key, value: dict) -> None:
     """Like :func:`produce`, without blocking the event loop while the broker acknowledges."""
-    done = asyncio.get_running_loop().create_future()
-    get_producer().send(name, key, encode(value), done)
-    try:
-        error = await asyncio.wait_for(done, settings.KAFKA_PRODUCE_TIMEOUT_S + 1.0)
-    except TimeoutError as exc:
-        raise KafkaUnavailable("no delivery report in time") from exc
-    if error is not None:
-        raise _failure(error)
+    await produce_begin(name, key=key, value=value).wait()
 
 
 def ensure_topics(partitions: int | None = None) -> list[str]:

@@ -280,13 +280,15 @@ class Hub:
             except Exception:  # keep closing the others
                 log.exception("closing a socket after a Redis interruption failed")
 
-    async def going_away(self, *, wait_s: float = 2.0) -> int:
+    async def going_away(self, *, wait_s: float | None = None) -> int:
         """Close every local socket with 4503 ("server stopping, reconnect"), for a stopping server.
 
         Refuses new sockets and sends from now on, then waits (at most ``wait_s``) until the
         clients acknowledged the close, so no socket is cut without a word. Returns how many.
         """
         self.stopping = True
+        if wait_s is None:  # long enough for a socket's sends on their way to be answered first
+            wait_s = settings.KAFKA_PRODUCE_TIMEOUT_S + 3.0
         subscribers = {s for members in self.groups.values() for s in members}
         for subscriber in subscribers:
             try:
