@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django, WebSockets at /ws/chat/."""
+"""ASGI entry point: HTTP through Django, WebSockets at /ws/chat/; STOMP at /stomp/chat (docs/stomp.md)."""
 
 import os
 
@@ -9,10 +9,12 @@ django_asgi_app = get_asgi_application()
 
 import autobahn.util  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from accounts.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 from chat_messages.consumers import ChatConsumer  # noqa: E402
+from stomp.sockjs import sockjs_http  # noqa: E402
+from stomp.transports import SockJSWebSocketConsumer, StompWebSocketConsumer  # noqa: E402
 from streams.runtime import gc_tune  # noqa: E402
 
 # autobahn builds a coloured debug line for every frame it writes, even with debug logging off;
@@ -21,8 +23,19 @@ autobahn.util._HAS_CLICK = False
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": WebSocketAuthMiddleware(URLRouter([path("ws/chat/", ChatConsumer.as_asgi())])),
+        "http": sockjs_http(django_asgi_app),
+        "websocket": WebSocketAuthMiddleware(
+            URLRouter(
+                [
+                    path("ws/chat/", ChatConsumer.as_asgi()),
+                    path("stomp/chat/websocket", StompWebSocketConsumer.as_asgi()),
+                    re_path(
+                        r"^stomp/chat/(?P<server>[^/.]+)/(?P<session>[^/.]+)/websocket$",
+                        SockJSWebSocketConsumer.as_asgi(),
+                    ),
+                ]
+            )
+        ),
     }
 )
 

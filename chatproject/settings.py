@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     # Reports and sanctions (docs/moderation.md), and data exports (docs/exports.md).
     "moderation",
     "exports",
+    # The seed's protocol, STOMP over SockJS or a WebSocket at /stomp/chat (docs/stomp.md).
+    "stomp",
     "backup",
     # /metrics and the admin's Pipeline page (docs/operations.md).
     "ops",
@@ -210,6 +212,14 @@ CHAT_RETENTION_CHUNK = env_int("CHAT_RETENTION_CHUNK", 500)
 CHAT_SEARCH_BACKEND = env_str("CHAT_SEARCH_BACKEND", "postgres")
 CHAT_SEARCH_ELASTICSEARCH_URL = env_str("SEARCH_ELASTICSEARCH_URL", "")
 CHAT_SEARCH_ELASTICSEARCH_INDEX = env_str("SEARCH_ELASTICSEARCH_INDEX", "chat-messages")
+
+# STOMP at /stomp/chat (docs/stomp.md): the heart-beat the server offers ("send,receive" in ms);
+# whether /pub/chat/enter also announces the entry to the room's STOMP subscribers, as the seed
+# did; how long a SockJS session without a receiving request lives, and its own heart-beat.
+CHAT_STOMP_HEART_BEAT = env_str("CHAT_STOMP_HEART_BEAT", "10000,10000")
+CHAT_STOMP_ENTER_BROADCAST = env_bool("CHAT_STOMP_ENTER_BROADCAST", False)
+CHAT_SOCKJS_DISCONNECT_DELAY_S = env_float("CHAT_SOCKJS_DISCONNECT_DELAY_S", 5.0)
+CHAT_SOCKJS_HEARTBEAT_S = env_float("CHAT_SOCKJS_HEARTBEAT_S", 25.0)
 # Where files are stored: a folder under the data directory, or an S3-compatible bucket
 # (django-storages) when S3_BUCKET is set. Never served as static media: no MEDIA_URL.
 MEDIA_ROOT = env_str("MEDIA_ROOT", "") or str(BASE_DIR / ".devstack" / "media")
