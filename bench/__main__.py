@@ -19,8 +19,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .report import markdown, summary_rows, table
-from .scenarios import PRODUCT, TUTORIAL, Config, Runner, median_run, round_figure
+from .report import cost_section, markdown, summary_rows, table
+from .scenarios import CEILING, FANOUT_ONLY, PRODUCT, SHIPPED, TUTORIAL, Config, Runner, median_run, round_figure
 from .stack import ROOT, BenchStack
 
 SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6")
@@ -30,7 +30,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small and short (about a minute): a smoke run")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, e.g. S1,S2")
-    parser.add_argument("--targets", default=f"{TUTORIAL},{PRODUCT}", help="tutorial, product or both")
+    parser.add_argument(
+        "--targets",
+        default=f"{TUTORIAL},{PRODUCT},{SHIPPED},{CEILING}",
+        help="comma-separated: tutorial, product (web + persist), shipped (every process `make run` supervises),"
+        " ceiling (a bare websockets broadcast server); shipped and ceiling run S1 and S2 only",
+    )
     parser.add_argument("--duration", type=float, help="seconds per offered rate (default 10; quick 2)")
     parser.add_argument("--payload", type=int, default=100, help="message body bytes (default 100)")
     parser.add_argument("--p99-ms", type=float, default=100.0, help="the latency limit of a held rate")
@@ -56,6 +61,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--s1-rates", help="comma-separated offered deliveries/s for S1")
     parser.add_argument("--s2-rates", help="comma-separated offered deliveries/s for S2")
+    parser.add_argument(
+        "--sweep-all", action="store_true", help="S1/S2: every offered rate, also after two failing steps in a row"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; report the median runs")
     parser.add_argument("--server-cpu", type=int, default=0, help="the core of every server-side process (0)")
     parser.add_argument("--client-cpu", type=int, default=1, help="the core of the load generator (1)")
@@ -87,6 +95,7 @@ def config_from(args: argparse.Namespace) -> Config:
         config.profile = str(args.profile.resolve())
     if args.s2_rates:
         config.s2_rates = [int(r) for r in args.s2_rates.split(",")]
+    config.sweep_all = args.sweep_all
     return config
 
 
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         asgi=args.asgi,
         backup=args.backup,
         backup_cpu=args.backup_cpu,
+        shipped=SHIPPED in targets,
     )
     started = datetime.now(UTC)
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -169,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             servers[TUTORIAL] = bench.start_tutorial()
         if PRODUCT in targets:
             servers[PRODUCT] = bench.start_product()
+        if SHIPPED in targets:
+            servers[SHIPPED] = bench.start_shipped()
+        if CEILING in targets:
+            servers[CEILING] = bench.start_ceiling()
         runner = Runner(bench, config, servers, log=lambda line: print(line, flush=True))
         for repeat in range(args.repeat):
             if args.repeat > 1:
@@ -177,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             for scenario in scenarios:
                 # Alternate which target goes first, so neither always gets the warmer machine.
                 for target in targets if repeat % 2 == 0 else list(reversed(targets)):
+                    if target in FANOUT_ONLY and scenario not in ("S1", "S2"):
+                        continue
                     try:
                         runner.fresh_start(target)
                         outcome = getattr(runner, scenario.lower())(target)
@@ -199,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = summary_rows(results, config)
     print()
     print(table(rows))
+    print("\n" + cost_section(results, p99_ms=config.p99_ms))
     out = args.json or args.data / "results" / f"{started:%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

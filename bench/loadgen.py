@@ -112,6 +112,10 @@ class Step:
     server_core_irq: float | None = None
     server_core_steal: float | None = None
     cpu_by_process: dict = field(default_factory=dict)
+    # CPU time of every watched server-side process (services included) over the step, sending
+    # and draining, per delivery: the figure that compares across machines.
+    server_cpu_seconds: float | None = None
+    cpu_us_per_delivery: float | None = None
     # S6: the latency of messages with an attachment and of text-only ones, apart.
     attachment_sent: int = 0
     attachment_p50_ms: float | None = None
@@ -433,6 +437,10 @@ class Fanout:
             result.server_cpu = round(sum(result.cpu_by_process.values()), 3)
             result.server_core_others, result.server_core_irq = rest["others"], rest["irq"]
             result.server_core_steal = rest["steal"]
+            spent = sum(cpu_between(cpu0[0][name], cpu1[0][name]) for name in cpu0[0])
+            result.server_cpu_seconds = round(spent, 3)
+            if result.delivered:
+                result.cpu_us_per_delivery = round(spent / result.delivered * 1e6, 1)
         return result
 
     def _server_cpu(self) -> CoreSnapshot | None:

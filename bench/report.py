@@ -215,10 +215,11 @@ def _steps_md(run: dict) -> str:
             f"{s['generator_cpu']:.0%}",
             f"{s['server_cpu']:.0%}" if s.get("server_cpu") is not None else "-",
             f"{s['server_core_others']:.0%}" if s.get("server_core_others") is not None else "-",
+            f"{s['cpu_us_per_delivery']:,.0f}" if s.get("cpu_us_per_delivery") is not None else "-",
         ])  # fmt: skip
     header = [
         "offered/s", "delivered/s", "p50 ms", "p99 ms", "max ms", "lost", "dup", "refused", "accept p99 ms",
-        "generator cpu", "server cpu", "others on server core",
+        "generator cpu", "server cpu", "others on server core", "server µs/delivery",
     ]  # fmt: skip
     return _md_table(header, rows)
 
@@ -254,9 +255,115 @@ def markdown(results: dict, rows: list[Row]) -> str:
             parts.append(
                 f"- {name}: " + "; ".join(f"{t} " + ", ".join(map(str, values)) for t, values in targets.items())
             )
+    cost = cost_section(results, p99_ms=results.get("config", {}).get("p99_ms", 100.0))
+    if cost:
+        parts += ["", cost]
     for name in ("S1", "S2"):
         for target, run in results["scenarios"].get(name, {}).items():
             if "error" in run:
                 continue
             parts += ["", f"**{name}, {target}** ({run['rooms']} rooms, {run['clients']} sockets)", "", _steps_md(run)]
     return "\n".join(parts)
+
+
+# Cheapest first: the ceiling is what every other target's CPU per delivery is divided by.
+COST_ORDER = ("ceiling", "tutorial", "product", "shipped")
+SHIPPED_HELD_TARGET = 0.8  # the shipped set's S1 held rate, as a share of the stripped set's
+CEILING_COST_TARGET = 3.0  # the shipped set's CPU per delivery, at most this many times the ceiling's
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def cost_per_rate(results: dict, scenario: str, p99_ms: float) -> dict[str, dict[int, tuple[float | None, bool]]]:
+    """target -> offered rate -> (median server µs per delivery over the rounds, held in most rounds)."""
+    out: dict = {}
+    for run in results.get("runs", []):
+        for target, outcome in run.get(scenario, {}).items():
+            for step in outcome.get("steps", []):
+                held = (
+                    step["lost"] == 0 and not step["refused"] and not step.get("closed_by_server")
+                    and step["duplicates"] == 0 and step["p99_ms"] is not None and step["p99_ms"] <= p99_ms
+                )  # fmt: skip
+                out.setdefault(target, {}).setdefault(step["offered"], []).append(
+                    (step.get("cpu_us_per_delivery"), held)
+                )
+    return {
+        target: {
+            rate: (_median([cost for cost, _ in seen]), sum(held for _, held in seen) * 2 > len(seen))
+            for rate, seen in sorted(rates.items())
+        }
+        for target, rates in out.items()
+    }
+
+
+def cost_section(results: dict, *, p99_ms: float) -> str:
+    """Server CPU per delivery of every target at every offered rate (medians of the rounds), each
+    against the bare websockets ceiling's, and the shipped set's targets; "" without S1/S2 costs."""
+    parts = []
+    for scenario in ("S1", "S2"):
+        costs = cost_per_rate(results, scenario, p99_ms)
+        targets = [t for t in COST_ORDER if t in costs]
+        if not any(cost for t in targets for cost, _ in costs[t].values()):
+            continue
+        rates = sorted({rate for t in targets for rate in costs[t]})
+        rows = []
+        for rate in rates:
+            base = costs.get("ceiling", {}).get(rate, (None, False))[0]
+            row = [f"{rate:,}"]
+            for target in targets:
+                cost, held = costs[target].get(rate, (None, False))
+                text = "-" if cost is None else f"{cost:,.0f}" + ("" if held else " (not held)")
+                if cost is not None and base and target != "ceiling":
+                    text += f" ({cost / base:.1f}x)"
+                row.append(text)
+            rows.append(row)
+        parts += [
+            f"**{scenario}: server CPU per delivery, µs** (every server-side process, the services' included, over"
+            " each step; medians of the rounds; in brackets: times the ceiling's at the same rate)",
+            "",
+            _md_table(["offered/s", *targets], rows),
+            "",
+        ]
+        if scenario == "S1":
+            parts += _shipped_targets(results, costs)
+    return "\n".join(parts).rstrip()
+
+
+def _shipped_targets(results: dict, costs: dict) -> list[str]:
+    """The shipped set's two targets: its held S1 rate against the stripped set's, and its CPU per
+    delivery against the ceiling's at the highest rate both held."""
+    s1 = results["scenarios"].get("S1", {})
+    held = {t: ((s1.get(t) or {}).get("best") or {}).get("delivered_per_s") for t in ("product", "shipped")}
+    lines = []
+    if "product" in s1 and "shipped" in s1:
+        if held["product"] and held["shipped"]:
+            share = held["shipped"] / held["product"]
+            met = "met" if share >= SHIPPED_HELD_TARGET else "NOT met"
+            lines.append(
+                f"- S1 held: shipped {held['shipped']:,.0f}/s, product (stripped) {held['product']:,.0f}/s:"
+                f" {share:.0%} (target >= {SHIPPED_HELD_TARGET:.0%}: {met})"
+            )
+        else:
+            said = {t: f"{rate:,.0f}/s" if rate else "none held" for t, rate in held.items()}
+            lines.append(f"- S1 held: shipped {said['shipped']}, product (stripped) {said['product']}")
+    if "shipped" in costs and "ceiling" in costs:
+        both = [
+            rate for rate, (cost, ok) in costs["shipped"].items()
+            if ok and cost and costs["ceiling"].get(rate, (None, False))[1] and costs["ceiling"][rate][0]
+        ]  # fmt: skip
+        if both:
+            rate = max(both)
+            ratio = costs["shipped"][rate][0] / costs["ceiling"][rate][0]
+            met = "met" if ratio <= CEILING_COST_TARGET else "NOT met"
+            lines.append(
+                f"- S1 CPU per delivery at {rate:,}/s (the highest rate both held): shipped"
+                f" {costs['shipped'][rate][0]:,.0f} µs, ceiling {costs['ceiling'][rate][0]:,.0f} µs:"
+                f" {ratio:.1f}x (target <= {CEILING_COST_TARGET:.0f}x: {met})"
+            )
+    return lines

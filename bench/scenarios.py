@@ -27,6 +27,17 @@ from pathlib import Path
 from .stack import BenchStack, Server, redis_used_memory, rss_bytes
 
 TUTORIAL, PRODUCT = "tutorial", "product"
+# The processes `make run` supervises (BenchStack.start_shipped), and the bare websockets broadcast
+# server (bench/ceiling.py); both measured in S1 and S2 only.
+SHIPPED, CEILING = "shipped", "ceiling"
+# The targets that speak the product's protocol and store what they accept.
+STORING = (PRODUCT, SHIPPED)
+FANOUT_ONLY = (SHIPPED, CEILING)
+
+
+def protocol_of(target: str) -> str:
+    """The load generator's protocol for a target: the ceiling speaks the tutorial's."""
+    return PRODUCT if target in STORING else TUTORIAL
 
 
 # Up to 20,000 deliveries/s: what a bare websockets broadcast server held on one core here.
@@ -44,6 +55,8 @@ class Config:
     # S1/S2: each offered rate on freshly started servers (and an empty broker), not after the
     # earlier steps (see BenchStack.fresh_broker). Off while profiling, which follows one process.
     fresh_per_step: bool = True
+    # S1/S2: measure every offered rate, also after two failing steps (CPU per delivery at each).
+    sweep_all: bool = False
     s1_rooms: int = 10
     s1_members: int = 10
     s1_rates: list[int] = field(default_factory=lambda: list(S1_RATES))
@@ -85,6 +98,8 @@ class Runner:
 
     # -- helpers -------------------------------------------------------------------------------------
     def _watch(self, server: Server) -> dict[str, int]:
+        if server.name == CEILING:
+            return server.named_pids  # it uses none of the services
         return {**server.named_pids, **self.bench.service_pids()}
 
     def _unique(self, prefix: str) -> str:
@@ -94,7 +109,7 @@ class Runner:
     def _clients(self, target: str, prefix: str, rooms: int, members: int) -> tuple[list[dict], list]:
         """Clients for ``rooms`` x ``members``: product users with tokens, or tutorial room names."""
         prefix = self._unique(prefix)
-        if target == TUTORIAL:
+        if target not in STORING:
             names = [f"{prefix}{r}" for r in range(rooms)]
             return [{"room": name} for name in names for _ in range(members)], names
         from .population import rooms_create, users_create
@@ -111,7 +126,10 @@ class Runner:
         S4 measures memory per socket from here; S1, S2 and S5 would otherwise pay for what the
         broker kept from the scenarios before them (``BenchStack.fresh_broker``).
         """
-        self.servers[target] = self.bench.restart(self.servers[target], fresh_broker=target == PRODUCT)
+        for other, server in self.servers.items():
+            if other != target and other in STORING:
+                self.bench.halt(server)
+        self.servers[target] = self.bench.restart(self.servers[target], fresh_broker=target in STORING)
 
     # -- S1, S2 ------------------------------------------------------------------------------------------
     def fanout(self, name: str, target: str, *, rooms: int, members: int, rates: list[int]) -> dict:
@@ -119,7 +137,7 @@ class Runner:
         clients, _ = self._clients(target, f"{name.lower()}{target[0]}", rooms, members)
         spec = {
             "mode": "fanout",
-            "protocol": target,
+            "protocol": protocol_of(target),
             "url": server.ws,
             "clients": clients,
             "rates": rates,
@@ -152,7 +170,7 @@ class Runner:
         finally:
             if profiler:
                 self._report_profiles(profiler.stop())
-        if target == PRODUCT:
+        if target in STORING:
             from .population import stored_check
 
             check = stored_check(accepted=result["accepted"])
@@ -169,7 +187,7 @@ class Runner:
         merged: dict = {"steps": [], "accepted": {}, "warmup_seconds": 0.0}
         for index, rate in enumerate(spec["rates"]):
             if index:
-                if target == PRODUCT:
+                if target in STORING:
                     self._stored_all(merged["accepted"])  # an emptied broker must lose nothing accepted
                 self.fresh_start(target)
             server = self.servers[target]
@@ -182,7 +200,11 @@ class Runner:
             merged["warmup_seconds"] += result.get("warmup_seconds", 0.0)
             for room, ids in result.get("accepted", {}).items():
                 merged["accepted"].setdefault(room, []).extend(ids)
-            if len(merged["steps"]) >= 2 and not any(_ok(s, self.config.p99_ms) for s in merged["steps"][-2:]):
+            if (
+                not self.config.sweep_all
+                and len(merged["steps"]) >= 2
+                and not any(_ok(s, self.config.p99_ms) for s in merged["steps"][-2:])
+            ):
                 break
         return merged
 

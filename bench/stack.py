@@ -68,9 +68,13 @@ class BenchStack:
         asgi: str = "daphne",
         backup: bool = False,
         backup_cpu: int | None = None,
+        shipped: bool = False,
     ) -> None:
         self.data = Path(data).resolve()
         self.backup = backup
+        # The shipped process set (``start_shipped``) is measured too: it runs with a backup
+        # database, so the bench database gets one (and change capture's slot) whatever --backup says.
+        self.shipped = shipped
         # The core of change capture, the backup consumer and, when it is not the server core, of
         # a PostgreSQL of the backup's own (a backup server apart from the primary).
         self.backup_cpu = server_cpu if backup_cpu is None else backup_cpu
@@ -106,7 +110,7 @@ class BenchStack:
         database_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BENCH_DB
         backup_url = urls["DATABASE_URL"].rsplit("/", 1)[0] + "/" + BACKUP_DB
         self._fresh_database(urls["DATABASE_URL"])
-        if self.backup and self.backup_apart:
+        if self.backup_db and self.backup_apart:
             backup_url = self._backup_server_start()
         shutil.rmtree(self.data / "media", ignore_errors=True)
         self.env = {
@@ -115,7 +119,7 @@ class BenchStack:
             "DATABASE_URL": database_url,
             # web + persist only, unless --backup: then also change capture to a backup database
             # (its capture_changes and backup consumer run beside persist, start_product).
-            "BACKUP_DATABASE_URL": backup_url if self.backup else "",
+            "BACKUP_DATABASE_URL": backup_url if self.backup_db else "",
             "RATE_LIMITS": "off",
             # S6's uploads, in the bench's folder and emptied with its database.
             "MEDIA_ROOT": str(self.data / "media"),
@@ -130,12 +134,12 @@ class BenchStack:
         # With a backup configured, migrate switches capture on (the publication; before issue
         # 20, the outbox triggers), as `make run`'s bootstrap does, and the backup gets the schema.
         call_command("migrate", interactive=False, verbosity=0)
-        if self.backup:
+        if self.backup_db:
             call_command("migrate", database="backup", interactive=False, verbosity=0)
         from streams.pipeline import kafka
 
         kafka.ensure_topics()
-        if self.backup and "capture_slot" in get_commands():
+        if self.backup_db and "capture_slot" in get_commands():
             # WAL capture (issue 20 on): the slot and its snapshot now, not whenever capture_changes
             # first gets to it, which could be in a timed window. The outbox needs nothing more.
             call_command("capture_slot", "create", verbosity=0)
@@ -156,10 +160,15 @@ class BenchStack:
                 for name in (BENCH_DB, BACKUP_DB):
                     cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 cursor.execute(f'CREATE DATABASE "{BENCH_DB}"')
-                if self.backup and not self.backup_apart:
+                if self.backup_db and not self.backup_apart:
                     cursor.execute(f'CREATE DATABASE "{BACKUP_DB}"')
         finally:
             conn.close()
+
+    @property
+    def backup_db(self) -> bool:
+        """Whether the bench database has a backup database (``--backup``, or the shipped set measured)."""
+        return self.backup or self.shipped
 
     @property
     def backup_apart(self) -> bool:
@@ -213,7 +222,7 @@ class BenchStack:
         from django.db import connections
 
         # autocommit: VACUUM cannot run in a transaction. The backup took every row too.
-        for alias in ("backup", "default") if self.backup else ("default",):
+        for alias in ("backup", "default") if self.backup_db else ("default",):
             with connections[alias].cursor() as cursor:
                 cursor.execute("VACUUM (ANALYZE)")
         with connections["default"].cursor() as cursor:
@@ -359,21 +368,68 @@ class BenchStack:
         server core unless ``--backup-cpu``); with ``web_concurrency`` above 1, that many daphne
         processes sharing the port (``daphne:2``... in ``extra``, after the consumers)."""
         listener, more = None, []
+        # Without --backup, no backup database: the bench's has one only for the shipped set.
+        env = self.env if self.backup else {**self.env, "BACKUP_DATABASE_URL": ""}
         if self.web_concurrency > 1:
-            port, (web, *more), listener = self._shared_webs("product-web", "chatproject.asgi:application", self.env)
+            port, (web, *more), listener = self._shared_webs("product-web", "chatproject.asgi:application", env)
         else:
-            port, web = self._web("product-web", "chatproject.asgi:application", self.env)
-        persist = self._spawn("product-persist", [sys.executable, "manage.py", "consume", "persist"], self.env)
+            port, web = self._web("product-web", "chatproject.asgi:application", env)
+        persist = self._spawn("product-persist", [sys.executable, "manage.py", "consume", "persist"], env)
         extra, names = [persist], ["persist"]
         if self.backup:
             capture = [sys.executable, "manage.py", "capture_changes"]
-            extra.append(self._spawn("product-capture", capture, self.env, self.backup_cpu))
+            extra.append(self._spawn("product-capture", capture, env, self.backup_cpu))
             consume = [sys.executable, "manage.py", "consume", "backup"]
-            extra.append(self._spawn("product-backup", consume, self.env, self.backup_cpu))
+            extra.append(self._spawn("product-backup", consume, env, self.backup_cpu))
             names += ["capture", "backup"]
         extra += more
         names += [f"{self.asgi}:{i + 2}" for i in range(len(more))]
         server = Server("product", port, web, extra, names, self.asgi, listener)
+        self.servers.append(server)
+        return server
+
+    def start_shipped(self) -> Server:
+        """The processes `make run` supervises, by its own command lines (devstack's
+        ``process_commands``): the web server (``chatproject.serve``), persist, index, change capture,
+        the backup consumer, the Celery worker and beat, with a backup database (`make run`'s default)
+        and ``RATE_LIMITS=off``, every one on the server core.
+
+        Returns once the backup equals the bench database: capture first decodes what the other
+        targets wrote since the shipped set last ran (the slot kept it), which is not this step's work.
+        """
+        from devstack.__main__ import process_commands
+
+        port = free_port()
+        commands = process_commands(str(port))
+        # Beat's schedule file in the bench's folder, never the one of someone's `make run`.
+        beat = commands["beat"]
+        beat[beat.index("--schedule") + 1] = str(self.data / "celerybeat-schedule")
+        env = {**self.env, "BIND": "127.0.0.1"}
+        web = self._spawn("shipped-web", commands.pop("web"), env)
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", port, timeout=0.2):
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the shipped web process did not start; see {self.logs / 'shipped-web.log'}")
+            time.sleep(0.1)
+        names = [name for name in commands if not name.startswith("web")]
+        extra = [self._spawn(f"shipped-{name}", commands[name], env) for name in names]
+        server = Server("shipped", port, web, extra, names, "web")
+        self.servers.append(server)
+        waited = self.backup_wait(timeout=180)
+        if waited["seconds"] is None:
+            print(f"bench | warning: the shipped set's backup still differs in {waited['differs']}", file=sys.stderr)
+        return server
+
+    def start_ceiling(self) -> Server:
+        """The bare ``websockets`` broadcast server (bench/ceiling.py), on the server core."""
+        port = free_port()
+        web = self._spawn("ceiling", [sys.executable, "-m", "bench.ceiling", "--port", str(port)], self.env)
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port, timeout=0.2):
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the ceiling did not start; see {self.logs / 'ceiling.log'}")
+            time.sleep(0.1)
+        server = Server("ceiling", port, web, [], [], "websockets")
         self.servers.append(server)
         return server
 
@@ -389,7 +445,8 @@ class BenchStack:
         """A fresh server process (memory and caches as after a deploy), optionally on an empty
         broker (stopped first: a consumer that rejoins the new broker and is then killed in the
         middle of its group's rebalance left Tansu's group waiting for it for good)."""
-        if fresh_broker and self.backup and server.name == "product":
+        running = server.web.poll() is None
+        if running and fresh_broker and ((self.backup and server.name == "product") or server.name == "shipped"):
             # What the old broker still holds for the backup consumer would go with it.
             waited = self.backup_wait(timeout=120)
             if waited["seconds"] is None:
@@ -402,7 +459,42 @@ class BenchStack:
         if fresh_broker:
             self.fresh_broker()
         self.settle_database()
-        return self.start_product() if server.name == "product" else self.start_tutorial()
+        starters = {"product": self.start_product, "shipped": self.start_shipped, "ceiling": self.start_ceiling}
+        started = starters.get(server.name, self.start_tutorial)()
+        waited = self.quiet(started)
+        if waited > 10:
+            print(f"bench | {server.name}: its processes settled only after {waited:.0f} s", flush=True)
+        return started
+
+    def halt(self, server: Server) -> None:
+        """Stop a target's processes while another is measured (``restart`` starts them again).
+
+        The product and the shipped set consume the same topics in the same consumer groups: left
+        running, the idle one would take half the partitions of the measured one's steps.
+        """
+        if server.web.poll() is not None:
+            return
+        if server.name == "shipped" or (self.backup and server.name == "product"):
+            self.backup_wait(timeout=120)  # what the broker holds for the backup goes with it
+        for process in [server.web, *server.extra]:
+            _terminate(process)
+
+    def quiet(self, server: Server, *, below: float = 0.05, timeout: float = 60.0) -> float:
+        """Wait until the target's own processes, just started, use less than ``below`` of a core
+        over a second (Django's imports, Celery's start, consumer group joins): a step measures the
+        running server, not its start. Returns the seconds waited."""
+        from .loadgen import processes_cpu_seconds
+
+        pids = list(server.named_pids.values())
+        start = time.monotonic()
+        before = sum(processes_cpu_seconds(pids).values())
+        while time.monotonic() < start + timeout:
+            time.sleep(1.0)
+            after = sum(processes_cpu_seconds(pids).values())
+            if after - before < below:
+                break
+            before = after
+        return time.monotonic() - start
 
     # -- client side -------------------------------------------------------------------------------
     def client(self, module: str, spec: dict, *, on_line=None, timeout: float = 1800) -> dict:
