@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTES = ROOT / ".devstack" / "broker-watch"
+# One folder per run (the xdist workers inherit it from the controller's environment), so that
+# runs at the same time in one checkout never read each other's notes.
+NOTES_VARIABLE = "CHAT_BROKER_WATCH_DIR"
 SLOW_S = 1.0
 PROBE_TOPIC = "test.broker-probe"
 
@@ -30,9 +32,13 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def _notes() -> Path:
+    return Path(os.environ[NOTES_VARIABLE])
+
+
 def _note(record: dict) -> None:
-    NOTES.mkdir(parents=True, exist_ok=True)
-    with open(NOTES / f"{_worker()}.jsonl", "a") as out:
+    _notes().mkdir(parents=True, exist_ok=True)
+    with open(_notes() / f"{_worker()}.jsonl", "a") as out:
         out.write(json.dumps(record) + "\n")
 
 
@@ -65,14 +71,15 @@ def _probe_forever(bootstrap: str) -> None:
         time.sleep(max(0.0, 1.0 - took))
 
 
+def pytest_configure(config):
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller, or a run without xdist
+        os.environ[NOTES_VARIABLE] = str(ROOT / ".devstack" / "broker-watch" / str(os.getpid()))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session):
     if session.config.pluginmanager.hasplugin("dsession"):
-        # The xdist controller runs no tests: it only reads the workers' notes at the end.
-        import shutil
-
-        shutil.rmtree(NOTES, ignore_errors=True)
-        return
+        return  # the xdist controller runs no tests: it only reads the workers' notes at the end
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         threading.Thread(target=_probe_forever, args=(bootstrap,), name="broker-watch", daemon=True).start()
@@ -88,9 +95,9 @@ def pytest_runtest_logfinish(nodeid, location):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not NOTES.is_dir():
+    if not _notes().is_dir():
         return
-    for path in sorted(NOTES.glob("*.jsonl")):
+    for path in sorted(_notes().glob("*.jsonl")):
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if not records:
             continue

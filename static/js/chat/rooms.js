@@ -172,15 +172,8 @@ export function createRoomList({
     async refreshOne(roomId) {
       try {
         const room = await api("GET", `/api/v1/rooms/${roomId}/`);
-        // A message that came while the answer was on its way makes the list newer than the
-        // answer: then keep the list's newest message and read position (the frames of both came
-        // after the answer was read). Otherwise the answer is at least as new: take it.
         const known = this.rooms.get(room.id);
-        if (known && known.last_seq > room.last_seq) {
-          room.last_seq = known.last_seq;
-          room.last_message = known.last_message;
-          room.last_read_seq = known.last_read_seq;
-        }
+        keepNewer(room, known);
         this.rooms.set(room.id, room);
         this.learnPresence(room);
         this.render(room, !known);
@@ -190,7 +183,7 @@ export function createRoomList({
       }
     },
 
-    /** After a reconnection: whatever happened meanwhile, the server's list is the truth. */
+    /** On each connection: whatever happened while none was open, the server's list is the truth. */
     async refreshAll() {
       if (!this.element) return;
       let rooms;
@@ -199,6 +192,7 @@ export function createRoomList({
       } catch (error) {
         return;
       }
+      for (const room of rooms) keepNewer(room, this.rooms.get(room.id));
       this.rooms = new Map(rooms.map((room) => [room.id, room]));
       for (const room of rooms) this.learnPresence(room);
       for (const row of Array.from(this.element.children)) {
@@ -244,11 +238,24 @@ export function createRoomList({
       };
       socket.on("message.updated", (frame) => newestChanged(frame, frame.body.slice(0, 140)));
       socket.on("message.deleted", (frame) => newestChanged(frame, ""));
-      socket.onOpen((reconnected) => {
-        if (reconnected) this.refreshAll();
-      });
+      // The first connection too: the page drew the list before its socket opened, and a
+      // message stored in between reached no socket of this page.
+      socket.onOpen(() => this.refreshAll());
     },
   };
+}
+
+/**
+ * A message that came while the server's answer was on its way makes the list newer than the
+ * answer: then keep the list's newest message and read position (the frames of both came after
+ * the answer was read). Otherwise the answer is at least as new and is taken as it is.
+ */
+function keepNewer(answer, known) {
+  if (known && known.last_seq > answer.last_seq) {
+    answer.last_seq = known.last_seq;
+    answer.last_message = known.last_message;
+    answer.last_read_seq = known.last_read_seq;
+  }
 }
 
 /** The sidebar's "New" panel: create a group room, or open a direct room with someone. */
