@@ -21,7 +21,7 @@ _off_loop = functools.partial(database_sync_to_async, thread_sensitive=False)
 
 
 @_off_loop
-def _user_for_token(key: str):
+def user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 
     try:
@@ -31,7 +31,7 @@ def _user_for_token(key: str):
     return token.user if token.user.is_active else None
 
 
-def _refused(user) -> str | None:
+def socket_refusal(user) -> str | None:
     """Why an authenticated user may not open a socket: "suspended", or None."""
     return "suspended" if user.is_suspended() else None
 
@@ -114,17 +114,17 @@ class _Authenticate:
         scope["auth_via"] = None
         authorization = _header(scope, b"authorization")
         if authorization and authorization.lower().startswith("token "):
-            user = await _user_for_token(authorization[6:].strip())
-            if user is not None and _refused(user):
-                scope["auth_refused"] = _refused(user)  # the consumer closes with 4403
+            user = await user_for_token(authorization[6:].strip())
+            if user is not None and socket_refusal(user):
+                scope["auth_refused"] = socket_refusal(user)  # the consumer closes with 4403
             elif user is not None:
                 scope.update(user=user, auth_via="token", auth_token=authorization[6:].strip())
         elif scope.get("session") is not None and origin_allowed(
             _header(scope, b"origin"), _header(scope, b"host"), handshake_scheme(scope)
         ):
             user = await _user_for_session(scope["session"])
-            if user is not None and _refused(user):
-                scope["auth_refused"] = _refused(user)
+            if user is not None and socket_refusal(user):
+                scope["auth_refused"] = socket_refusal(user)
             elif user is not None:
                 scope.update(user=user, auth_via="session", session_key=scope["session"].session_key)
         return await self.app(scope, receive, send)

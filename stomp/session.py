@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from accounts.ws_auth import _refused, _user_for_token
+from accounts.ws_auth import socket_refusal, user_for_token
 from chat_messages import services as message_services
 from rooms import selectors as room_selectors
 from streams import codec
@@ -205,8 +205,8 @@ class StompSession:
         token = frame.header("passcode") or frame.header("login")
         if (user is None or not user.is_authenticated) and token:
             # A native client without cookies or an Authorization header: the token in the frame.
-            found = await _user_for_token(token.strip())
-            if found is not None and _refused(found):
+            found = await user_for_token(token.strip())
+            if found is not None and socket_refusal(found):
                 await self.error_close("suspended", "The account is suspended.", code="suspended")
                 return
             if found is not None:
