@@ -5,25 +5,159 @@ cut (1006) while a send may be on its way. This server first closes each WebSock
 ("server stopping: reconnect and sync") and refuses new sockets and sends meanwhile; a client
 following docs/protocol.md reconnects to a server that is up and re-sends what it still holds.
 Accepts daphne's command line unchanged.
+
+It also bounds what a socket that stops reading can cost: its frames wait here, counted, and past
+``CHAT_SOCKET_MAX_BUFFER_BYTES`` it is closed with 4408 ("too slow: reconnect and sync").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import deque
 
 from daphne import http_protocol
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
-from daphne.ws_protocol import WebSocketFactory
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from chatproject import read_pause
+from streams.realtime.protocol import CLOSE_TOO_SLOW
+
+log = logging.getLogger(__name__)
 
 # A WebSocket message larger than this closes the socket with 1009 before it is buffered whole;
 # up to it, frames over the consumer's 64 KB get an `invalid` error frame. Daphne's default is 1 MiB.
 MAX_MESSAGE_BYTES = 128 * 1024
 CLOSE_HANDSHAKE_TIMEOUT_S = 10
+# How long a socket's backlog may stay over CHAT_SOCKET_MAX_BUFFER_BYTES while more frames arrive
+# before it is closed with 4408: a burst to a client that reads is gone within milliseconds. Over
+# SLOW_HARD_FACTOR times the cap it is closed at once, however briefly.
+SLOW_GRACE_S = 1.0
+SLOW_HARD_FACTOR = 8
+
+
+def transport_buffered(transport) -> int:
+    """Bytes written to ``transport`` that the kernel has not taken yet (Twisted's write buffer).
+
+    A TCP or Unix socket transport is a Twisted ``FileDescriptor``: what waits is the unsent end
+    of ``dataBuffer`` plus the list it appends to until the next write. Behind TLS the bytes wait
+    in the wrapped transport, so the chain is followed down to it.
+    """
+    while transport is not None:
+        data = getattr(transport, "dataBuffer", None)
+        if data is not None:
+            return len(data) - transport.offset + transport._tempDataLen
+        transport = getattr(transport, "transport", None)
+    return 0
+
+
+def _size(content: str | bytes) -> int:
+    """Its length on the wire; ``isascii`` is a flag lookup, so JSON in ASCII is not encoded twice."""
+    return len(content) if isinstance(content, bytes) or content.isascii() else len(content.encode())
+
+
+def _max_buffer_bytes() -> int:
+    from django.conf import settings
+
+    return settings.CHAT_SOCKET_MAX_BUFFER_BYTES
+
+
+@implementer(IPushProducer)
+class BoundedWebSocketProtocol(WebSocketProtocol):
+    """A WebSocket whose outgoing frames wait here, counted, while its reader is behind.
+
+    Daphne writes every frame straight into Twisted's buffer, which grows without end for a client
+    that stops reading (about 0.5 MB/s per socket under the bench's load, until the ping timeout
+    cut it some 50 s later). Here the protocol is the transport's producer: once Twisted's buffer
+    holds more than its ``bufferSize`` (64 KiB) it pauses us, and frames wait in ``held`` (the
+    very texts the hub shares between sockets, not copies) until it has written everything out
+    and resumes us. Other sockets never wait for this one: nothing here blocks.
+
+    What waits for the socket is ``held`` plus Twisted's buffer. A burst may pass the cap for a
+    moment (persist publishes a stored batch of up to 2,000 messages as one event, a `sync`
+    answers a page at once) and is written out within milliseconds to a client that reads; a
+    socket whose backlog stays over ``CHAT_SOCKET_MAX_BUFFER_BYTES`` for ``SLOW_GRACE_S`` while
+    more arrives, or passes ``SLOW_HARD_FACTOR`` times it, is closed with 4408 ("too slow:
+    reconnect and sync"). The held frames are dropped, so the close frame follows at most
+    Twisted's 64 KiB and a client that reads again sees it at once, then catches up with `sync`;
+    one that never reads is dropped when the close handshake times out (10 s). A stalled socket
+    so costs at most the cap plus what arrives for it in a second, never more than 8 times the cap.
+
+    The consumer's own outbox (chat_messages.consumers) hands its frames over without waiting
+    (daphne's send never blocks), so for a slow reader everything it costs is counted here.
+    """
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+        super().connectionMade()
+        self.held: deque[tuple[str | bytes, bool]] = deque()
+        self.held_bytes = 0
+        self.paused = False
+        self.over_since: float | None = None  # when the backlog last went over the cap
+        # Daphne hands the upgraded connection over from its HTTP channel, which stays registered
+        # as the transport's producer: when the buffer filled, that one stopped *reading* the
+        # socket (pongs and the client's close included). This protocol takes its place.
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()
+        self.transport.registerProducer(self, True)
+
+    def backlog(self) -> int:
+        """Bytes waiting for this socket's reader in this process."""
+        return self.held_bytes + transport_buffered(self.transport)
+
+    def serverSend(self, content, binary=False) -> None:  # noqa: N802 - daphne's name
+        if not (self.paused or self.held):
+            super().serverSend(content, binary)
+            return
+        if self.state == self.STATE_CONNECTING:
+            self.serverAccept()
+        if self.state != self.STATE_OPEN:
+            return
+        self.held.append((content, binary))  # encoded when written, like daphne's own send
+        self.held_bytes += _size(content)
+        backlog, cap = self.backlog(), _max_buffer_bytes()
+        if backlog <= cap:
+            self.over_since = None
+        elif backlog > SLOW_HARD_FACTOR * cap:
+            self._close_too_slow()
+        elif self.over_since is None:
+            self.over_since = time.monotonic()
+        elif time.monotonic() - self.over_since > SLOW_GRACE_S:
+            self._close_too_slow()
+
+    def _close_too_slow(self) -> None:
+        waiting = self.backlog()
+        self.held.clear()
+        self.held_bytes = 0
+        log.info(
+            "closing a WebSocket (%s) that reads too slowly: %d bytes waiting for it (4408)",
+            ":".join(map(str, self.client_addr or ())) or "?",
+            waiting,
+        )
+        self.serverClose(code=CLOSE_TOO_SLOW)
+
+    # IPushProducer: Twisted pauses us when its buffer is full and resumes us when it is empty.
+    def pauseProducing(self) -> None:  # noqa: N802 - Twisted's name
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802 - Twisted's name
+        self.paused = False
+        # A write that fills Twisted's buffer again pauses us from inside sendMessage.
+        while self.held and not self.paused:
+            content, binary = self.held.popleft()
+            self.held_bytes -= _size(content)
+            WebSocketProtocol.serverSend(self, content, binary)
+        if self.backlog() <= _max_buffer_bytes():
+            self.over_since = None
+
+    def stopProducing(self) -> None:  # noqa: N802 - Twisted's name
+        self.held.clear()
+        self.held_bytes = 0
 
 
 class ClosingWebSocketFactory(WebSocketFactory):
@@ -36,6 +170,8 @@ class ClosingWebSocketFactory(WebSocketFactory):
     connection; with the client's bytes still unread that drop is a reset, which also discards the
     close frame on the client's side (1006 again). A client still uploading a 1.5 MB message on a
     slow link, or on a busy server, needs longer: 10 s, the client libraries' own close timeout."""
+
+    protocol = BoundedWebSocketProtocol
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -154,6 +154,9 @@ CHAT_SEND_BURST = env_int("CHAT_SEND_BURST", 30)
 CHAT_SOCKET_MAX_IN_FLIGHT = env_int("CHAT_SOCKET_MAX_IN_FLIGHT", 64)
 CHAT_PAGE_SIZE = env_int("CHAT_PAGE_SIZE", 50)
 CHAT_SYNC_MAX = env_int("CHAT_SYNC_MAX", 200)
+# What may wait for one socket's reader in a web process: a backlog over it for 1 s while more
+# arrives closes the socket with 4408 ("too slow: reconnect and sync"; chatproject/serve.py).
+CHAT_SOCKET_MAX_BUFFER_BYTES = env_int("CHAT_SOCKET_MAX_BUFFER_BYTES", 1024 * 1024)
 # How long after sending a message its sender may edit it, in seconds; 0: always. Deleting one's
 # own message is always allowed.
 CHAT_EDIT_WINDOW_S = env_float("CHAT_EDIT_WINDOW_S", 0.0)

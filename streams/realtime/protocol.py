@@ -25,6 +25,7 @@ CLOSE_SUSPENDED = 4403  # the account is suspended (docs/moderation.md): do not 
 CLOSE_EVENTS_LOST = 4012  # events for this socket may be lost: reconnect and `sync`
 CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER reached: retry much later
 CLOSE_GOING_AWAY = 4503  # this server is stopping: reconnect after a short delay and `sync`
+CLOSE_TOO_SLOW = 4408  # the socket fell CHAT_SOCKET_MAX_BUFFER_BYTES behind in reading: reconnect and `sync`
 
 # Controls: instructions published to a group for the sockets in it, never sent to clients.
 OP_JOIN_ROOM = "room.join"  # the user's sockets start receiving the room

@@ -11,6 +11,7 @@ export const CLOSE_SUSPENDED = 4403; // a moderator suspended the account: never
 export const CLOSE_TOO_MANY_SOCKETS = 4429; // this user has too many sockets open
 export const CLOSE_GOING_AWAY = 4503; // the server is stopping; another takes over soon
 export const CLOSE_EVENTS_LOST = 4012; // reconnect and sync (the default path)
+export const CLOSE_TOO_SLOW = 4408; // this page read too slowly (a stalled tab): the default path too
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 10000;
@@ -44,9 +45,9 @@ export function reconnectPlan(code, { attempts = 0, restarting = false, random =
     const delay = RESTART_RETRY_MIN_MS + random() * (RESTART_RETRY_MAX_MS - RESTART_RETRY_MIN_MS);
     return { delay, text: RESTARTING_TEXT, attempts: 0, restarting: true };
   }
-  // 4012 (events may have been lost), a network failure, a crash: the sync after the
-  // reconnection catches up either way. Exponential backoff with jitter, so a restarted server
-  // is not hit by every page at once.
+  // 4012 (events may have been lost), 4408 (read too slowly), a network failure, a crash: the
+  // sync after the reconnection catches up either way. Exponential backoff with jitter, so a
+  // restarted server is not hit by every page at once.
   const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempts);
   const delay = ceiling / 2 + (random() * ceiling) / 2;
   return { delay, text: restarting ? RESTARTING_TEXT : OFFLINE_TEXT, attempts: attempts + 1, restarting };
