@@ -304,6 +304,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.user_id is None:
             return
+        if len(self.in_flight) >= settings.CHAT_SOCKET_MAX_IN_FLIGHT:
+            # Pipelined sends (and the answers queued behind them) are bounded: the next frame,
+            # whatever it is, is read once the oldest is answered.
+            await self._sends_below(settings.CHAT_SOCKET_MAX_IN_FLIGHT)
         if text_data is None or len(text_data) > MAX_FRAME_BYTES:
             self.error(None, INVALID, "Frames must be JSON text of at most 64 KB.")
             return
@@ -326,11 +330,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if data["type"] in ACTIVITY:
             presence.tracker().active(self.user_id)
-        if data["type"] == "message.send":
-            # Pipelined: a send does not wait for the broker, only for room among the socket's
-            # sends in flight.
-            await self._sends_below(settings.CHAT_SOCKET_MAX_IN_FLIGHT)
-        elif data["type"] not in BESIDE_SENDS and self.in_flight:
+        if data["type"] not in BESIDE_SENDS and self.in_flight:
+            # A send is pipelined: it waits for the broker in the background (_answer_later).
             # Any other frame is handled as if sends were one at a time: an edit, a read position
             # or a sync comes after the sends before it are answered, and its answer after theirs.
             await self._sends_below(1)
