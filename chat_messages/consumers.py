@@ -120,9 +120,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.presence_seen: dict[int, int] = {}  # user -> version of the last presence.updated passed on
         self.closed = False
         # Sends on their way to the broker, oldest first: (delivery, accepted frame, req, error
-        # context), or (None, answer, None, None) for a frame answered while sends were in flight.
-        # Answered strictly in this order by the task in `answering` (ChatConsumer._answer_sends).
-        self.in_flight: deque[tuple[kafka.Delivery | None, str, object, dict | None]] = deque()
+        # context, log ids), or (None, answer, None, None, None) for a frame answered while sends
+        # were in flight. Answered strictly in this order by the task in `answering`
+        # (ChatConsumer._answer_sends).
+        self.in_flight: deque[tuple[kafka.Delivery | None, str, object, dict | None, dict | None]] = deque()
         self.answering: asyncio.Task | None = None
         self.answered = asyncio.Event()  # set each time the oldest send in flight is answered
         self.log_context = contextvars.copy_context()  # the socket's ids, none of a frame's
@@ -260,7 +261,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _answer(self, text: str) -> None:
         """Reply to a frame, after the answers of the sends that came before it."""
         if self.in_flight:
-            self.in_flight.append((None, text, None, None))
+            self.in_flight.append((None, text, None, None, None))
         else:
             self.push(text)
 
@@ -268,12 +269,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Answer the socket's sends in flight in the order they came, each once the broker has."""
         try:
             while self.in_flight:
-                delivery, text, req, context = self.in_flight[0]
+                delivery, text, req, context, ids = self.in_flight[0]
                 if delivery is not None:
+                    bound = logs.bind(**ids)  # the frame's: its client_msg_id and event_id
                     try:
                         await delivery.wait()
+                        log.debug("message.send produced to %s", kafka.MESSAGES)
                     except kafka.KafkaUnavailable as exc:
                         text = frame("error", req=req, code=UNAVAILABLE, detail=str(exc), **context)
+                    finally:
+                        logs.unbind(bound)
                 self.in_flight.popleft()
                 self.push(text)
                 self.answered.set()
@@ -281,8 +286,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.answering = None
             self.answered.set()
 
-    def _answer_later(self, delivery: kafka.Delivery, accepted: str, req, context: dict) -> None:
-        self.in_flight.append((delivery, accepted, req, context))
+    def _answer_later(self, delivery: kafka.Delivery, accepted: str, req, context: dict, ids: dict) -> None:
+        self.in_flight.append((delivery, accepted, req, context, ids))
         if self.answering is None:
             loop = asyncio.get_running_loop()
             self.answering = loop.create_task(self._answer_sends(), context=self.log_context.copy())
@@ -381,7 +386,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # answers of the frames before it; meanwhile the socket's next frames are read.
         delivery = kafka.produce_begin(kafka.MESSAGES, key=room_id, value=envelope)
         accepted = frame("message.accepted", req=req, client_msg_id=str(msg_id), room=room_id)
-        self._answer_later(delivery, accepted, req, _context(data))
+        self._answer_later(delivery, accepted, req, _context(data), logs.bound())
 
     async def on_edit(self, data: dict, req) -> None:
         room_id = _room_id(data)
