@@ -174,14 +174,26 @@ class Capture:
         """Stream until ``running()`` turns false, or (tests, the drain) until everything up to
         ``until_lsn`` is confirmed."""
         warned_at = 0.0
+        # Streaming on, publish at most every KAFKA_BACKGROUND_INTERVAL_MS: each publish waits for
+        # the broker and confirms to PostgreSQL, and in a steady chat the slot has a transaction or
+        # two each time it is drained (bench/README.md, "The shipped set"). Until ``until_lsn``
+        # (tests, the drain), at once.
+        interval = settings.KAFKA_BACKGROUND_INTERVAL_MS / 1000 if until_lsn is None else 0.0
+        flushed_at = time.monotonic()
         while running():
             message = self.cursor.read_message()
             if message is not None:
                 self._take(message.payload, lsn=message.data_start)
                 if len(self.ready) + len(self.open) >= self.batch_events:
                     self.flush()
+                    flushed_at = time.monotonic()
+                continue
+            due = flushed_at + interval - time.monotonic()
+            if (self.ready or self.open) and due > 0:
+                select.select([self.cursor], [], [], due)  # gather more until the interval is up
                 continue
             self.flush()
+            flushed_at = time.monotonic()
             if until_lsn is not None and self.confirmed >= until_lsn:
                 return
             if time.monotonic() - warned_at > WARN_EVERY_S:

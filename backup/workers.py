@@ -14,6 +14,7 @@ class BackupWorker(Worker):
     # Debezium events (``op``; ``payload`` when the converter wraps them with their schema).
     envelope_keys = ("op", "payload")
     tombstones = True  # Debezium's null value after a delete: the delete did the work
+    background = True  # the backup may trail by a moment: larger, fewer transactions on it
 
     def consume(self, records: list[Record]) -> None:
         changes = [r.value for r in records]

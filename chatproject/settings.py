@@ -286,6 +286,10 @@ KAFKA_BATCH_INTERVAL_MS = env_int("KAFKA_BATCH_INTERVAL_MS", 10)
 # How long the broker may hold a fetch that finds nothing new (Tansu holds it that long even when
 # records arrive meanwhile, so this bounds the delay it adds).
 KAFKA_FETCH_MAX_WAIT_MS = env_int("KAFKA_FETCH_MAX_WAIT_MS", 20)
+# The same two waits for the groups nobody waits on as they happen (chat-index, chat-backup) and for
+# change capture's publishing: a search or a backup a quarter second later, in return for a fraction
+# of the broker's requests and PostgreSQL's transactions (bench/README.md, "The shipped set").
+KAFKA_BACKGROUND_INTERVAL_MS = env_int("KAFKA_BACKGROUND_INTERVAL_MS", 250)
 KAFKA_CONSUMERS = {
     "persist": "chat_messages.workers.PersistWorker",
     "index": "search.workers.IndexWorker",

@@ -30,6 +30,7 @@ class IndexWorker(Worker):
     # A record is read only once chat-persist committed it: its rows are in the database by then.
     follows = "chat-persist"
     max_records = 2000
+    background = True  # search may trail a message by a moment; nobody waits on it as it happens
 
     def consume(self, records: list[Record]) -> None:
         send_keys: list[tuple[int, str]] = []

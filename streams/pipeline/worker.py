@@ -112,6 +112,10 @@ class Worker(ABC):
     # A null value is a deletion marker (a tombstone, as Debezium writes after a delete) this
     # group may skip, instead of dead-lettering it as undecodable.
     tombstones: bool = False
+    # A group nobody waits on as it happens (the search index, the backup): it fetches and writes
+    # at most every KAFKA_BACKGROUND_INTERVAL_MS, in fewer and larger batches, instead of every
+    # KAFKA_BATCH_INTERVAL_MS, which only the delivery path needs.
+    background: bool = False
 
     def __init__(self) -> None:
         self.running = True
@@ -147,7 +151,7 @@ class Worker(ABC):
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
                 "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_MS,
-                "fetch.wait.max.ms": settings.KAFKA_FETCH_MAX_WAIT_MS,
+                "fetch.wait.max.ms": self._interval_ms(settings.KAFKA_FETCH_MAX_WAIT_MS),
                 # librdkafka leaves Nagle on: a small request could wait for a delayed ACK.
                 "socket.nagle.disable": True,
                 "logger": log,
@@ -284,6 +288,10 @@ class Worker(ABC):
         if partitions:
             log.info("%s: partitions revoked: %s", self.group_id, _names(partitions))
 
+    def _interval_ms(self, live_ms: int) -> int:
+        """``live_ms`` for a group on the delivery path; the longer background interval otherwise."""
+        return max(live_ms, settings.KAFKA_BACKGROUND_INTERVAL_MS) if self.background else live_ms
+
     def _pace(self, started: float) -> None:
         """Let a batch's worth of records gather before the next fetch.
 
@@ -293,7 +301,7 @@ class Worker(ABC):
         latency and makes every request carry the interval's records. A worker that is behind
         (its last batch was full) never waits.
         """
-        wait = started + settings.KAFKA_BATCH_INTERVAL_MS / 1000 - time.monotonic()
+        wait = started + self._interval_ms(settings.KAFKA_BATCH_INTERVAL_MS) / 1000 - time.monotonic()
         if wait > 0:
             time.sleep(wait)
 
