@@ -17,6 +17,25 @@ from streams import codec
 from . import kafka
 
 
+def _waiting(consumer, topic: str) -> bool:
+    """Whether ``topic`` holds records past the group's committed offsets (the start of the log
+    where it committed none), asked without joining the group; True when the broker cannot say."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    try:
+        metadata = consumer.list_topics(topic, timeout=5).topics[topic]
+        if metadata.error is not None:
+            return True
+        partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+        for position in consumer.committed(partitions, timeout=5):
+            low, high = consumer.get_watermark_offsets(position, timeout=5, cached=False)
+            if high > max(position.offset, low):
+                return True
+    except KafkaException:
+        return True
+    return False
+
+
 def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
     """Re-produce records from the retry topic onto the topic they came from, keyed as before.
 
@@ -36,6 +55,11 @@ def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
             "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_MS,
         }
     )
+    if not _waiting(consumer, kafka.topic(kafka.RETRY)):
+        # Nearly always: nothing parked. Joining the group and polling out the deadline below cost
+        # the broker and this process 9 s of requests every 30 s for nothing.
+        consumer.close()
+        return 0
     consumer.subscribe([kafka.topic(kafka.RETRY)])
     moved = 0
     try:
