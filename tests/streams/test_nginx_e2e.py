@@ -107,11 +107,11 @@ def nginx_binary() -> Path:
 # --- the configuration: docker/nginx.conf with the test's addresses ----------------------------
 
 
-def _substitute(pattern: str, replace, text: str, what: str) -> str:
+def _substitute(pattern: str, replace, text: str, what: str, *, expected: int = 1) -> str:
     text, count = re.subn(pattern, replace, text, flags=re.MULTILINE)
-    if count != 1:
+    if count != expected:
         raise AssertionError(
-            f"docker/nginx.conf has {count} {what}, where this test substitutes exactly one: adapt proxied_conf()"
+            f"docker/nginx.conf has {count} {what}, where this test substitutes {expected}: adapt proxied_conf()"
         )
     return text
 
@@ -120,8 +120,9 @@ def proxied_conf(shipped: str, *, workdir: Path, listen: int, upstreams: list[in
     """The shipped configuration as nginx runs it here; every change to it is in this function.
 
     - ``listen 80`` becomes ``listen 127.0.0.1:<listen>`` (an unprivileged port of the test);
-    - the upstream's one ``server web:8000 <parameters>`` becomes one line per test web process,
-      with the same parameters (Compose's DNS returns both replicas under that one name);
+    - each upstream's one ``server web:8000 <parameters>`` (the round robin's and SockJS's sticky
+      one) becomes one line per test web process, with the same parameters (Compose's DNS returns
+      both replicas under that one name);
     - ``http://minio:9000`` points at a closed local port: nginx resolves every proxy_pass host at
       start and refuses to start without it; the bucket's location is not under test here.
 
@@ -137,6 +138,7 @@ def proxied_conf(shipped: str, *, workdir: Path, listen: int, upstreams: list[in
         lambda m: "\n".join(f"{m[1]}server 127.0.0.1:{port}{m[2]};" for port in upstreams),
         body,
         "`server web:8000 ...;` upstream lines",
+        expected=2,
     )
     body = body.replace("http://minio:9000", f"http://127.0.0.1:{bucket}")
     return f"""\
@@ -558,3 +560,27 @@ async def test_a_killed_app_server_costs_its_clients_a_reconnect_through_nginx_a
         assert texts(member.heard.values()) == stored, member.name
         assert member.errors == [], member.name
         await member.close()
+
+
+async def test_stomp_clients_reach_the_app_servers_through_nginx(behind_nginx, make_user, make_room):
+    """The seed's STOMP endpoint upgrades through nginx's /stomp/ location, and its messages flow."""
+    from tests.stomp.client import StompClient
+
+    alice, bob = await in_thread(lambda: [make_user() for _ in range(2)])
+    room = await in_thread(make_room, owner=alice, members=[bob])
+    url = behind_nginx.nginx.ws.replace("/ws/chat/", "/stomp/chat/websocket")
+    clients = [await StompClient.connect(url, user) for user in (alice, bob)]
+    try:
+        destination = f"/sub/chat/room/{room.pk}"
+        for client in clients:
+            await client.subscribe(destination, "sub-0", receipt="subscribed")
+            await client.wait_for(lambda c: c.of("RECEIPT"))
+        for i, sender in enumerate(clients, start=1):  # one at a time: two servers, one order
+            await sender.send_json("/pub/chat/message", {"roomId": room.pk, "message": f"hello {i}"})
+            for client in clients:
+                await client.wait_for(lambda c, i=i: len(c.messages(destination)) == i)
+        for client in clients:
+            assert [m["message"] for m in client.messages(destination)] == ["hello 1", "hello 2"]
+    finally:
+        for client in clients:
+            await client.close()
