@@ -46,10 +46,59 @@ def backup_apply(*, changes: list[dict]) -> None:
     try:
         with transaction.atomic(using=BACKUP), connections[BACKUP].cursor() as cursor:
             cursor.execute("SET LOCAL session_replication_role = replica")
-            for change in changes:
-                _apply(cursor, change)
+            _apply_grouped(cursor, changes)
     except IntegrityError:
         _apply_deferring(changes)
+
+
+def _apply_grouped(cursor, changes: list[dict]) -> None:
+    """Apply a batch with one upsert statement per table for its whole-row images, not one per change.
+
+    A steady chat's batch holds hundreds of images of a few tables (every stored message, and its
+    room and read position again and again): one statement each cost PostgreSQL and this process
+    more than the rows themselves (bench/README.md, "The shipped set"). The images of a row are
+    folded into its last one, kept in the place of that last one; anything else (a delete, an
+    update with unavailable columns, an image of another column set) first applies what was
+    gathered, then itself, so every row still goes through its changes in order. Foreign keys are
+    not enforced here, so the order between tables does not matter; a unique violation sends the
+    whole batch through ``_apply_deferring`` as before.
+    """
+    gathered: dict[str, tuple[tuple[str, ...], dict]] = {}
+
+    def apply_gathered() -> None:
+        for table, (columns, rows) in gathered.items():
+            _upsert_many(cursor, table, columns, list(rows.values()))
+        gathered.clear()
+
+    for change in changes:
+        image = _whole_image(change)
+        if image is None:
+            apply_gathered()
+            _apply(cursor, change)
+            continue
+        table, row = image
+        columns, rows = gathered.get(table, (tuple(row), {}))
+        if columns != tuple(row):
+            apply_gathered()
+            columns, rows = tuple(row), {}
+        rows.pop(row["id"], None)  # its last image, in the last one's place
+        rows[row["id"]] = row
+        gathered[table] = (columns, rows)
+    apply_gathered()
+
+
+def _whole_image(change: dict) -> tuple[str, dict] | None:
+    """``(table, row)`` for an insert, snapshot read or update carrying every column of its row;
+    None for anything else (``_apply`` takes those, and says what is wrong with a bad one)."""
+    event = debezium_event(change)
+    if event is None or event.get("op") not in ("c", "r", "u"):
+        return None
+    table = (event.get("source") or {}).get("table")
+    after = event.get("after")
+    if table not in CAPTURED_TABLES or not isinstance(after, dict) or after.get("id") is None:
+        return None
+    row = debezium_row(table=table, row=after)
+    return (table, row) if len(row) == len(after) else None
 
 
 def _apply_deferring(changes: list[dict]) -> None:
@@ -304,6 +353,20 @@ def _upsert(cursor, table: str, row: dict) -> None:
         f"INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_populate_record(NULL::{table}, %s::jsonb)"
         f" ON CONFLICT (id) DO {'UPDATE SET ' + updates if updates else 'NOTHING'}",
         [codec.dumps(row).decode()],
+    )
+
+
+def _upsert_many(cursor, table: str, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """``_upsert`` of several rows with the same columns (each id once) in one statement."""
+    if len(rows) == 1:
+        _upsert(cursor, table, rows[0])
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "id")
+    cursor.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
+        f" ON CONFLICT (id) DO {'UPDATE SET ' + updates if updates else 'NOTHING'}",
+        [codec.dumps(rows).decode()],
     )
 
 
