@@ -331,7 +331,7 @@ def cost_section(results: dict, *, p99_ms: float) -> str:
             "",
         ]
         if scenario == "S1":
-            parts += _shipped_targets(results, costs)
+            parts += [*_shipped_targets(results, costs), ""]
     return "\n".join(parts).rstrip()
 
 
