@@ -46,8 +46,17 @@ $(CHROMIUM_STAMP):
 # TEST_WORKERS=0 runs them in this one process.
 TEST_WORKERS ?= 4
 
+# The embedded broker (Tansu 0.6, memory storage) has, in a few full runs, stopped answering
+# one worker for a while or answered "unknown topic" for a topic it holds, failing that worker's
+# Kafka tests; production runs Apache Kafka. So the tests that failed run once more, on services
+# started afresh, and the run says which: a test that fails there too fails `make test`, and one
+# that passed only then is named in the output (and its worker's broker stalls, tests/broker_watch.py).
 test: $(STAMP) $(CHROMIUM_STAMP)
-	$(PY) -m devstack exec -- sh -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache && $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)'
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-cache
+	rm -f .pytest_cache/v/cache/lastfailed
+	$(PY) -m devstack exec -- $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS) || { \
+		echo "== make test: running the tests that failed once more, on fresh services (see the Makefile)"; \
+		$(PY) -m devstack exec -- $(PY) -m pytest --last-failed --last-failed-no-failures none -n $(TEST_WORKERS) --dist loadfile $(ARGS); }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
