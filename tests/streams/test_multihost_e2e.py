@@ -239,7 +239,9 @@ class Client:
         return seq
 
     async def _send(self, client_msg_id: str) -> bool:
-        """Send a pending message once; True when the broker acknowledged it."""
+        """Send a pending message once; True when the broker acknowledged it (or it is stored)."""
+        if client_msg_id not in self.pending:
+            return True  # its message.new came meanwhile (say, while an `unavailable` was answered)
         room, body = self.pending[client_msg_id]
         self.errors.pop(client_msg_id, None)
         frame = {"type": "message.send", "room": room, "client_msg_id": client_msg_id, "body": body}
