@@ -32,7 +32,24 @@ def token_for(user) -> str:
     return Token.objects.get_or_create(user=user)[0].key
 
 
-class ChatClient:
+class SocketClient:
+    """What the tests' WebSocket clients share: ``ws``, ``name``, the ``frames`` kept and the
+    ``reader`` task filling them (set by each client's constructor)."""
+
+    async def wait_for(self, predicate, timeout: float = 20.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(self):
+            if loop.time() > deadline:
+                raise AssertionError(f"{self.name}: condition not met; last frames: {self.frames[-5:]}")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.reader
+
+
+class ChatClient(SocketClient):
     """A chat client over a real WebSocket, keeping every frame it receives."""
 
     def __init__(self, ws, name: str) -> None:
@@ -72,18 +89,6 @@ class ChatClient:
             for f in self.of_type("message.new")
             if f["message"]["room"] == room and (system or f["message"].get("kind", "text") != "system")
         ]
-
-    async def wait_for(self, predicate, timeout: float = 20.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate(self):
-            if loop.time() > deadline:
-                raise AssertionError(f"{self.name}: condition not met; last frames: {self.frames[-5:]}")
-            await asyncio.sleep(0.02)
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.reader
 
 
 class KafkaTap:

@@ -8,10 +8,10 @@ import json
 import websockets
 
 from stomp.frames import Frame, Parser, encode
-from tests.support import in_thread, token_for
+from tests.support import SocketClient, in_thread, token_for
 
 
-class StompClient:
+class StompClient(SocketClient):
     """Keeps every frame it receives; heart-beats (lone EOLs) are counted, not kept."""
 
     def __init__(self, ws, name: str) -> None:
@@ -68,15 +68,3 @@ class StompClient:
 
     def messages(self, destination: str) -> list[dict]:
         return [json.loads(f.body) for f in self.of("MESSAGE") if f.headers["destination"] == destination]
-
-    async def wait_for(self, predicate, timeout: float = 20.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate(self):
-            if loop.time() > deadline:
-                raise AssertionError(f"{self.name}: condition not met; last frames: {self.frames[-5:]}")
-            await asyncio.sleep(0.02)
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.reader
