@@ -95,6 +95,24 @@ def cut_off(page, switch: SocketSwitch, *, network: bool = True) -> None:
     expect(page.locator("#offline-banner")).to_be_visible()
 
 
+def test_going_offline_shows_at_once_even_when_the_socket_cannot_finish_closing(browsers, alice_and_bob):
+    """A browser reports a closed socket only once the server answered its close, which over a
+    network that went can take a minute; the page gives the socket up at once instead."""
+    alice, _, room = alice_and_bob
+    page = browsers.open_as(alice)
+    # The socket opens (a fake server) and its close is never answered, as over a dead link.
+    page.context.route_web_socket(CHAT_SOCKET, lambda ws: ws.on_close(lambda code, reason: None))
+    page.goto(room_url(room))
+    page.wait_for_function("() => window.Chat.socket.isOpen")
+    expect(page.locator("#offline-banner")).to_be_hidden()
+
+    page.context.set_offline(True)
+
+    expect(page.locator("#offline-banner")).to_be_visible(timeout=3_000)
+    send(page, "typed once the network went")
+    expect(pending(page).locator("[data-role=status]")).to_have_text("Waiting for connection…")
+
+
 def test_messages_typed_offline_survive_a_reload_and_are_stored_once(browsers, alice_and_bob):
     alice, bob, room = alice_and_bob
     a, switch = open_room_behind_switch(browsers, alice, room)

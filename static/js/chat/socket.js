@@ -146,22 +146,40 @@ export function createSocket({ url, banner = createBanner(null), onUnauthenticat
         }
         this.dispatch(frame);
       };
-      ws.onclose = (event) => {
-        if (this.ws !== ws) return;
-        this.ws = null;
-        for (const handler of this.closeHandlers) handler();
-        if (this.stopped) return;
-        const plan = reconnectPlan(event.code, { attempts: this.attempts, restarting: this.restarting });
-        if (plan.stop) {
-          this.stopped = true;
-          banner.show(plan.text, false);
-          onUnauthenticated();
-          return;
-        }
-        this.attempts = plan.attempts;
-        this.restarting = plan.restarting;
-        this.retryIn(plan.delay, plan.text);
-      };
+      ws.onclose = (event) => this.closed(ws, event.code);
+    },
+
+    /**
+     * Give ``this.ws`` up now, as if it had closed with 1006: the network went, and its close
+     * handshake may never finish (the browser waits for the server's answer, up to a minute), so
+     * waiting for ``onclose`` would leave the page looking connected and nothing reconnecting.
+     */
+    abandon() {
+      const ws = this.ws;
+      if (!ws) return;
+      // Nothing more from it counts (the next connection's sync catches up), not even a late open.
+      ws.onopen = null;
+      ws.onmessage = null;
+      ws.close();
+      this.closed(ws, 1006);
+    },
+
+    /** ``ws`` ended with ``code``: tell the handlers and plan the next connection (once per ws). */
+    closed(ws, code) {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      for (const handler of this.closeHandlers) handler();
+      if (this.stopped) return;
+      const plan = reconnectPlan(code, { attempts: this.attempts, restarting: this.restarting });
+      if (plan.stop) {
+        this.stopped = true;
+        banner.show(plan.text, false);
+        onUnauthenticated();
+        return;
+      }
+      this.attempts = plan.attempts;
+      this.restarting = plan.restarting;
+      this.retryIn(plan.delay, plan.text);
     },
 
     retryIn(delay, text) {
@@ -188,7 +206,7 @@ export function watchConnectivity(socket, banner) {
   });
   window.addEventListener("offline", () => {
     // The socket can look open for a long while after the network went; start over at once.
-    if (socket.ws) socket.ws.close();
+    socket.abandon();
   });
   window.addEventListener("pagehide", () => {
     socket.stopped = true; // leaving the page: no "offline" flash while it unloads
