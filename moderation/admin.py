@@ -141,11 +141,6 @@ class ReportAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
 
 def _context_row(line: dict) -> SafeString:
     """One line of a report's context; the reported one marked ▶ and in bold (the admin's CSP

@@ -195,11 +195,6 @@ class RoomSanctionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     @admin.action(description="Lift (end now)", permissions=["change"])
     def lift(self, request, queryset) -> None:
         lifted = sum(services.room_sanction_lift(sanction=s, actor=request.user) for s in queryset)

@@ -110,3 +110,4 @@ def test_deleting_the_message_for_everyone(admin_client, queue):
 def test_reports_cannot_be_added_or_deleted_by_hand(admin_client, queue):
     assert admin_client.get(f"{QUEUE}add/").status_code == 403
     assert admin_client.post(f"{QUEUE}{queue['reports'][0].pk}/delete/", {"post": "yes"}).status_code == 403
+    assert 'value="delete_selected"' not in admin_client.get(QUEUE).content.decode()  # nor in bulk
