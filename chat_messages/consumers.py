@@ -46,6 +46,7 @@ from streams.realtime.protocol import (
     OP_LEAVE_ROOM,
     OP_PRESENCE,
     OP_ROOM_MUTE,
+    WRITE_TEXT_EXTENSION,
     id_validate,
     is_json_int,
     seq_validate,
@@ -116,6 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.username = user.username
         self.outbox: deque[str] = deque()
         self.draining = True  # frames that arrive before the accept wait in the outbox
+        self.write_text = (self.scope.get("extensions") or {}).get(WRITE_TEXT_EXTENSION, {}).get("write")
         self.typing_sent: dict[int, float] = {}
         self.presence_seen: dict[int, int] = {}  # user -> version of the last presence.updated passed on
         self.closed = False
@@ -198,14 +200,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.draining or self.outbox:
             self.outbox.append(frame_text)
             return
-        # The common case: write now. Daphne's send only hands the frame to Twisted's buffer, so
-        # awaiting it here costs far less than a task per frame and keeps the hub's order.
+        # The common case: write now, in the hub's order. Under chatproject.serve one call writes
+        # the frame; elsewhere daphne's send only hands it to Twisted's buffer, which costs far
+        # less than a task per frame.
+        if self.write_text is not None:
+            self.write_text(frame_text)
+            return
         try:
             await self.send(text_data=frame_text)
         except Exception:  # noqa: BLE001 - the socket went away; disconnect() cleans up
             log.debug("send to a closing socket of user %s failed", self.user_id)
 
     def push(self, text: str) -> None:
+        """Send ``text`` after the frames queued before it, from code that does not await."""
+        if self.write_text is not None and not (self.draining or self.outbox):
+            self.write_text(text)  # written now, in order: nothing waits before it
+            return
         self.outbox.append(text)
         if not self.draining:
             self.draining = True

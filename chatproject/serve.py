@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections import deque
 
@@ -27,7 +28,7 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from chatproject import read_pause
-from streams.realtime.protocol import CLOSE_TOO_SLOW
+from streams.realtime.protocol import CLOSE_TOO_SLOW, WRITE_TEXT_EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,59 @@ def transport_buffered(transport) -> int:
             return len(data) - transport.offset + transport._tempDataLen
         transport = getattr(transport, "transport", None)
     return 0
+
+
+# Larger frames (a sync page, a history answer) take autobahn's path, which also enforces the
+# size limit on what is sent; the fan-out's frames are a few hundred bytes.
+DIRECT_FRAME_MAX_CHARS = 16 * 1024
+_framed: tuple[str | None, bytes] = (None, b"")
+
+
+def text_frame(text: str) -> bytes:
+    """``text`` as one final, unmasked text frame (RFC 6455, 5.2), as autobahn writes it.
+
+    The last text framed is kept: the hub hands the same text to every socket of a group in a row,
+    so a room's frame is encoded once per process, not once per member.
+    """
+    global _framed
+    if _framed[0] is text:
+        return _framed[1]
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    frame = header + payload
+    _framed = (text, frame)
+    return frame
+
+
+def send_now(transport, data: bytes) -> None:
+    """Write ``data`` to the connection, straight to its socket when nothing waits before it.
+
+    Twisted's write always buffers and sends once the socket is writable: two epoll changes and a
+    turn of the reactor per frame and socket, most of what a delivery cost daphne once its frame
+    was built. Like asyncio's transports, this sends at once and leaves Twisted only what the
+    kernel did not take (or an error, which Twisted's own write then meets and reports). Plain TCP
+    only: behind TLS the bytes go through Twisted's TLS layer.
+    """
+    if (
+        getattr(transport, "TLS", True) is False
+        and transport.connected
+        and not transport._writeDisconnected
+        and not transport_buffered(transport)
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # EAGAIN: the kernel's buffer is full; a reset or broken pipe: see above
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
 
 
 def _size(content: str | bytes) -> int:
@@ -130,6 +184,26 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         elif time.monotonic() - self.over_since > SLOW_GRACE_S:
             self._close_too_slow()
 
+    def write_text(self, content: str) -> None:
+        """Write a text frame now: the fan-out's path (``WRITE_TEXT_EXTENSION``).
+
+        What needs more than a write goes through ``serverSend``: a socket whose frames wait here,
+        a compressed one, a large frame. A socket that is closing or gone drops it, as daphne's
+        send does.
+        """
+        if self.state != self.STATE_OPEN:
+            return
+        if (
+            self.paused
+            or self.held
+            or self.send_queue
+            or self._perMessageCompress is not None
+            or len(content) > DIRECT_FRAME_MAX_CHARS
+        ):
+            self.serverSend(content, False)
+            return
+        send_now(self.transport, text_frame(content))
+
     def _close_too_slow(self) -> None:
         waiting = self.backlog()
         self.held.clear()
@@ -201,6 +275,11 @@ read_pause.install()
 
 
 class DrainingServer(Server):
+    def create_application(self, protocol, scope):
+        if isinstance(protocol, BoundedWebSocketProtocol):
+            scope.setdefault("extensions", {})[WRITE_TEXT_EXTENSION] = {"write": protocol.write_text}
+        return super().create_application(protocol, scope)
+
     def __init__(self, *args, **kwargs) -> None:
         for option in ("websocket_max_message_size", "websocket_max_frame_size"):
             kwargs[option] = min(kwargs.get(option) or MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)

@@ -27,6 +27,12 @@ CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER reached: retry much l
 CLOSE_GOING_AWAY = 4503  # this server is stopping: reconnect after a short delay and `sync`
 CLOSE_TOO_SLOW = 4408  # the socket fell CHAT_SOCKET_MAX_BUFFER_BYTES behind in reading: reconnect and `sync`
 
+# The ASGI scope extension through which chatproject.serve gives a socket's consumer a direct
+# writer of text frames, ``scope["extensions"][WRITE_TEXT_EXTENSION]["write"](text)``: the
+# fan-out writes each frame with one call instead of going through ASGI's send, daphne's reply
+# handling and autobahn's framing per socket. Absent under any other server (send is used then).
+WRITE_TEXT_EXTENSION = "chat.write_text"
+
 # Controls: instructions published to a group for the sockets in it, never sent to clients.
 OP_JOIN_ROOM = "room.join"  # the user's sockets start receiving the room
 OP_LEAVE_ROOM = "room.leave"  # the user's sockets stop receiving the room at once
