@@ -321,10 +321,17 @@ class BenchStack:
             pass_fds=pass_fds,
         )
 
+    @staticmethod
+    def _daphne(app: str) -> str:
+        """The module that runs daphne for ``app``: the product's own server (``chatproject.serve``:
+        daphne with its stop, its read and buffer bounds and its frame writer), as `make run` starts
+        it, or daphne itself for the tutorial."""
+        return "chatproject.serve" if app.startswith("chatproject.") else "daphne"
+
     def _web(self, name: str, app: str, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
         """The ASGI server (``self.asgi``: daphne, or uvicorn for comparison) serving ``app``."""
         port = free_port()
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        argv = [sys.executable, "-m", self._daphne(app), "-b", "127.0.0.1", "-p", str(port), app]
         if self.asgi == "uvicorn":
             argv = [
                 sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
@@ -348,7 +355,7 @@ class BenchStack:
         listener.bind(("127.0.0.1", 0))
         listener.listen(socket.SOMAXCONN)
         port, fd = listener.getsockname()[1], listener.fileno()
-        argv = [sys.executable, "-m", "daphne", "--fd", str(fd), app]
+        argv = [sys.executable, "-m", self._daphne(app), "--fd", str(fd), app]
         # Each process says when it adopted the socket; the logs are appended to across restarts.
         logs = [self.logs / f"{name}-{i + 1}.log" for i in range(self.web_concurrency)]
         offsets = [log.stat().st_size if log.exists() else 0 for log in logs]
