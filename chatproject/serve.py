@@ -275,15 +275,16 @@ read_pause.install()
 
 
 class DrainingServer(Server):
-    def create_application(self, protocol, scope):
-        if isinstance(protocol, BoundedWebSocketProtocol):
-            scope.setdefault("extensions", {})[WRITE_TEXT_EXTENSION] = {"write": protocol.write_text}
-        return super().create_application(protocol, scope)
-
     def __init__(self, *args, **kwargs) -> None:
         for option in ("websocket_max_message_size", "websocket_max_frame_size"):
             kwargs[option] = min(kwargs.get(option) or MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
         super().__init__(*args, **kwargs)
+
+    def create_application(self, protocol, scope):
+        """Give a WebSocket's application its frame writer (``WRITE_TEXT_EXTENSION``)."""
+        if isinstance(protocol, BoundedWebSocketProtocol):
+            scope.setdefault("extensions", {})[WRITE_TEXT_EXTENSION] = {"write": protocol.write_text}
+        return super().create_application(protocol, scope)
 
     def kill_all_applications(self):
         from streams.realtime.hub import get_hub
