@@ -203,11 +203,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The common case: write now, in the hub's order. Under chatproject.serve one call writes
         # the frame; elsewhere daphne's send only hands it to Twisted's buffer, which costs far
         # less than a task per frame.
-        if self.write_text is not None:
-            self.write_text(frame_text)
-            return
         try:
-            await self.send(text_data=frame_text)
+            if self.write_text is not None:
+                self.write_text(frame_text)
+            else:
+                await self.send(text_data=frame_text)
         except Exception:  # noqa: BLE001 - the socket went away; disconnect() cleans up
             log.debug("send to a closing socket of user %s failed", self.user_id)
 

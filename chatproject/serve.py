@@ -23,7 +23,7 @@ from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
-from twisted.internet import defer
+from twisted.internet import defer, tcp
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -61,18 +61,25 @@ def transport_buffered(transport) -> int:
 # Larger frames (a sync page, a history answer) take autobahn's path, which also enforces the
 # size limit on what is sent; the fan-out's frames are a few hundred bytes.
 DIRECT_FRAME_MAX_CHARS = 16 * 1024
-_framed: tuple[str | None, bytes] = (None, b"")
+# Frames kept for the texts the hub is handing out, by the text's identity: it gives each socket
+# of a group all of an event's frames before the next socket. A live event holds one to a few;
+# a catch-up batch larger than this is framed per socket, as daphne would.
+FRAMES_KEPT_BYTES = 256 * 1024
+_frames: dict[int, tuple[str, bytes]] = {}
+_frames_bytes = 0
 
 
 def text_frame(text: str) -> bytes:
     """``text`` as one final, unmasked text frame (RFC 6455, 5.2), as autobahn writes it.
 
-    The last text framed is kept: the hub hands the same text to every socket of a group in a row,
-    so a room's frame is encoded once per process, not once per member.
+    A text is framed once per process, not once per socket: the hub hands the very same text
+    object to every socket of the group, and its frame is kept (the text with it, so its identity
+    cannot be reused) until the frames kept pass ``FRAMES_KEPT_BYTES``, when all are dropped.
     """
-    global _framed
-    if _framed[0] is text:
-        return _framed[1]
+    global _frames_bytes
+    kept = _frames.get(id(text))
+    if kept is not None and kept[0] is text:
+        return kept[1]
     payload = text.encode()
     n = len(payload)
     if n < 126:
@@ -82,8 +89,22 @@ def text_frame(text: str) -> bytes:
     else:
         header = struct.pack("!BBQ", 0x81, 127, n)
     frame = header + payload
-    _framed = (text, frame)
+    if _frames_bytes > FRAMES_KEPT_BYTES:
+        _frames.clear()
+        _frames_bytes = 0
+    _frames[id(text)] = (text, frame)
+    _frames_bytes += len(frame) + len(text)
     return frame
+
+
+def _plain_socket(transport) -> bool:
+    """Whether ``transport`` is a TCP (or Unix) socket with nothing in between.
+
+    Behind daphne's own TLS the transport is Twisted's TLS wrapper, which hands every attribute
+    it lacks (``socket``, ``TLS``...) through to the TCP transport under it, so asking for those
+    would find a plain socket where the bytes must be encrypted first.
+    """
+    return isinstance(transport, tcp.Server) and not transport.TLS
 
 
 def send_now(transport, data: bytes) -> None:
@@ -96,7 +117,7 @@ def send_now(transport, data: bytes) -> None:
     only: behind TLS the bytes go through Twisted's TLS layer.
     """
     if (
-        getattr(transport, "TLS", True) is False
+        _plain_socket(transport)
         and transport.connected
         and not transport._writeDisconnected
         and not transport_buffered(transport)
