@@ -156,7 +156,8 @@ export function createSocket({ url, banner = createBanner(null), onUnauthenticat
      */
     abandon() {
       const ws = this.ws;
-      if (!ws) return;
+      // Closing already: the server's own close code (a log-out, a restart) is on its way.
+      if (!ws || ws.readyState > WebSocket.OPEN) return;
       // Nothing more from it counts (the next connection's sync catches up), not even a late open.
       ws.onopen = null;
       ws.onmessage = null;
@@ -179,12 +180,13 @@ export function createSocket({ url, banner = createBanner(null), onUnauthenticat
       }
       this.attempts = plan.attempts;
       this.restarting = plan.restarting;
-      this.retryIn(plan.delay, plan.text);
+      this.retryIn(plan.delay, plan.text, { hold: code === CLOSE_TOO_MANY_SOCKETS });
     },
 
-    retryIn(delay, text) {
+    /** Connect again after ``delay``; with ``hold``, not before it even when the network returns. */
+    retryIn(delay, text, { hold = false } = {}) {
       clearTimeout(this.timer);
-      this.notBefore = Date.now() + delay;
+      this.notBefore = hold ? Date.now() + delay : 0;
       banner.show(text);
       this.timer = setTimeout(() => this.connect(), delay);
     },
