@@ -214,7 +214,9 @@ async def test_a_socket_that_stops_reading_is_closed_with_4408_and_costs_a_bound
     assert log_path.read_text().count("reads too slowly") == 2
     growth = peak - baseline
     # Without the cap: about 16 MB for these two after 6,000 messages, growing on with every one.
-    assert growth < CAP + 4 * 1024 * 1024, f"daphne grew {growth / 1e6:.1f} MB"
+    # With it, about 1 MB on a quiet machine; the allocator and the other sockets' traffic have
+    # moved RSS up to 6.1 MB in loaded full runs (before the frame writer too), hence the margin.
+    assert growth < CAP + 7 * 1024 * 1024, f"daphne grew {growth / 1e6:.1f} MB"
 
     # The one that read again saw the close code; what it had before is a prefix of the room.
     frames, code = await slow_read
