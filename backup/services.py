@@ -343,24 +343,18 @@ def _apply_debezium(cursor, change: dict) -> None:
 
 
 def _upsert(cursor, table: str, row: dict) -> None:
-    """Insert or update the row's columns the event carries. A column the event lacks (it was
-    captured before a migration added that column, applied after the backup has it too) takes
-    its database default in a new row and keeps its value in an existing one; listing all of
-    them would propose NULL for it, which a NOT NULL column refuses even before the conflict."""
-    columns = ", ".join(f'"{c}"' for c in row)
-    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in row if c != "id")
-    cursor.execute(
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_populate_record(NULL::{table}, %s::jsonb)"
-        f" ON CONFLICT (id) DO {'UPDATE SET ' + updates if updates else 'NOTHING'}",
-        [codec.dumps(row).decode()],
-    )
+    """Insert or update the row's columns the event carries (``_upsert_many`` of one row)."""
+    _upsert_many(cursor, table, tuple(row), [row])
 
 
 def _upsert_many(cursor, table: str, columns: tuple[str, ...], rows: list[dict]) -> None:
-    """``_upsert`` of several rows with the same columns (each id once) in one statement."""
-    if len(rows) == 1:
-        _upsert(cursor, table, rows[0])
-        return
+    """Insert or update rows that carry the same ``columns`` (each id once), in one statement.
+
+    A column the events lack (they were captured before a migration added that column, applied
+    after the backup has it too) takes its database default in a new row and keeps its value in
+    an existing one; listing all of them would propose NULL for it, which a NOT NULL column
+    refuses even before the conflict.
+    """
     names = ", ".join(f'"{c}"' for c in columns)
     updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != "id")
     cursor.execute(
