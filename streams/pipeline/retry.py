@@ -15,25 +15,21 @@ from django.conf import settings
 from streams import codec
 
 from . import kafka
+from .broker import Broker
 
 
-def _waiting(consumer, topic: str) -> bool:
-    """Whether ``topic`` holds records past the group's committed offsets (the start of the log
-    where it committed none), asked without joining the group; True when the broker cannot say."""
-    from confluent_kafka import KafkaException, TopicPartition
+def _waiting(group: str, topic: str) -> bool:
+    """Whether ``topic`` holds records ``group`` has not committed (``Broker.lag``, which asks
+    without joining the group); True when the broker cannot say, or knows no such topic yet."""
+    from confluent_kafka import KafkaException
 
+    broker = Broker()
     try:
-        metadata = consumer.list_topics(topic, timeout=5).topics[topic]
-        if metadata.error is not None:
-            return True
-        partitions = [TopicPartition(topic, p) for p in metadata.partitions]
-        for position in consumer.committed(partitions, timeout=5):
-            low, high = consumer.get_watermark_offsets(position, timeout=5, cached=False)
-            if high > max(position.offset, low):
-                return True
+        return not broker.partitions(topic) or bool(broker.lag(group, topic))
     except KafkaException:
         return True
-    return False
+    finally:
+        broker.close()
 
 
 def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
@@ -45,22 +41,22 @@ def retries_redrive(*, max_records: int, poll_seconds: float = 3.0) -> int:
     """
     from confluent_kafka import Consumer
 
+    group, topic = kafka.topic("chat-retry"), kafka.topic(kafka.RETRY)
+    if not _waiting(group, topic):
+        # Nearly always: nothing parked. Joining the group and polling out the deadline below cost
+        # the broker and this process 9 s of requests every 30 s for nothing.
+        return 0
     consumer = Consumer(
         {
             "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
-            "group.id": kafka.topic("chat-retry"),
+            "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
             "heartbeat.interval.ms": settings.KAFKA_HEARTBEAT_MS,
         }
     )
-    if not _waiting(consumer, kafka.topic(kafka.RETRY)):
-        # Nearly always: nothing parked. Joining the group and polling out the deadline below cost
-        # the broker and this process 9 s of requests every 30 s for nothing.
-        consumer.close()
-        return 0
-    consumer.subscribe([kafka.topic(kafka.RETRY)])
+    consumer.subscribe([topic])
     moved = 0
     try:
         # Joining the group takes about half the session timeout before the first record.
