@@ -179,6 +179,16 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_ticks(pid: int, *, reaped: bool = False) -> int | None:
+    """Clock ticks of CPU ``pid`` used so far (utime + stime; with ``reaped``, also cutime +
+    cstime: its children that ended and were waited for); None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(field) for field in fields[11 : 15 if reaped else 13])
+
+
 def processes_cpu_seconds(pids: list[int]) -> dict[int, float]:
     """CPU time used so far by each of these processes and all their descendants, by pid.
 
@@ -188,11 +198,9 @@ def processes_cpu_seconds(pids: list[int]) -> dict[int, float]:
     times = {}
     for root in pids:
         for pid in _descendants(root):
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            times[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+            ticks = cpu_ticks(pid)
+            if ticks is not None:
+                times[pid] = ticks / _TICK
     return times
 
 

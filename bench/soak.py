@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from .loadgen import _descendants
+from .loadgen import _descendants, cpu_ticks
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench/README.md, "The shipped set and the ceiling": the shipped set held S1 at 4,000-6,000
@@ -107,16 +107,10 @@ def move_to_core(pid: int, cpu: int) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its descendants, those that ended included."""
-    ticks = 0
-    for each in _descendants(pid):
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime, stime, and cutime, cstime: the children it has reaped (PostgreSQL's ended backends).
-        ticks += sum(int(field) for field in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) of a process and its descendants, those that ended included
+    (PostgreSQL's backends that ended count in the postmaster's reaped children's time)."""
+    ticks = (cpu_ticks(each, reaped=True) for each in _descendants(pid))
+    return sum(t for t in ticks if t is not None) / os.sysconf("SC_CLK_TCK")
 
 
 def lag_by_group() -> dict[str, int]:
